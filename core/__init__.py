@@ -1,0 +1,1 @@
+"""Shared, UI-free pieces: configuration, progress state, limits."""
