@@ -1,0 +1,1 @@
+"""The four lab advisors: definitions, streaming chat, and the deterministic tools they call."""
