@@ -1,23 +1,472 @@
-"""LoRA config recommender (stub; being filled in)."""
+"""LoRA configuration advisor: exact trainable-parameter counts, memory, ready-to-run config.
+
+    >>> count_lora_params("SmolLM2-135M", 8, ["q_proj", "v_proj"])["trainable_params"]
+    460800
+
+Counts are exact for the listed architectures (Llama-style decoder blocks:
+q/k/v/o attention projections and a gated MLP). PEFT's LoRA adds, per adapted
+``nn.Linear(in, out)``, ``lora_A`` of shape (r, in) and ``lora_B`` of shape
+(out, r): r·(in + out) parameters, no bias. Memory figures are estimates and
+are labelled as such.
+"""
 from __future__ import annotations
 
-PRESETS = {k: {} for k in ("SmolLM2-135M", "SmolLM2-360M", "SmolLM2-1.7B", "Qwen2.5-0.5B",
-                           "Qwen2.5-7B", "Llama-3.1-8B", "Mistral-7B")}
+import math
+from typing import Any
+
+# Real dimensions from each model's config.json on the Hub (checked by hand;
+# head_dim is hidden/heads for all of these). Biases: Qwen2 has q/k/v biases
+# in the base model, which LoRA does not add to, so they only matter for the
+# total parameter count.
+PRESETS: dict[str, dict[str, Any]] = {
+    "SmolLM2-135M": dict(hub_id="HuggingFaceTB/SmolLM2-135M-Instruct", hidden_size=576,
+                         intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                         num_key_value_heads=3, head_dim=64, vocab_size=49152,
+                         tie_word_embeddings=True, qkv_bias=False),
+    "SmolLM2-360M": dict(hub_id="HuggingFaceTB/SmolLM2-360M-Instruct", hidden_size=960,
+                         intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
+                         num_key_value_heads=5, head_dim=64, vocab_size=49152,
+                         tie_word_embeddings=True, qkv_bias=False),
+    "SmolLM2-1.7B": dict(hub_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", hidden_size=2048,
+                         intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32,
+                         num_key_value_heads=32, head_dim=64, vocab_size=49152,
+                         tie_word_embeddings=True, qkv_bias=False),
+    "Qwen2.5-0.5B": dict(hub_id="Qwen/Qwen2.5-0.5B-Instruct", hidden_size=896,
+                         intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                         num_key_value_heads=2, head_dim=64, vocab_size=151936,
+                         tie_word_embeddings=True, qkv_bias=True),
+    "Qwen2.5-7B": dict(hub_id="Qwen/Qwen2.5-7B-Instruct", hidden_size=3584,
+                       intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+                       num_key_value_heads=4, head_dim=128, vocab_size=152064,
+                       tie_word_embeddings=False, qkv_bias=True),
+    "Llama-3.1-8B": dict(hub_id="meta-llama/Llama-3.1-8B-Instruct", hidden_size=4096,
+                         intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                         num_key_value_heads=8, head_dim=128, vocab_size=128256,
+                         tie_word_embeddings=False, qkv_bias=False),
+    "Mistral-7B": dict(hub_id="mistralai/Mistral-7B-Instruct-v0.3", hidden_size=4096,
+                       intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                       num_key_value_heads=8, head_dim=128, vocab_size=32768,
+                       tie_word_embeddings=False, qkv_bias=False),
+}
+
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TARGET_SETS = {
+    "qv": ("q_proj", "v_proj"),
+    "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "all-linear": MODULES,
+}
 TASK_KINDS = ("style", "format", "domain", "preference", "general")
 
-
-def recommend_lora_config(**kwargs) -> dict:
-    raise NotImplementedError
-
-
-def count_lora_params(model, r, target_modules) -> dict:
-    raise NotImplementedError
+_ARCH_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+              "num_key_value_heads", "vocab_size")
 
 
-def lora_markdown(result: dict) -> str:
-    return ""
+def resolve_arch(model: str | dict) -> tuple[str, dict]:
+    """(display name, architecture dict) from a preset name, a Hub id, or a dims dict."""
+    if isinstance(model, dict):
+        missing = [k for k in _ARCH_KEYS if k not in model]
+        if missing:
+            raise ValueError(f"custom architecture is missing {', '.join(missing)}")
+        arch = dict(model)
+        for key in _ARCH_KEYS:
+            if not isinstance(arch[key], int) or isinstance(arch[key], bool) or arch[key] < 1:
+                raise ValueError(f"{key} must be a positive integer")
+        arch.setdefault("head_dim", arch["hidden_size"] // arch["num_attention_heads"])
+        arch.setdefault("tie_word_embeddings", False)
+        arch.setdefault("qkv_bias", False)
+        return str(arch.get("name", "custom")), arch
+    if not isinstance(model, str):
+        raise ValueError("model must be a preset name")
+    wanted = model.strip().lower()
+    for name, arch in PRESETS.items():
+        # Accept the Hub id and the -Instruct spelling too: learners paste either.
+        aliases = {name.lower(), arch["hub_id"].lower(), arch["hub_id"].split("/")[1].lower(),
+                   arch["hub_id"].split("/")[1].lower().replace("-instruct", "")}
+        if wanted in aliases:
+            return name, dict(arch)
+    raise ValueError(f"unknown model '{model[:80]}'; presets: {', '.join(PRESETS)}")
+
+
+def module_shapes(arch: dict) -> dict[str, tuple[int, int]]:
+    """(in_features, out_features) of each projection in one decoder layer."""
+    h, i, hd = arch["hidden_size"], arch["intermediate_size"], arch["head_dim"]
+    q_out = arch["num_attention_heads"] * hd
+    kv_out = arch["num_key_value_heads"] * hd  # grouped-query attention shrinks k/v
+    return {"q_proj": (h, q_out), "k_proj": (h, kv_out), "v_proj": (h, kv_out),
+            "o_proj": (q_out, h), "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+
+def base_param_count(arch: dict) -> int:
+    """Parameters of the whole base model (embeddings, blocks, norms, lm_head)."""
+    h = arch["hidden_size"]
+    shapes = module_shapes(arch)
+    per_layer = sum(a * b for a, b in shapes.values()) + 2 * h  # two RMSNorm weights
+    if arch.get("qkv_bias"):
+        per_layer += shapes["q_proj"][1] + shapes["k_proj"][1] + shapes["v_proj"][1]
+    embed = arch["vocab_size"] * h
+    lm_head = 0 if arch.get("tie_word_embeddings") else embed
+    return embed + lm_head + per_layer * arch["num_hidden_layers"] + h  # + final norm
+
+
+def _targets(target_modules: str | list | tuple) -> tuple[str, ...]:
+    if isinstance(target_modules, str):
+        key = target_modules.strip().lower()
+        if key in TARGET_SETS:
+            return TARGET_SETS[key]
+        target_modules = [t.strip() for t in target_modules.split(",") if t.strip()]
+    mods = []
+    for mod in target_modules:
+        if mod not in MODULES:
+            raise ValueError(f"unknown target module '{str(mod)[:40]}'; use {', '.join(MODULES)} "
+                             "or 'all-linear'")
+        if mod not in mods:
+            mods.append(mod)
+    if not mods:
+        raise ValueError("target_modules is empty")
+    return tuple(mods)
+
+
+def count_lora_params(model: str | dict, r: int, target_modules: str | list | tuple) -> dict:
+    """Exact LoRA trainable parameters: Σ_layers Σ_targets r·(in + out)."""
+    name, arch = resolve_arch(model)
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
+        raise ValueError("r must be a positive integer")
+    targets = _targets(target_modules)
+    shapes = module_shapes(arch)
+    layers = arch["num_hidden_layers"]
+    per_module = [{"module": m, "in": shapes[m][0], "out": shapes[m][1],
+                   "per_layer": r * (shapes[m][0] + shapes[m][1]),
+                   "all_layers": r * (shapes[m][0] + shapes[m][1]) * layers} for m in targets]
+    total = sum(row["all_layers"] for row in per_module)
+    base = base_param_count(arch)
+    return {
+        "model": name, "r": r, "target_modules": list(targets), "layers": layers,
+        "per_module": per_module, "per_layer": total // layers, "trainable_params": total,
+        "base_params": base, "trainable_percent": round(100 * total / base, 4),
+        "formula": "sum over layers and target modules of r * (in_features + out_features)",
+        "adapter_size_mb_fp32": round(total * 4 / 1e6, 2),
+    }
+
+
+# ---------------------------------------------------------------- memory
+
+GIB = 1024 ** 3
+
+
+def estimate_memory(arch: dict, lora_params: int, *, quantization: str, batch: int, seq: int,
+                    gradient_checkpointing: bool, method: str = "sft") -> dict:
+    """Rough training-memory estimate in GiB, split by what uses it."""
+    h, i, L, V = (arch["hidden_size"], arch["intermediate_size"], arch["num_hidden_layers"],
+                  arch["vocab_size"])
+    base = base_param_count(arch)
+    embed = V * h * (1 if arch.get("tie_word_embeddings") else 2)
+    if quantization == "4bit":
+        # NF4: 4 bits per weight plus one fp32 absmax per 64 weights (4.5 bits);
+        # bitsandbytes leaves embeddings and lm_head in bf16.
+        weights = (base - embed) * 4.5 / 8 + embed * 2
+    else:
+        weights = base * 2  # bf16
+    # fp32 LoRA weights + grads + AdamW's two moments = 16 bytes/param.
+    lora_state = lora_params * 16
+    tokens = batch * seq
+    layer_work = tokens * (10 * h + 4 * i) * 2  # bf16 activations kept for backward
+    if gradient_checkpointing:
+        acts = tokens * h * 2 * L + layer_work  # one saved input per layer + one layer live
+    else:
+        acts = layer_work * L
+    # DPO runs chosen and rejected through the policy (and the reference
+    # without grads): roughly double the activations.
+    if method == "dpo":
+        acts *= 2
+    logits = tokens * V * 4 * 2 * (2 if method == "dpo" else 1)  # fp32 logits + their grad
+    overhead = 1.0 * GIB  # CUDA context, allocator fragmentation
+    parts = {"weights": weights, "lora_and_optimizer": lora_state, "activations": acts,
+             "logits": logits, "overhead": overhead}
+    out = {k: round(v / GIB, 2) for k, v in parts.items()}
+    out["total"] = round(sum(parts.values()) / GIB, 2)
+    return out
+
+
+# ---------------------------------------------------------- recommendation
+
+def _rank_for(task_kind: str, dataset_size: int) -> int:
+    r = {"style": 8, "format": 16, "domain": 32, "preference": 16, "general": 16}[task_kind]
+    if dataset_size < 500:
+        r = min(r, 8)  # little data cannot use much capacity; small r overfits less
+    elif dataset_size >= 50_000 and task_kind == "domain":
+        r = 64
+    return r
+
+
+def _effective_batch(dataset_size: int) -> int:
+    if dataset_size < 200:
+        return 8
+    if dataset_size < 2_000:
+        return 16
+    if dataset_size < 50_000:
+        return 32
+    return 64
+
+
+def _epochs(dataset_size: int, method: str) -> int:
+    if method == "dpo":
+        return 1 if dataset_size >= 5_000 else 2
+    if dataset_size < 1_000:
+        return 3
+    if dataset_size < 10_000:
+        return 2
+    return 1
+
+
+def recommend_lora_config(model: str | dict, dataset_size: int, task_kind: str,
+                          gpu_memory_gb: float, max_seq_length: int = 1024,
+                          quantization: str = "auto", target_modules: str = "auto",
+                          r: int | None = None, method: str = "sft") -> dict:
+    """A complete LoRA/QLoRA recipe for a preset, with reasons and a fit check."""
+    name, arch = resolve_arch(model)
+    if task_kind not in TASK_KINDS:
+        raise ValueError(f"task_kind must be one of {', '.join(TASK_KINDS)}")
+    if method not in ("sft", "dpo"):
+        raise ValueError("method must be 'sft' or 'dpo'")
+    if task_kind == "preference":
+        method = "dpo"
+    if dataset_size < 1 or gpu_memory_gb <= 0 or max_seq_length < 1:
+        raise ValueError("dataset_size, gpu_memory_gb and max_seq_length must be positive")
+    reasons: list[str] = []
+    warnings: list[str] = []
+
+    rank = r if r else _rank_for(task_kind, dataset_size)
+    reasons.append(f"r={rank}: " + ("as requested." if r else
+                   f"{task_kind} tasks with {dataset_size:,} examples; more data and more new "
+                   "knowledge justify a larger rank, little data overfits a large one."))
+    alpha = 2 * rank
+    reasons.append(f"lora_alpha={alpha}: the update is scaled by alpha/r = 2 (alpha = 2r is a "
+                   "convention; PEFT's defaults are r=8, alpha=8). Change r and alpha together "
+                   "or the update size changes too.")
+
+    if target_modules == "auto":
+        if task_kind == "style" and dataset_size < 1_000:
+            target_key = "attention"
+            reasons.append("targets q,k,v,o: a light style change with little data does not "
+                           "need the MLP layers.")
+        else:
+            target_key = "all-linear"
+            reasons.append("targets all linear layers: the QLoRA paper found adapting every "
+                           "linear layer is what matches full fine-tuning quality.")
+    else:
+        target_key = target_modules
+        reasons.append(f"targets '{target_key}' as requested.")
+    targets = TARGET_SETS[target_key]
+    counted = count_lora_params(arch, rank, list(targets))
+    counted["model"] = name
+
+    if method == "dpo":
+        lr = 5e-6 if rank >= 64 else 1e-5
+        reasons.append(f"learning_rate={lr:g}: DPO needs a far lower rate than SFT (TRL's "
+                       "default for full DPO is 1e-6); beta=0.1 limits drift from the reference.")
+    else:
+        lr = 1e-4 if rank >= 64 or base_param_count(arch) > 5e9 else 2e-4
+        reasons.append(f"learning_rate={lr:g}: LoRA usually trains at 1e-4 to 2e-4 (QLoRA's 7B "
+                       "script used 2e-4); full fine-tuning would use 1e-5 to 5e-5.")
+    epochs = _epochs(dataset_size, method)
+    reasons.append(f"{epochs} epoch(s): with {dataset_size:,} examples; watch eval loss and keep "
+                   "the best checkpoint rather than trusting the epoch count.")
+
+    effective = min(_effective_batch(dataset_size), max(1, dataset_size))
+    seq = max_seq_length
+    gib = float(gpu_memory_gb)
+    usable = gib * 0.9  # keep 10% headroom for allocator spikes
+
+    def fits(quant: str, batch: int, ckpt: bool) -> dict:
+        return estimate_memory(arch, counted["trainable_params"], quantization=quant,
+                               batch=batch, seq=seq, gradient_checkpointing=ckpt, method=method)
+
+    quant_options = ["none", "4bit"] if quantization == "auto" else [quantization]
+    chosen = None
+    for quant in quant_options:
+        for ckpt in (False, True):
+            for batch in (16, 8, 4, 2, 1):
+                if batch > effective:
+                    continue
+                mem = fits(quant, batch, ckpt)
+                if mem["total"] <= usable:
+                    chosen = (quant, batch, ckpt, mem)
+                    break
+            if chosen:
+                break
+        if chosen:
+            break
+    if chosen is None:
+        quant = quant_options[-1]
+        chosen = (quant, 1, True, fits(quant, 1, True))
+        warnings.append(
+            f"Does not fit: even with batch 1, gradient checkpointing and "
+            f"{'4-bit weights' if quant == '4bit' else 'bf16 weights'} it needs about "
+            f"{chosen[3]['total']} GiB of {gib:g} GB. Shorten max_seq_length, use 4-bit, "
+            "pick a smaller model or a bigger GPU.")
+    quant, batch, ckpt, mem = chosen
+    accumulation = max(1, effective // batch)
+    effective = batch * accumulation
+    if quant == "4bit":
+        reasons.append("4-bit (QLoRA) base weights: bf16 weights would not leave room to train."
+                       if quantization == "auto" else "4-bit (QLoRA) base weights as requested.")
+    if ckpt:
+        reasons.append("gradient checkpointing on: trades about 30% more compute for much "
+                       "less activation memory.")
+    reasons.append(f"per-device batch {batch} x accumulation {accumulation} = effective batch "
+                   f"{effective} (x number of GPUs if you use more than one).")
+    steps_per_epoch = math.ceil(dataset_size / effective)
+    total_steps = steps_per_epoch * epochs
+    if total_steps < 30:
+        warnings.append(f"Only {total_steps} optimizer steps in total: consider a smaller "
+                        "effective batch or more data.")
+    if dataset_size < 50:
+        warnings.append("Fewer than 50 examples: few-shot prompting may match a fine-tune; "
+                        "collect more data first.")
+    eval_every = max(1, total_steps // 10)
+
+    result = {
+        "model": name, "hub_id": arch.get("hub_id", ""), "method": method,
+        "architecture": {k: arch[k] for k in (*_ARCH_KEYS, "head_dim", "tie_word_embeddings")},
+        "r": rank, "lora_alpha": alpha, "lora_dropout": 0.05,
+        "target_modules": list(targets), "target_key": target_key,
+        "learning_rate": lr, "epochs": epochs,
+        "per_device_batch_size": batch, "gradient_accumulation_steps": accumulation,
+        "effective_batch_size": effective, "max_seq_length": seq,
+        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "eval_steps": eval_every,
+        "quantization": quant, "gradient_checkpointing": ckpt,
+        "trainable_params": counted["trainable_params"], "base_params": counted["base_params"],
+        "trainable_percent": counted["trainable_percent"], "param_breakdown": counted["per_module"],
+        "memory_gib": mem, "gpu_memory_gb": gib, "fits": mem["total"] <= usable,
+        "reasons": reasons, "warnings": warnings,
+        "notes": ["Memory is an estimate (±30%): real use depends on kernels, padding and the "
+                  "attention implementation.",
+                  "LoRA reduces forgetting but does not prevent it: keep a regression eval."],
+    }
+    result["code"] = config_code(result)
+    return result
+
+
+def config_code(rec: dict) -> str:
+    """Ready-to-run Python for peft 0.21 + trl 1.16 from a recommendation."""
+    dpo = rec["method"] == "dpo"
+    cfg_cls, trainer_cls = ("DPOConfig", "DPOTrainer") if dpo else ("SFTConfig", "SFTTrainer")
+    lines = [
+        "from datasets import load_dataset",
+        "from peft import LoraConfig",
+        f"from trl import {cfg_cls}, {trainer_cls}",
+    ]
+    if rec["quantization"] == "4bit":
+        lines += ["import torch", "from transformers import BitsAndBytesConfig"]
+    lines += [
+        "",
+        "peft_config = LoraConfig(",
+        f"    r={rec['r']},",
+        f"    lora_alpha={rec['lora_alpha']},",
+        f"    lora_dropout={rec['lora_dropout']},",
+        "    target_modules=" + ('"all-linear"' if rec["target_key"] == "all-linear"
+                                 else repr(rec["target_modules"])) + ",",
+        '    task_type="CAUSAL_LM",',
+        ")",
+        "",
+        f"args = {cfg_cls}(",
+        '    output_dir="lora-out",',
+        f"    learning_rate={rec['learning_rate']:g},",
+        f"    num_train_epochs={rec['epochs']},",
+        f"    per_device_train_batch_size={rec['per_device_batch_size']},",
+        f"    gradient_accumulation_steps={rec['gradient_accumulation_steps']},",
+        f"    max_length={rec['max_seq_length']},",
+        "    warmup_steps=0.03,  # a float below 1 is a fraction of total steps",
+        '    lr_scheduler_type="cosine",',
+        "    bf16=True,",
+        f"    gradient_checkpointing={rec['gradient_checkpointing']},",
+        "    logging_steps=10,",
+        '    eval_strategy="steps",',
+        f"    eval_steps={rec['eval_steps']},",
+        '    save_strategy="steps",',
+        f"    save_steps={rec['eval_steps']},",
+        "    load_best_model_at_end=True,  # restores the lowest eval loss checkpoint",
+        '    metric_for_best_model="eval_loss",',
+    ]
+    if dpo:
+        lines.append("    beta=0.1,  # how far the policy may drift from the reference")
+    lines += ['    report_to="none",', ")"]
+    model_arg = repr(rec["hub_id"] or rec["model"])
+    if rec["quantization"] == "4bit":
+        lines += [
+            "",
+            "quantization_config = BitsAndBytesConfig(",
+            '    load_in_4bit=True, bnb_4bit_quant_type="nf4",',
+            "    bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True,",
+            ")",
+        ]
+    lines += [
+        "",
+        '# train.jsonl / eval.jsonl: ' + ('{"prompt", "chosen", "rejected"} per line' if dpo
+                                          else '{"messages": [...]} per line'),
+        'data = load_dataset("json", data_files={"train": "train.jsonl", "eval": "eval.jsonl"})',
+        f"trainer = {trainer_cls}(",
+        f"    model={model_arg},",
+        "    args=args,",
+        '    train_dataset=data["train"],',
+        '    eval_dataset=data["eval"],',
+        "    peft_config=peft_config,",
+    ]
+    if rec["quantization"] == "4bit":
+        lines.append("    quantization_config=quantization_config,")
+    lines += [")", "trainer.train()", 'trainer.save_model("lora-out/adapter")']
+    return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------- markdown
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
 
 
 def count_markdown(result: dict) -> str:
-    return ""
+    rows = "\n".join(f"| `{m['module']}` | {m['in']:,} | {m['out']:,} | {m['per_layer']:,} | "
+                     f"{m['all_layers']:,} |" for m in result["per_module"])
+    return (f"### LoRA parameters: {result['model']}, r = {result['r']}\n\n"
+            f"| module | in | out | per layer r·(in+out) | x {result['layers']} layers |\n"
+            f"|---|---:|---:|---:|---:|\n{rows}\n\n"
+            f"**Trainable: {_fmt_int(result['trainable_params'])}** of "
+            f"{_fmt_int(result['base_params'])} base parameters "
+            f"({result['trainable_percent']}%); adapter ≈ {result['adapter_size_mb_fp32']} MB "
+            "in fp32.\n")
+
+
+def lora_markdown(rec: dict) -> str:
+    mem = rec["memory_gib"]
+    fit = "✅ fits" if rec["fits"] else "❌ does not fit"
+    out = [
+        f"### LoRA recipe: {rec['model']} ({rec['method'].upper()})",
+        "",
+        "| setting | value |", "|---|---|",
+        f"| r / lora_alpha | {rec['r']} / {rec['lora_alpha']} (scale alpha/r = "
+        f"{rec['lora_alpha'] / rec['r']:g}) |",
+        f"| target modules | {', '.join(rec['target_modules'])} |",
+        f"| learning rate | {rec['learning_rate']:g} |",
+        f"| epochs | {rec['epochs']} ({rec['total_steps']:,} optimizer steps) |",
+        f"| batch | {rec['per_device_batch_size']} x {rec['gradient_accumulation_steps']} accumulation"
+        f" = **{rec['effective_batch_size']} effective** |",
+        f"| max sequence length | {rec['max_seq_length']:,} |",
+        f"| base weights | {'4-bit NF4 (QLoRA)' if rec['quantization'] == '4bit' else 'bf16'} |",
+        f"| gradient checkpointing | {'on' if rec['gradient_checkpointing'] else 'off'} |",
+        f"| trainable parameters | **{rec['trainable_params']:,}** ({rec['trainable_percent']}% of "
+        f"{rec['base_params']:,}) |",
+        "",
+        f"**Memory estimate: {mem['total']} GiB on a {rec['gpu_memory_gb']:g} GB GPU: {fit}**",
+        "",
+        "| weights | LoRA + optimizer | activations | logits | overhead |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {mem['weights']} | {mem['lora_and_optimizer']} | {mem['activations']} | "
+        f"{mem['logits']} | {mem['overhead']} |",
+        "",
+        "**Why**",
+        *[f"- {r}" for r in rec["reasons"]],
+    ]
+    if rec["warnings"]:
+        out += ["", "**Warnings**", *[f"- ⚠️ {w}" for w in rec["warnings"]]]
+    out += ["", *[f"_{n}_" for n in rec["notes"]], "", "```python", rec["code"].rstrip(), "```"]
+    return "\n".join(out) + "\n"

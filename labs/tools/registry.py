@@ -96,7 +96,6 @@ _SCHEMAS: dict[str, dict] = {
             "output_price_per_mtok": _num(0, 1000, "Large hosted model: USD per million output tokens."),
             "input_tokens_per_request": _num(1, 1_000_000, "Prompt tokens per request with the large model (incl. instructions/few-shot).", True),
             "output_tokens_per_request": _num(1, 100_000, "Output tokens per request.", True),
-            "tuned_input_tokens_per_request": _num(1, 1_000_000, "Prompt tokens per request for the tuned small model (instructions are learned, so shorter).", True),
             "gpu_hourly_usd": _num(0, 1000, "USD per hour for one GPU serving the small tuned model."),
             "serving_hours_per_day": _num(0, 24, "Hours per day the serving GPU is kept running."),
             "requests_per_gpu_hour": _num(1, 10_000_000, "Requests one serving GPU handles per hour.", True),

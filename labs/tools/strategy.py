@@ -1,5 +1,18 @@
-"""Use-case assessment (stub; being filled in)."""
+"""Strategy advisor: prompting vs RAG vs SFT vs DPO vs LoRA for a described use case.
+
+    >>> r = assess_use_case(format_strictness="strict", requests_per_day=50_000,
+    ...                     knowledge_change="static", privacy="none", latency="interactive",
+    ...                     examples_on_hand=2_000, task_kind="format")
+    >>> r["recommendation"]
+    'LoRA SFT'
+
+The decision is a transparent points system (each factor adds points to an
+approach and says why), so a learner can see which answer would flip it.
+Prices are assumptions, returned with the result so they can be edited.
+"""
 from __future__ import annotations
+
+import math
 
 FORMAT_STRICTNESS = ("loose", "moderate", "strict")
 KNOWLEDGE_CHANGE = ("static", "yearly", "monthly", "weekly", "daily")
@@ -7,10 +20,235 @@ PRIVACY = ("none", "sensitive", "on_premises")
 LATENCY = ("relaxed", "interactive", "realtime")
 TASK_KINDS = ("style", "format", "domain", "preference", "general")
 
+# Rules of thumb taught in the lessons. They have no published source, so the
+# result labels them as such.
+DATA_TIERS = {
+    "style": (50, 500, "examples"),
+    "format": (500, 5_000, "examples"),
+    "domain": (10_000, 100_000, "examples"),
+    "preference": (1_000, 20_000, "preference pairs"),
+    "general": (500, 5_000, "examples"),
+}
 
-def assess_use_case(**kwargs) -> dict:
-    raise NotImplementedError("assess_use_case is not finished yet")
+# Editable defaults for the cost comparison (USD). Plausible mid-2020s list
+# prices for a frontier hosted model and a rented inference GPU; the learner
+# or the model overrides any of them.
+DEFAULT_ASSUMPTIONS = {
+    "input_price_per_mtok": 3.0,
+    "output_price_per_mtok": 15.0,
+    "input_tokens_per_request": 800,
+    "output_tokens_per_request": 200,
+    "gpu_hourly_usd": 1.2,
+    "serving_hours_per_day": 24.0,
+    "requests_per_gpu_hour": 3_000,
+    "training_gpu_hours": 4.0,
+    "training_gpu_hourly_usd": 2.5,
+    "retrains_per_month": 1.0,
+}
+DAYS_PER_MONTH = 30
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {str(value)[:40]!r})")
+
+
+def cost_comparison(requests_per_day: int, assumptions: dict) -> dict:
+    """Monthly cost of a prompted large hosted model vs a tuned small self-hosted one."""
+    a = assumptions
+    monthly_requests = requests_per_day * DAYS_PER_MONTH
+    per_request = (a["input_tokens_per_request"] * a["input_price_per_mtok"]
+                   + a["output_tokens_per_request"] * a["output_price_per_mtok"]) / 1e6
+    large = monthly_requests * per_request
+    # Enough GPUs to serve the busiest hour if traffic were spread evenly over
+    # the serving hours; at least one if the service is on at all.
+    hours = a["serving_hours_per_day"]
+    per_hour = requests_per_day / hours if hours else math.inf
+    gpus = max(1, math.ceil(per_hour / a["requests_per_gpu_hour"])) if requests_per_day else 0
+    if hours == 0 and requests_per_day:
+        raise ValueError("serving_hours_per_day is 0 but there is traffic to serve")
+    serving = gpus * hours * DAYS_PER_MONTH * a["gpu_hourly_usd"]
+    training = a["training_gpu_hours"] * a["training_gpu_hourly_usd"] * a["retrains_per_month"]
+    small = serving + training
+    # Break-even volume: where the per-request API bill equals the fixed
+    # serving + training bill (ignores the step when a second GPU is needed).
+    fixed_one_gpu = hours * DAYS_PER_MONTH * a["gpu_hourly_usd"] + training
+    breakeven = math.ceil(fixed_one_gpu / (per_request * DAYS_PER_MONTH)) if per_request else None
+    return {
+        "monthly_requests": monthly_requests,
+        "large_prompted_per_request_usd": round(per_request, 6),
+        "large_prompted_monthly_usd": round(large, 2),
+        "tuned_small_gpus": gpus,
+        "tuned_small_serving_monthly_usd": round(serving, 2),
+        "tuned_small_training_monthly_usd": round(training, 2),
+        "tuned_small_monthly_usd": round(small, 2),
+        "cheaper": ("tuned small model" if small < large else
+                    "prompted large model" if large < small else "equal"),
+        "ratio": round(large / small, 2) if small else None,
+        "breakeven_requests_per_day": breakeven,
+        "note": ("Fine-tuned side excludes engineering time and data labelling; "
+                 "large-model side excludes caching discounts. A self-hosted GPU costs the same "
+                 "per hour however many tokens it serves, up to its capacity."),
+    }
+
+
+def assess_use_case(format_strictness: str, requests_per_day: int, knowledge_change: str,
+                    privacy: str, latency: str, examples_on_hand: int,
+                    task_kind: str | None = None, **assumption_overrides: float) -> dict:
+    """Recommend an approach with reasons, a data-size estimate and a cost comparison."""
+    _check_choice("format_strictness", format_strictness, FORMAT_STRICTNESS)
+    _check_choice("knowledge_change", knowledge_change, KNOWLEDGE_CHANGE)
+    _check_choice("privacy", privacy, PRIVACY)
+    _check_choice("latency", latency, LATENCY)
+    if task_kind is not None:
+        _check_choice("task_kind", task_kind, TASK_KINDS)
+    unknown = set(assumption_overrides) - set(DEFAULT_ASSUMPTIONS)
+    if unknown:
+        raise ValueError(f"unknown assumption(s): {', '.join(sorted(unknown))}")
+    if requests_per_day < 0 or examples_on_hand < 0:
+        raise ValueError("requests_per_day and examples_on_hand cannot be negative")
+    assumptions = {**DEFAULT_ASSUMPTIONS, **{k: float(v) for k, v in assumption_overrides.items()}}
+    for key, value in assumptions.items():
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{key} must be a non-negative number")
+    for key in ("input_tokens_per_request", "output_tokens_per_request",
+                "requests_per_gpu_hour"):
+        if assumptions[key] <= 0:
+            raise ValueError(f"{key} must be positive")
+
+    kind = task_kind or ("format" if format_strictness == "strict" else "general")
+    reasons: list[str] = []
+    cautions: list[str] = []
+
+    # RAG: for facts that change, retrieval beats retraining.
+    use_rag = knowledge_change in ("monthly", "weekly", "daily")
+    if use_rag:
+        reasons.append(f"Knowledge changes {knowledge_change}: put facts in retrieval (RAG) so "
+                       "updates are a re-index, not a retrain. Fine-tuning teaches behaviour, "
+                       "not fresh facts.")
+
+    # Fine-tuning signals, each with its reason.
+    ft_points = 0
+    if format_strictness == "strict":
+        ft_points += 2
+        reasons.append("Strict output format: supervised fine-tuning makes the format reliable "
+                       "far more cheaply than long prompts (validate outputs anyway).")
+    elif format_strictness == "moderate":
+        ft_points += 1
+    if requests_per_day >= 10_000:
+        ft_points += 2
+        reasons.append(f"{requests_per_day:,} requests/day: at this volume a small tuned model "
+                       "usually costs far less per request than a prompted large one.")
+    elif requests_per_day >= 1_000:
+        ft_points += 1
+    if privacy == "on_premises":
+        ft_points += 2
+        reasons.append("Data must stay on your infrastructure: a self-hosted open model (tuned "
+                       "with LoRA) is the way to get quality without a hosted API.")
+    elif privacy == "sensitive":
+        ft_points += 1
+        cautions.append("Sensitive data: check the hosted provider's retention terms, or self-host.")
+    if latency == "realtime":
+        ft_points += 2
+        reasons.append("Realtime latency: a small specialised model answers faster than a large "
+                       "general one with a long prompt.")
+    elif latency == "interactive":
+        ft_points += 1
+    if kind in ("style", "domain"):
+        ft_points += 1
+
+    lo, hi, unit = DATA_TIERS[kind]
+    enough_for_sft = examples_on_hand >= lo
+    if examples_on_hand < 50:
+        ft_points -= 3
+        reasons.append(f"Only {examples_on_hand} examples: start with prompting (few-shot) and "
+                       "use it to collect and label real traffic before fine-tuning.")
+    elif not enough_for_sft:
+        ft_points -= 1
+        cautions.append(f"{examples_on_hand:,} {unit} is below the {lo:,}–{hi:,} rule of thumb "
+                        f"for {kind} tasks: expect to collect more.")
+
+    fine_tune = ft_points >= 3
+    dpo = kind == "preference" and fine_tune
+    if kind == "preference" and not fine_tune:
+        cautions.append("Preference tuning (DPO) needs an SFT-capable setup and enough pairs; "
+                        "revisit when both are in place.")
+
+    parts = []
+    if use_rag:
+        parts.append("RAG")
+    if fine_tune:
+        parts.append("LoRA SFT + DPO" if dpo else "LoRA SFT")
+        reasons.append("LoRA rather than full fine-tuning: a fraction of a percent of the "
+                       "weights train, so it fits one GPU and the adapter is megabytes.")
+        if dpo:
+            reasons.append("Preference data: run DPO after SFT on (prompt, chosen, rejected) "
+                           "pairs; it needs a frozen reference model (with PEFT, the base with "
+                           "the adapter disabled).")
+    if not parts:
+        parts.append("prompting")
+        if not any("prompting" in r for r in reasons):
+            reasons.append("Nothing here demands fine-tuning yet: a well-written prompt with a "
+                           "few examples is the cheapest thing to try and to change.")
+    elif not fine_tune:
+        parts.insert(0, "prompting")
+    recommendation = " + ".join(parts)
+
+    scores = {
+        "prompting": max(0, 5 - ft_points),
+        "rag": 5 if use_rag else (2 if knowledge_change == "yearly" else 0),
+        "lora_sft": max(0, ft_points),
+        "dpo": max(0, ft_points) if kind == "preference" else 0,
+    }
+
+    data_estimate = {
+        "task_kind": kind, "low": lo, "high": hi, "unit": unit,
+        "on_hand": examples_on_hand,
+        "status": ("enough to start" if examples_on_hand >= lo else
+                   f"short by about {lo - examples_on_hand:,}"),
+        "label": "Rule of thumb from the lessons, not a published result: quality and "
+                 "coverage matter more than count.",
+    }
+    costs = cost_comparison(requests_per_day, assumptions)
+    return {
+        "recommendation": recommendation,
+        "fine_tune": fine_tune, "use_rag": use_rag, "use_dpo": dpo,
+        "fine_tune_points": ft_points, "scores": scores,
+        "reasons": reasons, "cautions": cautions,
+        "data_estimate": data_estimate,
+        "cost": costs, "assumptions": assumptions,
+        "inputs": {"format_strictness": format_strictness, "requests_per_day": requests_per_day,
+                   "knowledge_change": knowledge_change, "privacy": privacy, "latency": latency,
+                   "examples_on_hand": examples_on_hand, "task_kind": kind},
+    }
 
 
 def strategy_markdown(result: dict) -> str:
-    return ""
+    c, a, d = result["cost"], result["assumptions"], result["data_estimate"]
+    out = [f"### Recommendation: **{result['recommendation']}**", "", "**Why**",
+           *[f"- {r}" for r in result["reasons"]]]
+    if result["cautions"]:
+        out += ["", "**Watch out**", *[f"- ⚠️ {x}" for x in result["cautions"]]]
+    out += [
+        "", "**Data needed** (" + d["label"] + ")", "",
+        f"{d['task_kind']}: {d['low']:,}–{d['high']:,}{'+' if d['task_kind'] == 'domain' else ''} "
+        f"{d['unit']}; you have {d['on_hand']:,}: {d['status']}.",
+        "", f"**Monthly cost at {result['inputs']['requests_per_day']:,} requests/day** "
+        f"({c['monthly_requests']:,} a month)", "",
+        "| option | monthly USD | how |", "|---|---:|---|",
+        f"| prompted large model | {c['large_prompted_monthly_usd']:,.2f} | "
+        f"{a['input_tokens_per_request']:g} in + {a['output_tokens_per_request']:g} out tokens at "
+        f"${a['input_price_per_mtok']:g} / ${a['output_price_per_mtok']:g} per M |",
+        f"| tuned small model | {c['tuned_small_monthly_usd']:,.2f} | {c['tuned_small_gpus']} GPU x "
+        f"{a['serving_hours_per_day']:g} h/day at ${a['gpu_hourly_usd']:g}/h + training "
+        f"{a['training_gpu_hours']:g} h x ${a['training_gpu_hourly_usd']:g}/h x "
+        f"{a['retrains_per_month']:g}/month |",
+        "", f"Cheaper: **{c['cheaper']}**" + (f" (x{c['ratio']})" if c["ratio"] else "") +
+        (f"; break-even near {c['breakeven_requests_per_day']:,} requests/day."
+         if c["breakeven_requests_per_day"] else "."),
+        "", f"_{c['note']}_", "",
+        "<details><summary>Assumptions (edit any of them)</summary>", "",
+        "| assumption | value |", "|---|---:|",
+        *[f"| {k} | {v:g} |" for k, v in a.items()], "", "</details>",
+    ]
+    return "\n".join(out) + "\n"
