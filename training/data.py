@@ -1,0 +1,697 @@
+"""Training datasets: the built-in sample sets, JSONL upload parsing and validation, splits.
+
+Pure Python on purpose (json, hashlib, dataclasses): the Training tab checks a
+learner's file before any GPU time is spent, and importing this module must stay
+cheap -- no torch, transformers or datasets at import (`load_hub_dataset` imports
+`datasets` lazily).
+
+Row formats every other module can rely on (issue 4):
+
+* SFT rows:  ``{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}``
+  ending with an assistant turn (the text the loss is computed on).
+* DPO rows:  TRL's conversational preference format
+  ``{"prompt": [system?, user, ...], "chosen": [{"role": "assistant", ...}],
+  "rejected": [{"role": "assistant", ...}]}``.
+
+Try it::
+
+    python -c "from training.data import load_builtin; s = load_builtin('clinical_soap'); print(len(s.train), s.train[0])"
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import env_int
+
+DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
+
+# Input limits (issue 7). Read once at import from the environment so a learner
+# who duplicates the Space can raise them; every function also reads the module
+# attribute at call time, so tests (and the UI) can adjust them.
+MAX_UPLOAD_MB = max(1, env_int("FTLAB_MAX_UPLOAD_MB", 5))
+MAX_ROWS = max(1, env_int("FTLAB_MAX_ROWS", 5000))
+MAX_MESSAGE_CHARS = max(1, env_int("FTLAB_MAX_MESSAGE_CHARS", 20_000))
+# A single line longer than this is refused before json.loads sees it, so one
+# enormous line cannot tie up the worker or balloon memory.
+MAX_LINE_CHARS = 200_000
+MAX_TURNS = 200
+# Enough to show a learner the pattern of what is wrong without a wall of text.
+MAX_ERRORS_SHOWN = 40
+
+METHODS = ("sft", "dpo")
+ROLES = ("system", "user", "assistant")
+# Roles other tools use; we name the rename instead of guessing silently, so the
+# learner's file and what we train on never disagree.
+ROLE_RENAMES = {
+    "human": "user", "usr": "user", "prompter": "user", "customer": "user",
+    "bot": "assistant", "gpt": "assistant", "model": "assistant", "ai": "assistant",
+    "assistent": "assistant", "chatbot": "assistant", "response": "assistant",
+    "sys": "system", "developer": "system", "instruction": "system",
+}
+
+HUB_ID_RE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+SPLIT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class DataError(ValueError):
+    """A dataset problem to show the learner as-is (the message names the fix)."""
+
+
+@dataclass(frozen=True)
+class BuiltinInfo:
+    name: str
+    title: str
+    description: str
+    method: str            # "sft" | "dpo"
+    task: str              # "soap" | "medications" | "preference"
+    json_target: bool      # every target is strict JSON (enables the JSON metrics)
+    sizes: tuple[int, int, int]  # (train, validation, test) -- checked by the tests
+
+
+BUILTIN: dict[str, BuiltinInfo] = {
+    "clinical_soap": BuiltinInfo(
+        name="clinical_soap",
+        title="Clinical note → SOAP JSON",
+        description=("Short synthetic clinic dictations (terse, narrative or bulleted) turned into one "
+                     "strict JSON object with subjective, objective, assessment and plan. Written by "
+                     "this project; no real patient data."),
+        method="sft", task="soap", json_target=True, sizes=(288, 36, 36),
+    ),
+    "pharmacy_meds": BuiltinInfo(
+        name="pharmacy_meds",
+        title="Pharmacy note → medication JSON",
+        description=("Synthetic pharmacy notes with zero to three medication orders, written with the "
+                     "usual abbreviations (PO, BID, q8h, x7d); the target lists each medication's name, "
+                     "dose, unit, route, frequency, duration and as-needed flag as strict JSON."),
+        method="sft", task="medications", json_target=True, sizes=(288, 36, 36),
+    ),
+    "preference": BuiltinInfo(
+        name="preference",
+        title="Strict JSON preference pairs (DPO)",
+        description=("Prompts from both clinical tasks, each with a correct strict-JSON answer (chosen) "
+                     "and a realistic failure (rejected): single quotes, a missing field, a wrong dose, "
+                     "chatter around the JSON, or a Markdown fence."),
+        method="dpo", task="preference", json_target=True, sizes=(128, 16, 16),
+    ),
+}
+
+
+@dataclass
+class Splits:
+    name: str
+    method: str
+    train: list[dict]
+    validation: list[dict]
+    test: list[dict]
+    source: str  # "builtin:clinical_soap" | "upload:<sha8>" | "hub:<id>"
+
+    @property
+    def all_rows(self) -> list[dict]:
+        return [*self.train, *self.validation, *self.test]
+
+    def counts(self) -> dict:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+@dataclass
+class ParseResult:
+    rows: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    detected_format: str = "empty"  # "messages" | "prompt_completion" | "preference" | "mixed: a + b" | "empty" | "unknown"
+    lines_read: int = 0             # non-blank lines looked at
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and not self.errors
+
+    def markdown(self) -> str:
+        """A short report for the UI: what was understood, then every problem."""
+        head = (f"**{len(self.rows)} valid row(s)** of {self.lines_read} read · format: "
+                f"`{self.detected_format}`")
+        parts = [head]
+        if self.errors:
+            parts.append("**Fix these before training:**\n" + "\n".join(f"- {e}" for e in self.errors))
+        if self.warnings:
+            parts.append("**Worth a look:**\n" + "\n".join(f"- {w}" for w in self.warnings))
+        return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------- built-ins
+
+def load_builtin(name: str) -> Splits:
+    """Read one built-in set (committed JSONL written by training/datasets/generate.py)."""
+    info = BUILTIN.get(name)
+    if info is None:
+        raise DataError(f"unknown built-in dataset {name!r} — choose one of: {', '.join(BUILTIN)}")
+    parts = []
+    for split in ("train", "validation", "test"):
+        path = DATASETS_DIR / name / f"{split}.jsonl"
+        with open(path, encoding="utf-8") as fh:
+            parts.append([json.loads(line) for line in fh if line.strip()])
+    return Splits(name=name, method=info.method, train=parts[0], validation=parts[1], test=parts[2],
+                  source=f"builtin:{name}")
+
+
+# --------------------------------------------------------------------------- serialisation
+
+def to_jsonl(rows) -> str:
+    """One compact JSON object per line, key order kept, non-ASCII kept readable."""
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
+
+
+def _canonical(row) -> str:
+    return json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def fingerprint(rows: list[dict]) -> dict:
+    """Identity of a dataset for run.json and model cards: independent of key order."""
+    blob = "".join(_canonical(r) + "\n" for r in rows).encode("utf-8")
+    return {"sha256": hashlib.sha256(blob).hexdigest(), "rows": len(rows), "bytes": len(blob)}
+
+
+def completion_pairs(row) -> tuple[list[dict], str]:
+    """(prompt messages, final assistant text) for an SFT row -- the part the loss is on.
+
+    A DPO row gives (prompt, chosen answer), which is what evaluation compares against.
+    """
+    if "messages" in row:
+        msgs = row["messages"]
+        if not msgs or msgs[-1].get("role") != "assistant":
+            raise DataError("the last turn must be the assistant's reply")
+        return [dict(m) for m in msgs[:-1]], msgs[-1]["content"]
+    if "prompt" in row and "chosen" in row:
+        prompt = row["prompt"]
+        if isinstance(prompt, str):
+            prompt = [{"role": "user", "content": prompt}]
+        chosen = row["chosen"]
+        text = chosen if isinstance(chosen, str) else chosen[-1]["content"]
+        return [dict(m) for m in prompt], text
+    raise DataError("row has neither 'messages' nor 'prompt'/'chosen'")
+
+
+# --------------------------------------------------------------------------- splits
+
+def split_rows(rows: list[dict], seed: int = 0, val_frac: float = 0.1,
+               test_frac: float = 0.1) -> tuple[list, list, list]:
+    """Deterministic train/validation/test split.
+
+    Rows are ordered by a hash of (seed, content) rather than shuffled by position,
+    so the same rows land in the same split whatever order the file had, and exact
+    duplicates stay together instead of leaking across splits. Under 10 rows there
+    is nothing sensible to hold out, so everything trains.
+    """
+    if not 0 <= val_frac < 1 or not 0 <= test_frac < 1 or val_frac + test_frac >= 1:
+        raise ValueError("val_frac and test_frac must be in [0, 1) and sum to less than 1")
+    n = len(rows)
+    if n < 10:
+        return list(rows), [], []
+    n_val = max(1, round(n * val_frac)) if val_frac > 0 else 0
+    n_test = max(1, round(n * test_frac)) if test_frac > 0 else 0
+    keyed = sorted(range(n), key=lambda i: (hashlib.sha256(f"{seed}\n{_canonical(rows[i])}".encode("utf-8")).digest(), i))
+    test_idx = sorted(keyed[:n_test])
+    val_idx = sorted(keyed[n_test:n_test + n_val])
+    train_idx = sorted(keyed[n_test + n_val:])
+    return [rows[i] for i in train_idx], [rows[i] for i in val_idx], [rows[i] for i in test_idx]
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _type_name(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false",
+            int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+class _Line:
+    """Collects the problems of one line so messages all start the same way."""
+
+    def __init__(self, lineno: int, max_chars: int):
+        self.n = lineno
+        self.max_chars = max_chars
+        self.errors: list[str] = []
+        self.extra_keys: set[str] = set()
+
+    def err(self, text: str) -> None:
+        self.errors.append(f"line {self.n}: {text}")
+
+    def messages(self, value, where: str, only_role: str | None = None) -> list[dict] | None:
+        """Validate a list of {role, content} turns; return them normalised or None."""
+        if not isinstance(value, list):
+            self.err(f"'{where}' must be a list of {{\"role\", \"content\"}} objects, got {_type_name(value)} — "
+                     f"wrap the turns in [ ]")
+            return None
+        if not value:
+            self.err(f"'{where}' is empty — add the conversation turns")
+            return None
+        if len(value) > MAX_TURNS:
+            self.err(f"'{where}' has {len(value)} turns; the limit is {MAX_TURNS} — split the conversation")
+            return None
+        out, bad = [], False
+        for i, msg in enumerate(value):
+            path = f"{where}[{i}]"
+            if not isinstance(msg, dict):
+                self.err(f"{path} must be an object like {{\"role\": \"user\", \"content\": \"...\"}}, got {_type_name(msg)}")
+                bad = True
+                continue
+            self.extra_keys.update(k for k in msg if k not in ("role", "content"))
+            role = self.role(msg, path, only_role)
+            content = self.content(msg, path)
+            if role is None or content is None:
+                bad = True
+                continue
+            out.append({"role": role, "content": content})
+        return None if bad else out
+
+    def role(self, msg: dict, path: str, only_role: str | None) -> str | None:
+        if "role" not in msg:
+            hint = " (this looks like ShareGPT: rename 'from' to 'role')" if "from" in msg else ""
+            self.err(f"{path} has no 'role' — add \"role\": \"user\" or \"assistant\"{hint}")
+            return None
+        role = msg["role"]
+        if not isinstance(role, str):
+            self.err(f"{path}.role must be a string, got {_type_name(role)} — use \"user\" or \"assistant\"")
+            return None
+        if role not in ROLES:
+            key = role.strip().lower()
+            if key in ROLES:
+                fix = f"write it in lower case without spaces: '{key}'"
+            elif key in ROLE_RENAMES:
+                fix = f"rename it to '{ROLE_RENAMES[key]}'"
+            else:
+                fix = "rename it"
+            self.err(f"{path}.role must be one of system/user/assistant, got {role[:40]!r} — {fix}")
+            return None
+        if only_role and role != only_role:
+            self.err(f"{path}.role must be '{only_role}' here, got '{role}' — put earlier turns in 'prompt'")
+            return None
+        return role
+
+    def content(self, msg: dict, path: str) -> str | None:
+        if "content" not in msg:
+            hint = " (this looks like ShareGPT: rename 'value' to 'content')" if "value" in msg else ""
+            self.err(f"{path} has no 'content' — add the text as \"content\": \"...\"{hint}")
+            return None
+        return self.text(msg["content"], f"{path}.content")
+
+    def text(self, value, path: str) -> str | None:
+        if value is None:
+            self.err(f"{path} is null — write the text, or drop this turn")
+            return None
+        if isinstance(value, list):
+            self.err(f"{path} must be a string; lists of content parts aren't supported — join the text parts into one string")
+            return None
+        if not isinstance(value, str):
+            self.err(f"{path} must be a string, got {_type_name(value)} — put the text in double quotes")
+            return None
+        if not value.strip():
+            self.err(f"{path} is empty — write the text, or drop this turn")
+            return None
+        if len(value) > self.max_chars:
+            self.err(f"{path} is {len(value):,} characters; the limit is {self.max_chars:,} "
+                     f"(FTLAB_MAX_MESSAGE_CHARS) — shorten it")
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # json.loads accepts "\ud800" escapes; a lone surrogate would later
+            # crash the tokenizer, so refuse it here with a place to look.
+            self.err(f"{path} contains an unpaired surrogate escape (\\udXXX) — remove it or re-export the file as UTF-8")
+            return None
+        return value
+
+    def turns(self, value, where: str) -> list[dict] | None:
+        """A prompt given as a string or a list of turns."""
+        if isinstance(value, str) or value is None or not isinstance(value, list):
+            if isinstance(value, (dict, int, float, bool)):
+                self.err(f"'{where}' must be a string or a list of turns, got {_type_name(value)}")
+                return None
+            text = self.text(value, where)
+            return None if text is None else [{"role": "user", "content": text}]
+        return self.messages(value, where)
+
+    def answer(self, value, where: str) -> list[dict] | None:
+        """A completion/chosen/rejected given as a string or a list of assistant turns."""
+        if isinstance(value, list):
+            return self.messages(value, where, only_role="assistant")
+        if isinstance(value, (dict, int, float, bool)):
+            self.err(f"'{where}' must be a string or a list of assistant turns, got {_type_name(value)}")
+            return None
+        text = self.text(value, where)
+        return None if text is None else [{"role": "assistant", "content": text}]
+
+    def check_conversation(self, msgs: list[dict], where: str, need_reply: bool) -> bool:
+        before = len(self.errors)
+        for i, m in enumerate(msgs):
+            if m["role"] == "system" and i != 0:
+                self.err(f"{where}[{i}] is a 'system' turn after the start — move it to the first turn or drop it")
+        if not any(m["role"] == "user" for m in msgs):
+            self.err(f"'{where}' has no 'user' turn — add the user's message the reply answers")
+        if need_reply:
+            if not any(m["role"] == "assistant" for m in msgs):
+                self.err(f"'{where}' has no 'assistant' turn — add the reply the model should learn")
+            elif msgs[-1]["role"] != "assistant":
+                self.err(f"the last turn of '{where}' is '{msgs[-1]['role']}', not 'assistant' — end with the reply "
+                         f"to learn (or drop the trailing turn)")
+        else:
+            if msgs[-1]["role"] != "user":
+                self.err(f"'{where}' must end with a 'user' turn, got '{msgs[-1]['role']}' — the answers go in "
+                         f"'chosen' and 'rejected'")
+        return len(self.errors) == before
+
+
+def _detect(obj: dict) -> str:
+    if "messages" in obj:
+        return "messages"
+    if "chosen" in obj or "rejected" in obj:
+        return "preference"
+    if "prompt" in obj and "completion" in obj:
+        return "prompt_completion"
+    return "unknown"
+
+
+def _unknown_format(obj: dict, line: _Line, method: str) -> None:
+    keys = ", ".join(repr(k) for k in list(obj)[:8]) or "no keys"
+    if "conversations" in obj:
+        line.err("ShareGPT 'conversations' rows aren't read directly — rename 'conversations' to 'messages', "
+                 "'from' to 'role', 'value' to 'content', 'human' to 'user' and 'gpt' to 'assistant'")
+    elif "instruction" in obj and "output" in obj:
+        line.err("Alpaca rows (instruction/input/output) aren't read directly — write them as "
+                 "'prompt' (instruction plus input) and 'completion' (output)")
+    elif "prompt" in obj:
+        need = "'chosen' and 'rejected'" if method == "dpo" else "'completion'"
+        line.err(f"has 'prompt' but no {need} — add {need}")
+    elif "text" in obj:
+        line.err("plain 'text' rows aren't supported: training on the reply only needs to know which part is the "
+                 "reply — use 'messages' or 'prompt' + 'completion'")
+    else:
+        want = "'prompt', 'chosen' and 'rejected'" if method == "dpo" else "'messages' (or 'prompt' + 'completion')"
+        line.err(f"no recognised fields (found {keys}) — each row needs {want}")
+
+
+def _sft_row(obj: dict, fmt: str, line: _Line) -> dict | None:
+    if fmt == "messages":
+        msgs = line.messages(obj["messages"], "messages")
+        if msgs is None or not line.check_conversation(msgs, "messages", need_reply=True):
+            return None
+        return {"messages": msgs}
+    prompt = line.turns(obj["prompt"], "prompt")
+    completion = line.answer(obj["completion"], "completion")
+    if prompt is None or completion is None:
+        return None
+    if not line.check_conversation(prompt, "prompt", need_reply=False):
+        return None
+    return {"messages": prompt + completion}
+
+
+def _dpo_row(obj: dict, line: _Line, warnings: Counter) -> dict | None:
+    for key in ("chosen", "rejected"):
+        if key not in obj:
+            line.err(f"missing '{key}' — a preference pair needs 'prompt', 'chosen' and 'rejected'")
+            return None
+    if "prompt" not in obj:
+        # TRL's implicit-prompt form: full conversations that share their start.
+        ch, rj = obj["chosen"], obj["rejected"]
+        if not (isinstance(ch, list) and isinstance(rj, list)):
+            line.err("missing 'prompt' — add the prompt the two answers reply to")
+            return None
+        ch_msgs, rj_msgs = line.messages(ch, "chosen"), line.messages(rj, "rejected")
+        if ch_msgs is None or rj_msgs is None:
+            return None
+        k = 0
+        while k < min(len(ch_msgs), len(rj_msgs)) - 1 and ch_msgs[k] == rj_msgs[k]:
+            k += 1
+        prompt, chosen, rejected = ch_msgs[:k], ch_msgs[k:], rj_msgs[k:]
+        if not prompt:
+            line.err("missing 'prompt' and 'chosen'/'rejected' share no opening turns — add a 'prompt'")
+            return None
+        warnings["implicit"] += 1
+        for where, turns in (("chosen", chosen), ("rejected", rejected)):
+            if any(m["role"] != "assistant" for m in turns):
+                line.err(f"'{where}' continues with a non-assistant turn after the shared prompt — "
+                         f"give an explicit 'prompt' and assistant-only answers")
+                return None
+    else:
+        prompt = line.turns(obj["prompt"], "prompt")
+        chosen = line.answer(obj["chosen"], "chosen")
+        rejected = line.answer(obj["rejected"], "rejected")
+        if prompt is None or chosen is None or rejected is None:
+            return None
+    if not line.check_conversation(prompt, "prompt", need_reply=False):
+        return None
+    if [m["content"].strip() for m in chosen] == [m["content"].strip() for m in rejected]:
+        line.err("'chosen' and 'rejected' are the same — a pair needs a better and a worse answer; "
+                 "fix one of them or drop the line")
+        return None
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def _split_lines(data, limit_bytes: int, result: ParseResult) -> list[tuple[int, str]] | None:
+    """Size check, then decode line by line so a bad byte is reported where it is."""
+    if data is None:
+        result.errors.append("no file was given — choose a .jsonl file")
+        return None
+    size_text = "the file is {:.1f} MB; the limit is {} MB (FTLAB_MAX_UPLOAD_MB) — trim it or split it"
+    if isinstance(data, str):
+        # Characters never outnumber UTF-8 bytes, so check before encoding a huge string.
+        if len(data) > limit_bytes or len(data.encode("utf-8", "surrogatepass")) > limit_bytes:
+            result.errors.append(size_text.format(len(data.encode("utf-8", "surrogatepass")) / 2**20, limit_bytes / 2**20))
+            return None
+        text = data[1:] if data.startswith("\ufeff") else data
+        return [(i + 1, ln.rstrip("\r")) for i, ln in enumerate(text.split("\n"))]
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError("parse_jsonl takes bytes or str")
+    if len(data) > limit_bytes:
+        result.errors.append(size_text.format(len(data) / 2**20, limit_bytes / 2**20))
+        return None
+    data = bytes(data)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        result.errors.append("the file is UTF-16 encoded — save it as UTF-8 and upload again")
+        return None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines, offset, bad = [], 0, 0
+    for i, raw in enumerate(data.split(b"\n")):
+        try:
+            lines.append((i + 1, raw.decode("utf-8").rstrip("\r")))
+        except UnicodeDecodeError as exc:
+            bad += 1
+            if bad <= MAX_ERRORS_SHOWN:
+                what = "a NUL byte (is this a binary file?)" if raw[exc.start:exc.start + 1] == b"\x00" else \
+                    f"byte 0x{raw[exc.start]:02X}"
+                result.errors.append(f"line {i + 1}: {what} at byte offset {offset + exc.start:,} is not valid "
+                                     f"UTF-8 — save the file as UTF-8 (no other encoding) and upload again")
+            lines.append((i + 1, ""))  # keeps numbering; the line is already reported
+        offset += len(raw) + 1
+    if b"\x00" in data and bad == 0:
+        result.errors.append("the file contains NUL bytes — it does not look like a text JSONL file")
+        return None
+    return lines
+
+
+def parse_jsonl(data: bytes | str, method: str, *, max_bytes: int | None = None,
+                max_rows: int | None = None, max_message_chars: int | None = None) -> ParseResult:
+    """Parse and check a JSONL upload for `method` ("sft" or "dpo"); never raises on bad data.
+
+    Returns ParseResult(rows, errors, warnings, detected_format). Rows are normalised
+    to the module's SFT/DPO formats; each error names the line, the field and the fix.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    limit_bytes = max_bytes if max_bytes is not None else MAX_UPLOAD_MB * 1024 * 1024
+    limit_rows = max_rows if max_rows is not None else MAX_ROWS
+    max_chars = max_message_chars if max_message_chars is not None else MAX_MESSAGE_CHARS
+    result = ParseResult()
+    try:
+        lines = _split_lines(data, limit_bytes, result)
+    except MemoryError:
+        result.errors.append("the file is too large to read — upload a smaller file")
+        return result
+    if lines is None:
+        return result
+    lines = [(n, ln) for n, ln in lines if ln.strip()]
+    result.lines_read = len(lines)
+    if not lines:
+        if not result.errors:
+            result.errors.append("the file is empty — it needs one JSON object per line")
+        return result
+    if len(lines) > limit_rows:
+        result.errors.append(f"the file has {len(lines):,} rows; the limit is {limit_rows:,} (FTLAB_MAX_ROWS) — "
+                             f"keep the first {limit_rows:,} or split the file")
+        return result
+
+    all_errors = list(result.errors)
+    formats: Counter = Counter()
+    mismatched: list[int] = []
+    extra_top: Counter = Counter()
+    extra_msg: Counter = Counter()
+    notes: Counter = Counter()
+    seen: dict[str, int] = {}
+    duplicates: list[tuple[int, int]] = []
+    expect_array = lines[0][1].lstrip().startswith("[")
+
+    for lineno, text in lines:
+        line = _Line(lineno, max_chars)
+        if len(text) > MAX_LINE_CHARS:
+            line.err(f"the line is {len(text):,} characters; the limit is {MAX_LINE_CHARS:,} — shorten the texts")
+            all_errors += line.errors
+            continue
+        try:
+            obj = json.loads(text)
+        except RecursionError:
+            line.err("the JSON is nested too deeply to read — a row is one flat object with a few lists")
+            all_errors += line.errors
+            continue
+        except MemoryError:
+            line.err("the JSON on this line is too large to read — shorten it")
+            all_errors += line.errors
+            continue
+        except json.JSONDecodeError as exc:
+            hint = "each line must be one complete JSON object"
+            if expect_array and lineno == lines[0][0]:
+                hint = "this looks like a JSON array; JSONL needs one object per line, without [ ] or commas between rows"
+            elif "double quotes" in exc.msg or ("'" in text and '"' not in text):
+                hint = "JSON needs double quotes around keys and strings, not single quotes"
+            elif exc.msg.startswith("Extra data"):
+                hint = "there is more than one object on this line — put each on its own line"
+            elif "Unterminated string" in exc.msg or "Expecting" in exc.msg:
+                hint += " (is a quote, comma or bracket missing, or a line break inside a string? write it as \\n)"
+            line.err(f"not valid JSON ({exc.msg} at column {exc.colno}) — {hint}")
+            all_errors += line.errors
+            continue
+        if not isinstance(obj, dict):
+            line.err(f"expected a JSON object {{...}}, got {_type_name(obj)} — each line must be one object")
+            all_errors += line.errors
+            continue
+        fmt = _detect(obj)
+        if fmt == "unknown":
+            _unknown_format(obj, line, method)
+            all_errors += line.errors
+            continue
+        formats[fmt] += 1
+        if (method == "sft") != (fmt != "preference"):
+            mismatched.append(lineno)
+            continue
+        known = {"messages"} if fmt == "messages" else (
+            {"prompt", "completion"} if fmt == "prompt_completion" else {"prompt", "chosen", "rejected"})
+        extra_top.update(k for k in obj if k not in known)
+        row = _sft_row(obj, fmt, line) if method == "sft" else _dpo_row(obj, line, notes)
+        extra_msg.update(line.extra_keys)
+        if row is None:
+            all_errors += line.errors or [f"line {lineno}: row could not be read"]
+            continue
+        key = _canonical(row)
+        if key in seen:
+            duplicates.append((lineno, seen[key]))
+        else:
+            seen[key] = lineno
+        result.rows.append(row)
+
+    if mismatched:
+        first, more = mismatched[0], len(mismatched) - 1
+        where = f"line {first}" + (f" (and {more:,} more)" if more else "")
+        if method == "dpo":
+            all_errors.insert(0, f"{where}: this is SFT data (messages or prompt/completion) but the method is DPO — "
+                                 f"switch the method to SFT, or give rows with 'prompt', 'chosen' and 'rejected'")
+        else:
+            all_errors.insert(0, f"{where}: this is preference data (prompt/chosen/rejected) but the method is SFT — "
+                                 f"switch the method to DPO, or give rows with 'messages' or 'prompt' + 'completion'")
+
+    # Decode errors and the one-line method mismatch were collected apart; show
+    # everything in file order so the learner can walk down the file.
+    all_errors.sort(key=lambda e: int(m.group(1)) if (m := re.match(r"line (\d+)", e)) else 0)
+    if len(all_errors) > MAX_ERRORS_SHOWN:
+        hidden = len(all_errors) - MAX_ERRORS_SHOWN
+        all_errors = all_errors[:MAX_ERRORS_SHOWN] + [f"… and {hidden:,} more problems not shown — fix the ones above first"]
+    result.errors = all_errors
+
+    if formats:
+        ranked = [f for f, _ in formats.most_common()]
+        result.detected_format = ranked[0] if len(ranked) == 1 else "mixed: " + " + ".join(ranked)
+        if len(ranked) > 1 and not mismatched:
+            result.warnings.append(f"the file mixes formats ({', '.join(f'{f}: {c}' for f, c in formats.most_common())}); "
+                                   f"all are converted to the same form")
+    else:
+        result.detected_format = "unknown"
+    if extra_top:
+        result.warnings.append("ignored fields: " + ", ".join(f"'{k}' ({c} rows)" for k, c in extra_top.most_common(6)))
+    if extra_msg:
+        result.warnings.append("ignored message fields: " + ", ".join(repr(k) for k, _ in extra_msg.most_common(6)))
+    if notes["implicit"]:
+        result.warnings.append(f"{notes['implicit']} row(s) had no 'prompt'; it was taken from the turns "
+                               f"'chosen' and 'rejected' share")
+    if duplicates:
+        shown = ", ".join(f"line {a} repeats line {b}" for a, b in duplicates[:3])
+        result.warnings.append(f"{len(duplicates)} exact duplicate row(s) ({shown}) — duplicates weigh those "
+                               f"examples more; consider removing them")
+    if result.rows and len(result.rows) < 10 and not result.errors:
+        result.warnings.append(f"only {len(result.rows)} row(s): everything goes to training and nothing is held "
+                               f"out for validation or testing")
+    return result
+
+
+def from_upload(data: bytes | str, method: str, seed: int = 0) -> tuple[Splits | None, ParseResult]:
+    """Parse an upload and split it; Splits is None when anything must be fixed first."""
+    result = parse_jsonl(data, method)
+    if not result.ok:
+        return None, result
+    train, val, test = split_rows(result.rows, seed=seed)
+    sha8 = fingerprint(result.rows)["sha256"][:8]
+    return Splits(name=f"upload {sha8}", method=method, train=train, validation=val, test=test,
+                  source=f"upload:{sha8}"), result
+
+
+# --------------------------------------------------------------------------- Hub
+
+def load_hub_dataset(dataset_id: str, method: str, split: str = "train", limit: int | None = None,
+                     seed: int = 0) -> Splits:
+    """Fetch a Hub dataset (online only) and run it through the same checks as an upload.
+
+    Raises DataError with a message for the learner: bad id, offline, not found,
+    or rows in an unsupported format.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    dataset_id = (dataset_id or "").strip() if isinstance(dataset_id, str) else ""
+    # The id goes to the Hub client only, but refusing anything that is not an
+    # owner/name pattern keeps paths, URLs and option-like text out entirely.
+    if not HUB_ID_RE.fullmatch(dataset_id) or ".." in dataset_id or "--" in dataset_id:
+        raise DataError(f"{dataset_id[:80]!r} is not a Hub dataset id — write it as owner/name, "
+                        f"e.g. trl-lib/ultrafeedback_binarized")
+    if not isinstance(split, str) or not SPLIT_RE.fullmatch(split):
+        raise DataError("the split name may use only letters, digits, '_', '-' and '.' — e.g. train")
+    cap = MAX_ROWS if limit is None else max(1, min(int(limit), MAX_ROWS))
+    try:
+        import itertools
+
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is in requirements.txt
+        raise DataError("the 'datasets' library is not installed, so Hub datasets can't be loaded") from exc
+    try:
+        # Streaming reads only the first `cap` rows instead of downloading everything.
+        stream = datasets.load_dataset(dataset_id, split=split, streaming=True)
+        records = list(itertools.islice(stream, cap))
+    except Exception as exc:  # every failure becomes a message; the app stays up
+        text = f"{type(exc).__name__}: {exc}"
+        low = text.lower()
+        if "offline" in low or "connect" in low or "resolve" in low or "timed out" in low or "network" in low:
+            raise DataError(f"couldn't reach the Hugging Face Hub to load {dataset_id!r} — you seem to be offline; "
+                            f"use a built-in set or upload a JSONL file instead") from exc
+        if "not found" in low or "doesn't exist" in low or "404" in low or "gated" in low:
+            raise DataError(f"no dataset {dataset_id!r} with split {split!r} could be opened (it may not exist, "
+                            f"be private or gated) — check the id and split on the Hub") from exc
+        raise DataError(f"loading {dataset_id!r} failed ({text[:200]}) — try a built-in set or an upload") from exc
+    if not records:
+        raise DataError(f"{dataset_id!r} split {split!r} has no rows")
+    text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    parsed = parse_jsonl(text, method, max_bytes=max(len(text.encode("utf-8")), 1))
+    if not parsed.ok:
+        shown = "; ".join(e.replace("line ", "row ", 1) for e in parsed.errors[:3])
+        raise DataError(f"{dataset_id!r} isn't in a format this tab trains on: {shown}")
+    train, val, test = split_rows(parsed.rows, seed=seed)
+    return Splits(name=dataset_id, method=method, train=train, validation=val, test=test,
+                  source=f"hub:{dataset_id}")
