@@ -1,0 +1,383 @@
+"""A fake Hugging Face Hub on 127.0.0.1 that speaks the upload protocol.
+
+The real `huggingface_hub` client is pointed at it (`HfApi(endpoint=...)` or
+`HF_ENDPOINT`), so tests exercise the same requests a push to the real Hub
+makes: whoami-v2, repo create (409 when it exists), repo info, validate-yaml,
+preupload (with `shouldIgnore` and remote `oid`), the LFS batch API with a
+basic PUT and a verify call, and the NDJSON commit. Files are kept in memory.
+
+Failure modes are switched on per route with `FakeHub.fail(...)`: an HTTP
+status (401, 403, 5xx) or "drop" (close the socket without an answer), for a
+number of requests, so a test can make the Hub fail once and then recover.
+
+Tokens carry scopes like an OAuth token on a Space: creating a repo needs
+`manage-repos`, writing to one needs `write-repos` (the fake's reading of the
+scopes documented for Spaces OAuth).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ALL_SCOPES = frozenset({"manage-repos", "write-repos"})
+# The Hub stores these as LFS whatever their content; binary samples and big
+# files go to LFS too, as on the real Hub.
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".onnx")
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,94}[A-Za-z0-9]$|^[A-Za-z0-9]$")
+
+
+@dataclass
+class FakeUser:
+    name: str
+    scopes: frozenset = ALL_SCOPES
+
+
+@dataclass
+class FakeRepo:
+    repo_id: str
+    owner: str
+    private: bool
+    files: dict = field(default_factory=dict)  # path -> bytes
+    commits: list = field(default_factory=list)  # dicts: oid, summary, paths
+    head: str = "0" * 40
+
+
+@dataclass
+class Failure:
+    route: str
+    status: object  # int or "drop"
+    times: int
+
+
+def git_blob_sha1(data: bytes) -> str:
+    # The preupload `oid` of a regular file is its git blob hash, which the
+    # client compares with its own to skip unchanged files.
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class FakeHub:
+    """In-memory Hub. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, users: dict | None = None):
+        # token -> FakeUser
+        self.users: dict[str, FakeUser] = dict(users or {"hf_test_good_token": FakeUser("learner")})
+        self.repos: dict[str, FakeRepo] = {}
+        self.lfs_store: dict[str, bytes] = {}
+        self.requests: list[dict] = []  # method, route, path, token
+        self.failures: list[Failure] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    # -- control -------------------------------------------------------------
+    def start(self) -> str:
+        hub = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.hub = hub
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeHub":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def add_user(self, token: str, name: str, scopes=ALL_SCOPES) -> None:
+        self.users[token] = FakeUser(name, frozenset(scopes))
+
+    def fail(self, status, on: str = "create", times: int = 1) -> None:
+        """Answer the next `times` requests to route `on` with `status` ("drop" closes the socket)."""
+        with self._lock:
+            self.failures.append(Failure(on, status, times))
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self.failures.clear()
+
+    def routes_called(self) -> list[str]:
+        return [r["route"] for r in self.requests]
+
+    # -- used by the handler ---------------------------------------------------
+    def _take_failure(self, route: str):
+        with self._lock:
+            for failure in self.failures:
+                if failure.route == route and failure.times > 0:
+                    failure.times -= 1
+                    return failure.status
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hub: FakeHub
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    # -- plumbing ----------------------------------------------------------------
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _token(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+    def _send(self, status: int, payload=None, headers: dict | None = None) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, code: str | None = None) -> None:
+        headers = {"X-Error-Message": message}
+        if code:
+            headers["X-Error-Code"] = code
+        self._send(status, {"error": message}, headers)
+
+    def _drop(self) -> None:
+        # "Nothing at all": close the socket without writing a status line.
+        self.close_connection = True
+        try:
+            self.connection.shutdown(2)
+        except OSError:
+            pass
+
+    def _user(self) -> FakeUser | None:
+        token = self._token()
+        return self.hub.users.get(token) if token else None
+
+    def _dispatch(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        body = self._body()
+        route, args = _route(method, path)
+        self.hub.requests.append(
+            {"method": method, "route": route, "path": path, "token": self._token()}
+        )
+        forced = self.hub._take_failure(route)
+        if forced == "drop":
+            return self._drop()
+        if isinstance(forced, int):
+            if forced == 401:
+                return self._error(401, "Invalid credentials in Authorization header")
+            if forced == 403:
+                return self._error(403, "This token is missing a scope needed for this action.")
+            return self._error(forced, "Internal Error - We're working hard to fix this as soon as possible!")
+        if route == "unknown":
+            return self._error(404, f"no route for {method} {path}")
+        handler = getattr(self, "_h_" + route)
+        return handler(body, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    # -- routes --------------------------------------------------------------------
+    def _h_whoami(self, body) -> None:
+        user = self._user()
+        if user is None:
+            return self._error(401, "Invalid credentials in Authorization header")
+        self._send(200, {
+            "type": "user", "id": "0" * 24, "name": user.name, "fullname": user.name.title(),
+            "email": None, "avatarUrl": f"{self.hub.url}/avatars/{user.name}.png", "orgs": [],
+            "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "fineGrained"}},
+            "scopes": sorted(user.scopes),
+        })
+
+    def _h_create(self, body) -> None:
+        user = self._user()
+        if user is None:
+            return self._error(401, "Invalid credentials in Authorization header")
+        payload = json.loads(body or b"{}")
+        name, namespace = payload.get("name") or "", payload.get("organization") or user.name
+        repo_id = f"{namespace}/{name}"
+        if not NAME_RE.match(name) or "--" in name or ".." in name:
+            return self._error(400, "Invalid repo name")
+        if namespace != user.name:
+            return self._error(403, f"You don't have the rights to create a model under the namespace \"{namespace}\"")
+        if "manage-repos" not in user.scopes:
+            return self._error(403, "This token does not have the manage-repos scope needed to create a repo")
+        url = f"{self.hub.url}/{repo_id}"
+        with self.hub._lock:
+            if repo_id in self.hub.repos:
+                # The real Hub's 409 body carries the url; the client reads it with exist_ok=True.
+                return self._send(409, {"error": "You already created this model repo", "url": url})
+            self.hub.repos[repo_id] = FakeRepo(repo_id, user.name, payload.get("visibility") == "private")
+        self._send(200, {"url": url, "name": repo_id, "id": secrets.token_hex(12)})
+
+    def _readable_repo(self, repo_id: str) -> FakeRepo | None:
+        repo = self.hub.repos.get(repo_id)
+        user = self._user()
+        if repo is None or (repo.private and (user is None or user.name != repo.owner)):
+            return None
+        return repo
+
+    def _writable_repo(self, repo_id: str):
+        """-> (repo, None) or (None, error already sent)."""
+        user = self._user()
+        if user is None:
+            self._error(401, "Invalid credentials in Authorization header")
+            return None, True
+        repo = self._readable_repo(repo_id)
+        if repo is None:
+            self._error(404, "Repository not found", code="RepoNotFound")
+            return None, True
+        if user.name != repo.owner or "write-repos" not in user.scopes:
+            self._error(403, "This token does not have the write-repos scope needed to write to this repo")
+            return None, True
+        return repo, False
+
+    def _h_repo_info(self, body, repo_id, _revision=None) -> None:
+        repo = self._readable_repo(repo_id)
+        if repo is None:
+            return self._error(404, "Repository not found", code="RepoNotFound")
+        self._send(200, {
+            "id": repo_id, "modelId": repo_id, "sha": repo.head, "private": repo.private,
+            "siblings": [{"rfilename": p} for p in sorted(repo.files)],
+        })
+
+    def _h_validate_yaml(self, body) -> None:
+        # The real endpoint validates model-card metadata; the client only reads the lists.
+        self._send(200, {"errors": [], "warnings": []})
+
+    def _h_preupload(self, body, repo_id, _revision) -> None:
+        repo, sent = self._writable_repo(repo_id)
+        if sent:
+            return
+        answer = []
+        for item in json.loads(body or b"{}").get("files", []):
+            sample = base64.b64decode(item.get("sample", ""))
+            size = int(item.get("size", 0))
+            path = item["path"]
+            lfs = path.endswith(LFS_SUFFIXES) or size >= LFS_SIZE_THRESHOLD or b"\0" in sample
+            existing = repo.files.get(path)
+            oid = None
+            if existing is not None:
+                oid = hashlib.sha256(existing).hexdigest() if lfs else git_blob_sha1(existing)
+            answer.append({"path": path, "uploadMode": "lfs" if lfs else "regular",
+                           "shouldIgnore": False, "oid": oid})
+        self._send(200, {"files": answer})
+
+    def _h_lfs_batch(self, body, repo_id) -> None:
+        repo, sent = self._writable_repo(repo_id)
+        if sent:
+            return
+        payload = json.loads(body or b"{}")
+        objects = []
+        for obj in payload.get("objects", []):
+            oid, size = obj["oid"], int(obj["size"])
+            entry = {"oid": oid, "size": size}
+            if oid not in self.hub.lfs_store:
+                # Like S3 presigned URLs, the upload href carries no auth.
+                entry["actions"] = {
+                    "upload": {"href": f"{self.hub.url}/lfs-upload/{oid}"},
+                    "verify": {"href": f"{self.hub.url}/lfs-verify/{oid}"},
+                }
+            objects.append(entry)
+        self._send(200, {"transfer": "basic", "objects": objects})
+
+    def _h_lfs_put(self, body, oid) -> None:
+        if hashlib.sha256(body).hexdigest() != oid:
+            return self._error(400, "content does not match oid")
+        with self.hub._lock:
+            self.hub.lfs_store[oid] = body
+        self._send(200)
+
+    def _h_lfs_verify(self, body, oid) -> None:
+        payload = json.loads(body or b"{}")
+        stored = self.hub.lfs_store.get(oid)
+        if self._user() is None:
+            return self._error(401, "Invalid credentials in Authorization header")
+        if stored is None or len(stored) != int(payload.get("size", -1)) or payload.get("oid") != oid:
+            return self._error(404, "object not found")
+        self._send(200, {"oid": oid, "size": len(stored)})
+
+    def _h_commit(self, body, repo_id, _revision) -> None:
+        repo, sent = self._writable_repo(repo_id)
+        if sent:
+            return
+        header, changes = None, {}
+        for line in body.decode().splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            key, value = item.get("key"), item.get("value", {})
+            if key == "header":
+                header = value
+            elif key == "file":
+                if value.get("encoding") != "base64":
+                    return self._error(400, "only base64 file content is supported")
+                changes[value["path"]] = base64.b64decode(value["content"])
+            elif key == "lfsFile":
+                data = self.hub.lfs_store.get(value.get("oid"))
+                if data is None or len(data) != int(value.get("size", -1)):
+                    return self._error(422, f"LFS object for {value.get('path')} was never uploaded")
+                changes[value["path"]] = data
+            else:
+                return self._error(400, f"unsupported commit operation {key!r}")
+        if header is None or not header.get("summary"):
+            return self._error(400, "commit header with a summary is required")
+        with self.hub._lock:
+            repo.files.update(changes)
+            oid = hashlib.sha1(f"{repo.head}{sorted(changes)}{len(repo.commits)}".encode()).hexdigest()
+            repo.head = oid
+            repo.commits.append({"oid": oid, "summary": header["summary"], "paths": sorted(changes)})
+        self._send(200, {"commitOid": oid, "commitUrl": f"{self.hub.url}/{repo_id}/commit/{oid}",
+                         "success": True})
+
+
+_REPO = r"([^/]+/[^/]+?)"
+_PATTERNS = [
+    ("GET", re.compile(r"^/api/whoami-v2$"), "whoami"),
+    ("POST", re.compile(r"^/api/repos/create$"), "create"),
+    ("POST", re.compile(r"^/api/validate-yaml$"), "validate_yaml"),
+    ("POST", re.compile(rf"^/api/models/{_REPO}/preupload/([^/]+)$"), "preupload"),
+    ("POST", re.compile(rf"^/api/models/{_REPO}/commit/([^/]+)$"), "commit"),
+    ("GET", re.compile(rf"^/api/models/{_REPO}/revision/([^/]+)$"), "repo_info"),
+    ("GET", re.compile(rf"^/api/models/{_REPO}$"), "repo_info"),
+    ("POST", re.compile(rf"^/{_REPO}\.git/info/lfs/objects/batch$"), "lfs_batch"),
+    ("PUT", re.compile(r"^/lfs-upload/([0-9a-f]{64})$"), "lfs_put"),
+    ("POST", re.compile(r"^/lfs-verify/([0-9a-f]{64})$"), "lfs_verify"),
+]
+
+
+def _route(method: str, path: str):
+    from urllib.parse import unquote
+
+    for verb, pattern, name in _PATTERNS:
+        match = pattern.match(path)
+        if verb == method and match:
+            return name, tuple(unquote(g) for g in match.groups())
+    return "unknown", ()
