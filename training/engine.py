@@ -1,0 +1,482 @@
+"""The training engine: LoRA SFT or DPO with trl + peft, trained in resumable slices.
+
+A run is created on disk (`start_run`), then trained by calling `run_slice`
+repeatedly. Each slice trains up to a step budget that fits one ZeroGPU call,
+then saves the full Trainer state (adapter, optimizer, scheduler, step, RNG)
+to `checkpoint/`; the next slice resumes it with `resume_from_checkpoint`.
+Because `max_steps` is the whole run's, the scheduler and data order are the
+same as one uninterrupted run.
+
+    from training import engine
+    run_id = engine.start_run(config, splits)          # status "planned"
+    while engine.run_slice(run_id)["status"] == "paused":
+        pass
+
+Everything torch-related is imported inside functions (the UI imports this module).
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from core.config import env_float, env_int, on_space
+from training import checks, runs
+from training.base_model import model_info, resolve_model
+
+# Seconds one slice aims to train for. ZeroGPU calls are short and quota is
+# counted per requested second, so slices there are small; on CPU the slice
+# only bounds how much work a crash can lose.
+GPU_SLICE_S = env_float("FTLAB_GPU_SLICE_SECONDS", 90.0)
+CPU_SLICE_S = env_float("FTLAB_CPU_SLICE_SECONDS", 300.0)
+# Model load + dataset prep + a final save, per slice, on a GPU.
+GPU_OVERHEAD_S = env_float("FTLAB_GPU_OVERHEAD_SECONDS", 25.0)
+MAX_GPU_DURATION_S = env_int("FTLAB_MAX_GPU_DURATION", 120)
+EVAL_MAX_ROWS = env_int("FTLAB_EVAL_MAX_ROWS", 32)
+
+NAN_MESSAGE = (
+    "The loss became NaN or infinite at step {step}: the weights blew up. This usually means the "
+    "learning rate is too high. Lower it (e.g. halve it), or add warmup, then start again. "
+    "The last good checkpoint and adapter are kept.")
+DIVERGE_MESSAGE = (
+    "The training loss jumped from {best:.3f} to {now:.3f} at step {step} and kept climbing: the run "
+    "is diverging. Lower the learning rate (try a third of it) or raise warmup, then start again. "
+    "The last good checkpoint and adapter are kept.")
+OOM_MESSAGE = (
+    "The device ran out of memory at step {step}. Lower the batch size (raise gradient accumulation "
+    "to keep the effective batch) or lower max length, then resume. The last checkpoint is kept.")
+
+
+# ------------------------------------------------------------------ the plan
+
+def default_device() -> str:
+    # On a Space the training runs inside @spaces.GPU, so plan for the GPU even
+    # though this process itself sees no CUDA.
+    if on_space():
+        return "cuda"
+    try:
+        import torch  # cheap when already imported; only plan() callers that train need it
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover
+        return "cpu"
+
+
+def plan(config: dict, n_train: int, *, avg_tokens: float | None = None,
+         device: str | None = None) -> dict:
+    """Steps, time estimate and the ZeroGPU seconds to request per slice."""
+    h = config["hparams"]
+    device = device or config.get("device") or default_device()
+    info = model_info(config.get("model_id", ""))
+    total = checks.total_steps(h, n_train)
+    eff = checks.effective_batch(h)
+    base = info.gpu_s_per_step if device.startswith("cuda") else info.cpu_s_per_step
+    # The reference numbers are for one sequence of ~256 tokens; time grows with
+    # the tokens per step. DPO runs policy + reference on chosen and rejected.
+    tokens = min(float(avg_tokens or 200.0), float(h["max_length"]))
+    s_per_step = base * eff * max(0.25, tokens / 256.0)
+    if config.get("method") == "dpo":
+        s_per_step *= 3.0
+    if device.startswith("cuda"):
+        s_per_step = max(s_per_step, 0.08)
+    budget = GPU_SLICE_S if device.startswith("cuda") else CPU_SLICE_S
+    slice_steps = max(1, min(total, int(budget // max(s_per_step, 1e-3))))
+    n_slices = math.ceil(total / slice_steps)
+    evals = total // max(1, int(h["eval_steps"]))
+    eval_s = evals * s_per_step * 0.5
+    est = total * s_per_step + eval_s + n_slices * (GPU_OVERHEAD_S if device.startswith("cuda") else 10.0)
+    gpu_duration = int(min(MAX_GPU_DURATION_S,
+                           math.ceil(GPU_OVERHEAD_S + slice_steps * s_per_step * 1.3 + eval_s / n_slices)))
+    return {"total_steps": total, "effective_batch": eff, "s_per_step": round(s_per_step, 3),
+            "slice_steps": slice_steps, "n_slices": n_slices, "est_seconds": int(est),
+            "gpu_duration_s": gpu_duration, "device": device}
+
+
+def plan_markdown(p: dict) -> str:
+    mins = p["est_seconds"] / 60
+    where = "a ZeroGPU GPU" if p["device"].startswith("cuda") else "this machine's CPU"
+    lines = [f"**Plan:** {p['total_steps']} optimizer steps (effective batch {p['effective_batch']}), "
+             f"about **{mins:.1f} min** on {where} (~{p['s_per_step']:.2f} s per step)."]
+    if p["device"].startswith("cuda"):
+        lines.append(f"Trained in {p['n_slices']} slice(s) of up to {p['slice_steps']} steps; each slice "
+                     f"asks ZeroGPU for **{p['gpu_duration_s']} s** (≈{p['n_slices'] * p['gpu_duration_s']} s "
+                     "of your daily GPU quota in total).")
+    else:
+        lines.append(f"Trained in {p['n_slices']} slice(s) of up to {p['slice_steps']} steps; each slice "
+                     "ends with a checkpoint, so nothing is lost if the app restarts.")
+    return "\n\n".join(lines)
+
+
+# ------------------------------------------------------------------ run creation
+
+def start_run(config: dict, splits: Any) -> str:
+    """Validate, resolve the model, write the run dir. Raises ValueError with the learner's message.
+
+    `config`: {"method", "model_id", "hparams", "dataset": {...name/source/fingerprint}}.
+    `splits`: an object with train/validation/test lists (training.data.Splits) or a dict.
+    """
+    method = config.get("method", "sft")
+    hparams, errors = checks.validate_hparams(config.get("hparams"), method)
+    if errors:
+        raise ValueError("\n".join(errors))
+    get = (lambda k: splits.get(k, [])) if isinstance(splits, dict) else (lambda k: getattr(splits, k))
+    train, val, test = list(get("train")), list(get("validation")), list(get("test"))
+    if not train:
+        raise ValueError("The training split is empty: pick a dataset with examples.")
+    effective_id, path, notice = resolve_model(config.get("model_id"))
+    cfg = dict(config)
+    cfg.update({"method": method, "hparams": hparams, "model_id": effective_id,
+                "model_path": path, "model_notice": notice})
+    cfg["plan"] = plan(cfg, len(train))
+    cfg["total_steps"] = cfg["plan"]["total_steps"]
+    try:
+        from training.data import fingerprint
+        cfg.setdefault("dataset", {})["fingerprint"] = fingerprint(train + val + test)
+    except ImportError:  # pragma: no cover
+        pass
+    return runs.create_run(cfg, {"train": train, "validation": val, "test": test})
+
+
+# ------------------------------------------------------------------ datasets
+
+def _sft_dataset(tokenizer, rows: list[dict], max_length: int):
+    from datasets import Dataset
+
+    encoded = []
+    for row in rows:
+        enc = checks.encode_sft(tokenizer, row, max_length)
+        if enc["supervised"] > 0:  # rows with nothing to train on only add noise to the mean
+            encoded.append({"input_ids": enc["input_ids"], "labels": enc["labels"]})
+    return Dataset.from_list(encoded) if encoded else None
+
+
+def _dpo_dataset(rows: list[dict]):
+    from datasets import Dataset
+
+    clean = []
+    for r in rows:
+        prompt = r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}]
+        def turn(v):
+            return v if isinstance(v, list) else [{"role": "assistant", "content": v}]
+        clean.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in prompt],
+                      "chosen": [{"role": "assistant", "content": turn(r["chosen"])[-1]["content"]}],
+                      "rejected": [{"role": "assistant", "content": turn(r["rejected"])[-1]["content"]}]})
+    return Dataset.from_list(clean) if clean else None
+
+
+# ------------------------------------------------------------------ the callback
+
+def _make_callback(run_id: str, *, slice_end: int, total: int, on_event: Callable[[dict], None] | None,
+                   elapsed_before: float, patience: int, ckpt_every: int):
+    from transformers import TrainerCallback
+
+    class RunCallback(TrainerCallback):
+        """Writes log.jsonl events; enforces Stop, the slice budget, NaN/divergence and early stopping."""
+
+        def __init__(self):
+            self.t0 = time.monotonic()
+            self.last_beat = 0.0
+            self.last_tok = None
+            self.outcome: str | None = None   # None | stopped | nan | diverged | early
+            self.message = ""
+            prior = [e["loss"] for e in runs.read_log(run_id) if isinstance(e.get("loss"), (int, float))]
+            self.losses: list[float] = prior
+            info = runs.read_run(run_id)
+            self.best_eval = info.get("best_eval_loss")
+            self.best_step = info.get("best_step")
+            self.evals_since_best = int(info.get("evals_since_best") or 0)
+
+        def elapsed(self) -> float:
+            return elapsed_before + time.monotonic() - self.t0
+
+        def _emit(self, event: dict) -> None:
+            runs.append_log(run_id, [event])
+            if on_event:
+                on_event(dict(event, kind="log"))
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            step = int(state.global_step)
+            now = time.monotonic()
+            event: dict[str, Any] = {"step": step, "elapsed": round(self.elapsed(), 2)}
+            if "loss" in logs:
+                loss = float(logs["loss"])
+                event["loss"] = loss if math.isfinite(loss) else None
+                if "learning_rate" in logs:
+                    event["learning_rate"] = float(logs["learning_rate"])
+                seen = getattr(state, "num_input_tokens_seen", 0) or 0
+                if seen and self.last_tok is not None and now > self.last_tok[1]:
+                    event["tokens_per_s"] = round((seen - self.last_tok[0]) / (now - self.last_tok[1]), 1)
+                if seen:
+                    self.last_tok = (seen, now)
+                for k in ("rewards/accuracies", "rewards/margins"):
+                    if k in logs:
+                        event[k.replace("/", "_")] = float(logs[k])
+                self._emit(event)
+                if not math.isfinite(loss):
+                    self.outcome, self.message = "nan", NAN_MESSAGE.format(step=step)
+                    control.should_training_stop = True
+                    control.should_save = False
+                    return
+                self.losses.append(loss)
+                if self._diverging():
+                    best = min(self.losses[:-3])
+                    self.outcome = "diverged"
+                    self.message = DIVERGE_MESSAGE.format(best=best, now=loss, step=step)
+                    control.should_training_stop = True
+                    control.should_save = False
+            elif "eval_loss" in logs:
+                ev = float(logs["eval_loss"])
+                event["eval_loss"] = ev if math.isfinite(ev) else None
+                self._emit(event)
+
+        def _diverging(self) -> bool:
+            # Three consecutive losses well above the best seen so far: a spike
+            # that doesn't come back, not the noise of one bad batch.
+            if len(self.losses) < 6:
+                return False
+            best = min(self.losses[:-3])
+            recent = self.losses[-3:]
+            return all(x > max(best * 2.5, best + 2.0) for x in recent) and recent[-1] >= recent[0]
+
+        def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
+            ev = (metrics or {}).get("eval_loss")
+            if ev is None or not math.isfinite(ev):
+                return
+            step = int(state.global_step)
+            if self.best_eval is None or ev < self.best_eval - 1e-4:
+                self.best_eval, self.best_step, self.evals_since_best = float(ev), step, 0
+                target = runs.run_dir(run_id) / "best_adapter"
+                _save_adapter_atomic(kw.get("model") or model, kw.get("processing_class"), target)
+            else:
+                self.evals_since_best += 1
+            runs.update_run(run_id, best_eval_loss=self.best_eval, best_step=self.best_step,
+                            evals_since_best=self.evals_since_best)
+            if patience and self.evals_since_best >= patience and step < total:
+                self.outcome = "early"
+                self.message = (f"Stopped early at step {step}: the eval loss has not improved for "
+                                f"{patience} evaluations. The adapter from step {self.best_step} "
+                                f"(best eval loss {self.best_eval:.4f}) is kept.")
+                control.should_training_stop = True
+                control.should_save = True
+
+        def on_step_end(self, args, state, control, **kw):
+            step = int(state.global_step)
+            now = time.monotonic()
+            if now - self.last_beat > 5:
+                self.last_beat = now
+                runs.heartbeat(run_id, step=step, elapsed_s=round(self.elapsed(), 1))
+            if on_event:
+                on_event({"kind": "step", "step": step, "total_steps": total,
+                          "elapsed": round(self.elapsed(), 2)})
+            if runs.stop_requested(run_id):
+                self.outcome = self.outcome or "stopped"
+                control.should_training_stop = True
+                control.should_save = True
+            elif step >= slice_end and step < total:
+                control.should_training_stop = True
+                control.should_save = True
+            elif ckpt_every and step % ckpt_every == 0 and step < total:
+                control.should_save = True
+            if step >= total:
+                control.should_save = True
+
+        def on_save(self, args, state, control, **kw):
+            # Trainer wrote <work>/checkpoint-N; swap it in as the run's only checkpoint.
+            src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if src.is_dir():
+                _replace_dir(src, runs.run_dir(run_id) / "checkpoint")
+                runs.heartbeat(run_id, step=int(state.global_step), checkpoint_step=int(state.global_step))
+
+    return RunCallback()
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    old = dst.with_name(dst.name + ".old")
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_adapter_atomic(model, tokenizer, target: Path) -> None:
+    if model is None:
+        return
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(tmp))
+    _replace_dir(tmp, target)
+
+
+def _copy_adapter(src: Path, target: Path) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(
+        "optimizer.pt", "scheduler.pt", "rng_state*.pth", "training_args.bin", "trainer_state.json", "scaler.pt"))
+    _replace_dir(tmp, target)
+
+
+# ------------------------------------------------------------------ one slice
+
+def _describe_error(exc: BaseException, step: int) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+        return OOM_MESSAGE.format(step=step)
+    return (f"Training stopped at step {step} because of an error ({text[:300]}). The last checkpoint "
+            "is kept: you can resume, or download the adapter saved so far.")
+
+
+def run_slice(run_id: str, *, max_slice_steps: int | None = None,
+              on_event: Callable[[dict], None] | None = None) -> dict:
+    """Train one slice of a run. Returns the run's updated run.json.
+
+    Never raises for training failures: they are recorded in run.json
+    (status `failed`, `error`) and the last checkpoint stays on disk.
+    """
+    info = runs.read_run(run_id)
+    if info["status"] in ("finished", "failed"):
+        return info
+    if info["status"] == "running":
+        return info  # another slice is training it now; one run trains in one place
+    cfg = info["config"]
+    total = int(info["total_steps"])
+    rdir = runs.run_dir(run_id)
+    ckpt = rdir / "checkpoint"
+    start_step = (runs.last_checkpoint_step(run_id) or 0) if ckpt.is_dir() else 0
+    if info["status"] == "stopped":
+        runs.clear_stop(run_id)  # Resume after Stop: the learner wants more steps
+    # Events logged after the last checkpoint belong to work that is redone now.
+    runs.truncate_log_after(run_id, start_step)
+    runs.claim(run_id)
+    runs.update_run(run_id, slices=int(info.get("slices") or 0) + 1, step=start_step, message="")
+    step_holder = {"step": start_step}
+    try:
+        result = _train(run_id, cfg, total, start_step, ckpt if ckpt.is_dir() else None,
+                        max_slice_steps or int(cfg["plan"]["slice_steps"]), on_event,
+                        float(info.get("elapsed_s") or 0.0), step_holder)
+    except BaseException as exc:  # noqa: BLE001 - the app must outlive any training failure
+        msg = _describe_error(exc, step_holder["step"])
+        runs.update_run(run_id, status="failed", error=msg, message=msg, owner_pid=None)
+        _ensure_adapter_from_checkpoint(run_id)
+        if on_event:
+            on_event({"kind": "error", "message": msg})
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return runs.read_run(run_id)
+    runs.update_run(run_id, owner_pid=None, **result)
+    final = runs.read_run(run_id)
+    if on_event:
+        on_event({"kind": "status", "status": final["status"], "message": final.get("message", "")})
+    return final
+
+
+def _ensure_adapter_from_checkpoint(run_id: str) -> None:
+    rdir = runs.run_dir(run_id)
+    for src in (rdir / "best_adapter", rdir / "checkpoint"):
+        if (src / "adapter_config.json").is_file() and not (rdir / "adapter" / "adapter_config.json").is_file():
+            _copy_adapter(src, rdir / "adapter")
+            return
+
+
+def _train(run_id: str, cfg: dict, total: int, start_step: int, ckpt: Path | None,
+           slice_steps: int, on_event, elapsed_before: float, step_holder: dict) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training.base_model import load_tokenizer
+
+    h = cfg["hparams"]
+    method = cfg["method"]
+    rdir = runs.run_dir(run_id)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    tokenizer = load_tokenizer(cfg["model_path"])
+    model = AutoModelForCausalLM.from_pretrained(cfg["model_path"], dtype=dtype, trust_remote_code=False)
+    lora = LoraConfig(r=int(h["r"]), lora_alpha=float(h["alpha"]), lora_dropout=float(h["dropout"]),
+                      target_modules=checks.TARGET_MODULE_CHOICES[h["target_modules"]], task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
+
+    data = runs.read_datasets(run_id)
+    val_rows = data["validation"][:EVAL_MAX_ROWS]
+    if method == "sft":
+        train_ds = _sft_dataset(tokenizer, data["train"], int(h["max_length"]))
+        eval_ds = _sft_dataset(tokenizer, val_rows, int(h["max_length"])) if val_rows else None
+    else:
+        train_ds = _dpo_dataset(data["train"])
+        eval_ds = _dpo_dataset(val_rows) if val_rows else None
+    if train_ds is None:
+        raise ValueError("No training example has tokens to learn from (run the data check).")
+
+    slice_end = min(total, start_step + max(1, slice_steps))
+    common = dict(
+        output_dir=str(rdir / "work"), max_steps=total,
+        per_device_train_batch_size=int(h["batch_size"]),
+        per_device_eval_batch_size=int(h["batch_size"]),
+        gradient_accumulation_steps=int(h["grad_accum"]),
+        learning_rate=float(h["learning_rate"]), lr_scheduler_type=h["scheduler"],
+        warmup_steps=float(h["warmup_ratio"]) if float(h["warmup_ratio"]) < 1 else 0,
+        logging_steps=1, save_strategy="no", report_to="none", seed=int(h["seed"]),
+        data_seed=int(h["seed"]), eval_strategy="steps" if eval_ds is not None else "no",
+        eval_steps=int(h["eval_steps"]), disable_tqdm=True, dataloader_num_workers=0,
+        use_cpu=device == "cpu", bf16=dtype == torch.bfloat16, max_length=int(h["max_length"]),
+        save_only_model=False, remove_unused_columns=True,
+    )
+    patience = int(h.get("early_stopping_patience") or 0)
+    cb = _make_callback(run_id, slice_end=slice_end, total=total, on_event=on_event,
+                        elapsed_before=elapsed_before, patience=patience if eval_ds is not None else 0,
+                        ckpt_every=env_int("FTLAB_CHECKPOINT_EVERY", 50))
+    if method == "sft":
+        from trl import SFTConfig, SFTTrainer
+        args = SFTConfig(**common, include_num_input_tokens_seen="non_padding", dataset_num_proc=None,
+                         packing=False)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                             processing_class=tokenizer, callbacks=[cb])
+    else:
+        from trl import DPOConfig, DPOTrainer
+        args = DPOConfig(**common, beta=float(h["beta"]))
+        # ref_model=None with a PEFT model: TRL computes the reference log-probs
+        # with the adapter disabled, i.e. the base model (trl 1.16 dpo_trainer.py).
+        trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_ds,
+                             eval_dataset=eval_ds, processing_class=tokenizer, callbacks=[cb])
+
+    from transformers.trainer_callback import PrinterCallback
+    # With tqdm off, the Trainer prints every log dict to stdout; our callback already records them.
+    trainer.remove_callback(PrinterCallback)
+    try:
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    finally:
+        step_holder["step"] = int(trainer.state.global_step)
+    step = int(trainer.state.global_step)
+    elapsed = round(cb.elapsed(), 1)
+    base = {"step": step, "elapsed_s": elapsed, "best_step": cb.best_step, "best_eval_loss": cb.best_eval}
+    shutil.rmtree(rdir / "work", ignore_errors=True)
+
+    if cb.outcome in ("nan", "diverged"):
+        _ensure_adapter_from_checkpoint(run_id)
+        return dict(base, status="failed", error=cb.message, message=cb.message)
+    if cb.outcome == "stopped":
+        runs.clear_stop(run_id)
+        _save_adapter_atomic(trainer.model, tokenizer, rdir / "adapter")
+        return dict(base, status="stopped",
+                    message=f"Stopped at step {step} of {total}. The adapter trained so far is saved; "
+                            "you can resume or evaluate it.")
+    if cb.outcome == "early" or step >= total:
+        best = rdir / "best_adapter"
+        if cb.best_step is not None and (best / "adapter_config.json").is_file() and cb.best_step != step:
+            # Early stopping / best-checkpoint restore: the adapter from the best eval loss.
+            _copy_adapter(best, rdir / "adapter")
+            restored = f" The adapter from step {cb.best_step} (lowest eval loss) was kept."
+        else:
+            _save_adapter_atomic(trainer.model, tokenizer, rdir / "adapter")
+            restored = ""
+        msg = cb.message if cb.outcome == "early" else f"Finished {step} steps.{restored}"
+        return dict(base, status="finished", message=msg)
+    return dict(base, status="paused",
+                message=f"Slice done at step {step} of {total}; the next slice resumes from its checkpoint.")
