@@ -66,7 +66,12 @@ def _lookup(run: dict, *names, default=None):
 def run_summary(run: dict) -> dict:
     """The facts the card and the recipe both need, with defaults filled in."""
     method = str(_lookup(run, "method", default="sft")).lower()
-    base = str(_lookup(run, "base_model", "model_id", "base_model_id", default=DEFAULT_BASE))
+    requested = str(_lookup(run, "base_model", "model_id", "base_model_id", default=DEFAULT_BASE))
+    effective = str(_lookup(run, "effective_model_id", "effective_model", default=requested))
+    # The embedded copy ("embedded/...") has no Hub page: the card and recipe
+    # name the Hub model it was rebuilt from, and the card says so.
+    embedded = effective.startswith("embedded/") or requested.startswith("embedded/")
+    base = DEFAULT_BASE if requested.startswith("embedded/") else requested
     dataset = _lookup(run, "dataset", default={})
     dataset = dataset if isinstance(dataset, dict) else {"name": str(dataset)}
     fingerprint = _lookup(run, "dataset_fingerprint", "fingerprint", default=None)
@@ -98,7 +103,8 @@ def run_summary(run: dict) -> dict:
         "seed": _lookup(run, "seed", default=42),
         "steps_done": run.get("step"),
         "best_step": run.get("best_step"),
-        "embedded_base": bool(_lookup(run, "embedded_base", "base_from_gguf", default=False)),
+        "embedded_base": embedded or bool(_lookup(run, "embedded_base", "base_from_gguf", default=False)),
+        "load_id": effective,
     }
 
 

@@ -146,7 +146,7 @@ def merge_to_dir(run_dir: Path) -> Path:
     else:
         from training.base_model import load_base
 
-        base, tokenizer, _notice = load_base(summary["base_model"])
+        base, tokenizer, _notice = load_base(summary["load_id"])
     model = PeftModel.from_pretrained(base, str(run_dir / "adapter"))
     merged = model.merge_and_unload()
     tmp = run_dir / "merged.tmp"
