@@ -319,10 +319,13 @@ def diagnose_training_curve(log_text: str | list) -> dict:
         # 3. Spikes: a point far above the recent median that the curve then recovers from.
         for i in (range(3, n) if not oscillating else ()):
             window = tv[max(0, i - 20): i]
-            med = statistics.median(window)
-            mad = statistics.median([abs(x - med) for x in window]) or 1e-3 * max(abs(med), 1e-6)
+            # Baseline from the last few points (a long window lags a falling
+            # curve); noise from step-to-step differences, which a trend barely moves.
+            med = statistics.median(window[-5:])
+            noise = statistics.median([abs(b - a) for a, b in zip(window, window[1:])]) \
+                or 1e-3 * max(abs(med), 1e-6)
             recovered = i == n - 1 or tv[i + 1] < med + 0.5 * (tv[i] - med)
-            if tv[i] > med * 1.5 and tv[i] - med > 8 * mad and recovered:
+            if tv[i] > med * 1.5 and tv[i] - med > 8 * noise and recovered:
                 spike_steps.append(ts[i])
         q = max(2, n // 4)
         head, tail = _mean(tv[:q]), _mean(tv[-q:])
