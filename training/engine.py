@@ -480,3 +480,24 @@ def _train(run_id: str, cfg: dict, total: int, start_step: int, ckpt: Path | Non
         return dict(base, status="finished", message=msg)
     return dict(base, status="paused",
                 message=f"Slice done at step {step} of {total}; the next slice resumes from its checkpoint.")
+
+
+def stop_idle_run(run_id: str) -> dict:
+    """Stop a run that is not training right now (paused between slices, or interrupted):
+    its last checkpoint's adapter becomes `adapter/`, so Stop always leaves a usable adapter."""
+    info = runs.read_run(run_id)
+    if info["status"] in ("finished", "failed", "stopped"):
+        return info
+    if info["status"] == "running":
+        runs.request_stop(run_id)  # the training loop sees the flag at its next step
+        return info
+    rdir = runs.run_dir(run_id)
+    if (rdir / "checkpoint" / "adapter_config.json").is_file():
+        _copy_adapter(rdir / "checkpoint", rdir / "adapter")
+    step = runs.last_checkpoint_step(run_id) or 0
+    runs.clear_stop(run_id)
+    has = (rdir / "adapter" / "adapter_config.json").is_file()
+    msg = (f"Stopped at step {step}. " + ("The adapter from the last checkpoint is saved."
+                                           if has else "No checkpoint had been saved yet, so there is no adapter."))
+    runs.update_run(run_id, status="stopped", step=step, message=msg, owner_pid=None)
+    return runs.read_run(run_id)

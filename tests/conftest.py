@@ -1,0 +1,67 @@
+"""Shared pytest fixtures.
+
+The embedded SmolLM2-135M is rebuilt from its GGUF file once (~20 s) into
+`.data/models/` (git-ignored) and reused by every later session; each test
+still gets its own empty data dir, with `models/` linked to that cache.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    """Path of the plain (trainable) embedded model, built once and cached across sessions."""
+    from training import base_model
+
+    cache = ROOT / ".data"
+    old = os.environ.get("FTLAB_DATA_DIR")
+    os.environ["FTLAB_DATA_DIR"] = str(cache)
+    try:
+        return base_model.embedded_model_dir()
+    finally:
+        if old is None:
+            os.environ.pop("FTLAB_DATA_DIR", None)
+        else:
+            os.environ["FTLAB_DATA_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer(embedded_model_dir):
+    from training.base_model import load_tokenizer
+    return load_tokenizer(str(embedded_model_dir))
+
+
+def _link_models(data: Path, model_dir: Path) -> None:
+    (data / "models").mkdir(parents=True, exist_ok=True)
+    link = data / "models" / model_dir.name
+    if not link.exists():
+        link.symlink_to(model_dir, target_is_directory=True)
+
+
+@pytest.fixture
+def ftlab_data_dir(tmp_path, monkeypatch, embedded_model_dir) -> Path:
+    """A fresh FTLAB_DATA_DIR for one test, offline, with the embedded model available."""
+    data = tmp_path / "ftlab"
+    data.mkdir()
+    _link_models(data, embedded_model_dir)
+    monkeypatch.setenv("FTLAB_DATA_DIR", str(data))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return data
+
+
+@pytest.fixture(scope="module")
+def module_data_dir(tmp_path_factory, embedded_model_dir):
+    """Like ftlab_data_dir, shared by a module's tests (for expensive training runs)."""
+    data = tmp_path_factory.mktemp("ftlab_mod")
+    _link_models(data, embedded_model_dir)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FTLAB_DATA_DIR", str(data))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    yield data
+    mp.undo()

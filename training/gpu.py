@@ -1,0 +1,89 @@
+"""ZeroGPU wrapping of a training slice.
+
+On a ZeroGPU Space, `@spaces.GPU` runs `train_slice_gpu` in a forked worker
+that holds a GPU for the requested duration; elsewhere the decorator returns
+the function unchanged, so CPU runs take exactly the same path.
+
+Inside, the trainer runs in a thread and reports through a queue; the
+generator yields plain dicts (pickled across the fork, so never tensors).
+All state that must survive the call (checkpoint, log, status, STOP flag)
+lives on disk in the run directory, which the worker and the app share.
+
+`spaces` must be imported before anything touches CUDA: this module imports
+no torch at all, and the UI imports it before any training.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator
+
+import spaces
+
+from training import runs
+
+_DONE = object()
+
+
+def slice_duration(run_id: str, max_slice_steps: int | None = None) -> int:
+    """Seconds to ask ZeroGPU for one slice, from the plan stored with the run.
+
+    Called by `spaces` with the task's own arguments before scheduling; an
+    honest, small request keeps the learner's quota for later slices.
+    """
+    try:
+        plan = runs.read_run(run_id)["config"]["plan"]
+        seconds = int(plan["gpu_duration_s"])
+        if max_slice_steps:
+            seconds = min(seconds, int(25 + max_slice_steps * float(plan["s_per_step"]) * 1.3))
+        return max(15, seconds)
+    except Exception:  # a missing run fails later with a clear message; ask for the default
+        return 60
+
+
+@spaces.GPU(duration=slice_duration)
+def train_slice_gpu(run_id: str, max_slice_steps: int | None = None) -> Iterator[dict]:
+    """Train one slice; yields progress dicts, the last one {"kind": "slice_end", "status": ...}."""
+    from training import engine  # heavy imports happen inside the GPU worker
+
+    events: queue.Queue = queue.Queue()
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            result["info"] = engine.run_slice(run_id, max_slice_steps=max_slice_steps, on_event=events.put)
+        except Exception as exc:  # run_slice records failures itself; this is a last resort
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            events.put(_DONE)
+
+    thread = threading.Thread(target=work, name=f"train-{run_id[:6]}", daemon=True)
+    thread.start()
+    while True:
+        event = events.get()
+        if event is _DONE:
+            break
+        yield {k: v for k, v in event.items() if isinstance(v, (str, int, float, bool, type(None)))}
+    thread.join()
+    info = result.get("info") or {}
+    yield {"kind": "slice_end", "status": info.get("status", "failed"), "step": info.get("step"),
+           "message": info.get("message") or result.get("error", "")}
+
+
+def train_until_done(run_id: str, max_slice_steps: int | None = None) -> Iterator[dict]:
+    """Run slices one after another until the run is finished, stopped or failed."""
+    while True:
+        last: dict = {}
+        for event in train_slice_gpu(run_id, max_slice_steps):
+            last = event
+            yield event
+        status = last.get("status")
+        if last.get("kind") != "slice_end" or status != "paused":
+            return
+        if runs.stop_requested(run_id):
+            # Stop pressed between slices: no trainer is running to see the flag.
+            from training.engine import stop_idle_run
+            info = stop_idle_run(run_id)
+            yield {"kind": "slice_end", "status": info["status"], "step": info.get("step"),
+                   "message": info.get("message", "")}
+            return
