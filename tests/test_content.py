@@ -1,0 +1,281 @@
+"""Content integrity: lessons, quiz banks and lesson code snippets (issue 2).
+
+Run just these:  .venv/bin/python -m pytest -q tests/test_content.py
+The structural checks take about a second; running the offline snippets adds
+roughly 15-25 s (a few of them import torch, one builds a toy PEFT model).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lessons import Lesson, get_lesson, load_lessons, parse_lesson
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIZ_DIR = ROOT / "quizzes" / "data"
+CHECK_COPY = ROOT.parent / "shared" / "tools" / "check-copy"
+
+LESSON_IDS = ["lesson1", "lesson2", "lesson3", "lesson4"]
+QUIZ_SIZES = {"lesson1": 4, "lesson2": 4, "lesson3": 4, "lesson4": 4, "module_test": 15}
+
+# Claims the course source gets wrong (../shared/fact-check.md). None of them
+# may appear in a lesson or in anything a quiz presents as correct.
+FORBIDDEN = {
+    r"\bW\w*\s*\+\s*A\s*@\s*B": "the LoRA update is (alpha/r)·B·A, not W + A@B",
+    r"\bA\s*@\s*B\b": "the LoRA product is B·A (B is d×r, A is r×k)",
+    r"checkpoint-best": "Trainer checkpoints are checkpoint-<step>; the best is best_model_checkpoint",
+    r"0\.8\+?\s*correlation": "LLM-as-judge: >80% agreement (MT-Bench), not a 0.8 correlation",
+    r"September 2022": "BloombergGPT was published on 30 March 2023",
+    r"10\s*[–-]\s*100\s*[x×]": "the Mistral '10-100x too high' learning-rate claim has no source",
+    r"(?i)(prevents? (catastrophic )?forgetting|entirely prevents)": "LoRA reduces forgetting, it does not prevent it",
+    r"(?i)eliminat\w* (memory |kv[- ]cache )?fragmentation": "PagedAttention leaves under 4% waste, it does not eliminate fragmentation",
+    r"(?i)(faster loading|adapter loading overhead)": "merging removes the per-forward LoRA matmul; it is not about loading",
+    r"(?i)highest[- ]quality human feedback": "the InstructGPT 1%/30% ablation does not exist",
+}
+# A Python-style dict literal used where JSON is meant: {'key': ...
+SINGLE_QUOTED_JSON = re.compile(r"\{\s*'[^'\n]+'\s*:")
+
+
+def load_quiz_file(name: str) -> dict:
+    return json.loads((QUIZ_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def all_questions():
+    for name in QUIZ_SIZES:
+        for q in load_quiz_file(name)["questions"]:
+            yield name, q
+
+
+def snippets():
+    for lesson in load_lessons():
+        for i, code in enumerate(lesson.code_blocks):
+            yield pytest.param(lesson.id, i, code, id=f"{lesson.id}-snippet{i}")
+
+
+def needs_network(code: str) -> bool:
+    first = code.lstrip().splitlines()[0] if code.strip() else ""
+    return first.startswith("# needs:")
+
+
+# ---------------------------------------------------------------- lessons
+
+def test_four_lessons_in_order_with_front_matter():
+    lessons = load_lessons()
+    assert [l.id for l in lessons] == LESSON_IDS
+    assert [l.number for l in lessons] == [1, 2, 3, 4]
+    for l in lessons:
+        assert l.title and l.subtitle, l.id
+        assert l.question.endswith("?"), f"{l.id}: the guiding question should be a question"
+
+
+def test_get_lesson_and_unknown_id_message():
+    assert get_lesson("lesson3").number == 3
+    with pytest.raises(KeyError, match="lesson9.*lesson1, lesson2, lesson3, lesson4"):
+        get_lesson("lesson9")
+
+
+def test_parser_rejects_broken_front_matter_with_a_clear_message():
+    with pytest.raises(ValueError, match="lacks subtitle, question"):
+        parse_lesson("---\nid: x\nnumber: 1\ntitle: T\n---\nbody\n", "bad.md")
+    with pytest.raises(ValueError, match="'number' must be an integer"):
+        parse_lesson("---\nid: x\nnumber: one\ntitle: T\nsubtitle: S\nquestion: Q?\n---\n", "bad.md")
+    with pytest.raises(ValueError, match="never closed"):
+        parse_lesson("---\nid: x\nnumber: 1\ntitle: T\nsubtitle: S\nquestion: Q?\n---\n```python\nx = 1\n", "bad.md")
+
+
+def test_parser_ignores_headings_inside_code():
+    lesson = parse_lesson(
+        "---\nid: x\nnumber: 1\ntitle: T\nsubtitle: S\nquestion: Q?\n---\n"
+        "## Real\n```python\n## not a heading\nprint(1)\n```\n```text\n## also not\n```\n## Key takeaway\n",
+        "x.md",
+    )
+    assert lesson.sections == ("Real", "Key takeaway")
+    assert lesson.code_blocks == ("## not a heading\nprint(1)\n",)
+
+
+@pytest.mark.parametrize("lesson_id", LESSON_IDS)
+def test_lesson_has_every_kind_of_section(lesson_id):
+    l = get_lesson(lesson_id)
+    assert l.sections[0].lower().startswith("opening case"), l.sections
+    assert l.sections[-1] == "Key takeaway"
+    assert len(l.sections) >= 6, "opening, concepts, a framework or checklist, code, takeaway"
+    # A Markdown table: a header row followed by a |---| separator row.
+    assert re.search(r"^\|.*\|\n\|[\s:|-]+\|$", l.body, re.M), "needs a comparison table"
+    assert l.code_blocks, "needs at least one python snippet"
+    words = len(re.findall(r"\w+", l.body))
+    assert 1200 <= words <= 2600, f"{lesson_id} has {words} words"
+
+
+@pytest.mark.parametrize("lesson_id", LESSON_IDS)
+def test_lesson_has_no_corrected_claims(lesson_id):
+    body = get_lesson(lesson_id).body
+    for pattern, why in FORBIDDEN.items():
+        m = re.search(pattern, body)
+        assert not m, f"{lesson_id}: {m.group(0)!r}: {why}"
+    m = SINGLE_QUOTED_JSON.search(body)
+    assert not m, f"{lesson_id}: {m.group(0)!r} is not JSON; training targets need double quotes"
+
+
+def test_lessons_teach_the_corrected_facts():
+    text = "\n".join(l.body for l in load_lessons())
+    for needle in [
+        "h = W0·x + (alpha / r) · B·A·x",   # LoRA formula (lesson 1)
+        "starts at **exactly zero**",       # B's initialisation
+        "4,096 inputs to 1,024 outputs",    # non-square Mistral k/v shapes
+        "`lora_A.weight` with shape (r, in_features)",
+        "use_rslora=True",
+        "merge_adapter()` / `unmerge_adapter()",
+        '"all-linear"',
+        "**reduces** this risk but does **not prevent** it",
+        "π_ref is a frozen reference model",
+        "best_model_checkpoint",
+        "LIMA",
+        "**30 March**",
+        "363 billion tokens",
+        "under 4%",
+        "over 80% of the time",
+        "86.5%",
+        "rules of thumb",
+    ]:
+        assert needle in text, f"lessons no longer teach: {needle}"
+
+
+# ---------------------------------------------------------------- quizzes
+
+@pytest.mark.parametrize("name,size", QUIZ_SIZES.items())
+def test_quiz_shape(name, size):
+    quiz = load_quiz_file(name)
+    assert quiz["id"] == name and quiz["title"].strip()
+    assert len(quiz["questions"]) == size
+    for q in quiz["questions"]:
+        assert q["prompt"].strip(), q["id"]
+        assert len(q["options"]) == 4, q["id"]
+        assert sum(o["correct"] is True for o in q["options"]) == 1, q["id"]
+        assert all(isinstance(o["correct"], bool) for o in q["options"]), q["id"]
+        texts = [o["text"].strip() for o in q["options"]]
+        assert all(texts) and len(set(texts)) == 4, f"{q['id']}: option texts must be distinct (answers are keyed by text)"
+        for o in q["options"]:
+            assert len(o["explain"].strip()) >= 20, f"{q['id']}: every option needs a real explanation"
+        if name != "module_test":
+            assert q["lesson"] == name, q["id"]
+
+
+def test_question_ids_are_unique_and_follow_the_scheme():
+    ids = [q["id"] for _, q in all_questions()]
+    assert len(ids) == len(set(ids)), "duplicate question ids"
+    for n in range(1, 5):
+        assert [q["id"] for q in load_quiz_file(f"lesson{n}")["questions"]] == [f"l{n}q{i}" for i in range(1, 5)]
+    assert [q["id"] for q in load_quiz_file("module_test")["questions"]] == [f"mt{i:02d}" for i in range(1, 16)]
+
+
+def test_module_test_covers_every_lesson():
+    lessons = [q["lesson"] for q in load_quiz_file("module_test")["questions"]]
+    assert set(lessons) == set(LESSON_IDS), "every question must name a real lesson to revisit"
+    for lid in LESSON_IDS:
+        assert lessons.count(lid) >= 3, f"{lid} has only {lessons.count(lid)} module-test questions"
+
+
+def test_correct_answer_is_not_always_in_the_same_slot():
+    positions = {[o["correct"] for o in q["options"]].index(True) for _, q in all_questions()}
+    assert len(positions) >= 3
+
+
+def test_quizzes_never_mark_a_corrected_claim_as_right():
+    for name, q in all_questions():
+        right = next(o for o in q["options"] if o["correct"])
+        shown_as_true = " ".join([right["text"], right["explain"]] + [o["explain"] for o in q["options"]])
+        for pattern, why in FORBIDDEN.items():
+            m = re.search(pattern, shown_as_true)
+            assert not m, f"{q['id']}: {m.group(0)!r}: {why}"
+        for o in q["options"]:
+            assert not SINGLE_QUOTED_JSON.search(o["text"] + o["explain"]), q["id"]
+
+
+# ---------------------------------------------------------------- snippets
+
+@pytest.mark.parametrize("lesson_id,index,code", list(snippets()))
+def test_snippet_compiles(lesson_id, index, code):
+    compile(code, f"{lesson_id}-snippet{index}", "exec")
+
+
+def test_every_lesson_has_an_offline_snippet_and_lesson1_demonstrates_lora():
+    for l in load_lessons():
+        assert any(not needs_network(c) for c in l.code_blocks), f"{l.id} has nothing a learner can run offline"
+    lora = get_lesson("lesson1").code_blocks[0]
+    assert "torch.zeros(d, r)" in lora and "(alpha / r)" in lora
+
+
+OFFLINE = [(p.values[0], p.values[1]) for p in snippets() if not needs_network(p.values[2])]
+
+
+@pytest.fixture(scope="module")
+def snippet_runs(tmp_path_factory):
+    """Run every offline snippet once (they are the slow part of this file)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    runs = {}
+    for lesson_id, index in OFFLINE:
+        workdir = tmp_path_factory.mktemp(f"{lesson_id}-{index}")
+        script = workdir / "snippet.py"
+        script.write_text(get_lesson(lesson_id).code_blocks[index], encoding="utf-8")
+        # A fresh interpreter per snippet, in an empty directory: a snippet must
+        # import everything it uses and must not lean on the project's files.
+        runs[lesson_id, index] = subprocess.run(
+            [sys.executable, str(script)], cwd=workdir, env=env,
+            capture_output=True, text=True, timeout=120)
+    return runs
+
+
+@pytest.mark.parametrize("lesson_id,index", OFFLINE, ids=[f"{l}-snippet{i}" for l, i in OFFLINE])
+def test_offline_snippet_runs(snippet_runs, lesson_id, index):
+    proc = snippet_runs[lesson_id, index]
+    assert proc.returncode == 0, f"{lesson_id} snippet {index} failed:\n{proc.stderr[-3000:]}"
+    assert proc.stdout.strip(), "a teaching snippet should print what it shows"
+
+
+def test_offline_snippets_print_what_the_lessons_claim(snippet_runs):
+    """The lessons' comments state results; check the key ones really happen."""
+    def out(lesson_id, index):
+        return snippet_runs[lesson_id, index].stdout
+
+    assert "output shape: (3, 1024)" in out("lesson1", 0)
+    assert "same as base at step 0: True" in out("lesson1", 0)
+    assert "0.693" in out("lesson1", 1)
+    assert "answer is not valid JSON" in out("lesson2", 0)
+    assert "kept: [0, 2, 3]" in out("lesson2", 2)
+    peft_demo = out("lesson3", 1)
+    for line in ["lora_A  (8, 64)", "lora_B  (16, 8)", "equals base at step 0: True",
+                 "merged matches adapter: True", "adapter off equals base: True",
+                 "LlamaForCausalLM | same outputs: True"]:
+        assert line in peft_demo, line
+    assert out("lesson3", 2).strip() == "checkpoint-400 0.91"
+    assert "'field_f1': 0.556" in out("lesson4", 0)
+    assert out("lesson4", 1).split() == ["A", "inconsistent"]
+
+
+def test_the_claim_checks_catch_the_source_errors():
+    """Guard against checks that can never fail: run them on the course source,
+    which contains the uncorrected claims."""
+    seeds = sorted((ROOT.parent / "shared" / "seeds").glob("*.txt"))
+    if not seeds:
+        pytest.skip("the course source is absent, so the checks cannot be exercised")
+    source = "\n".join(s.read_text(encoding="utf-8") for s in seeds)
+    missed = [pattern for pattern in FORBIDDEN if not re.search(pattern, source)]
+    assert not missed, f"these checks no longer match the claims they exist for: {missed}"
+    assert SINGLE_QUOTED_JSON.search(source)
+
+
+# ---------------------------------------------------------------- originality
+
+def test_no_passage_copied_from_the_course_source():
+    if not CHECK_COPY.exists():
+        pytest.skip(f"{CHECK_COPY} is absent, so copying cannot be checked here")
+    proc = subprocess.run([sys.executable, str(CHECK_COPY), str(ROOT)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "\n0 copied passage" in "\n" + proc.stdout, proc.stdout
