@@ -1,0 +1,1 @@
+"""Built-in training sets (JSONL written by generate.py) and their generator."""
