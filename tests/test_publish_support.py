@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# A valid run id (training/runs.py accepts 16-64 url-safe characters).
+RUN_ID = "TestRun_0123456789abcdef"
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -60,16 +63,16 @@ SFT_ROWS = [
 def make_run_dir(root: Path, *, method: str = "sft", hub_dataset: str | None = None,
                  base_dir: Path | None = None) -> Path:
     """A finished run directory with a real (non-zero) PEFT adapter."""
+    import peft
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base_dir = base_dir or make_base_model_dir(root / "base")
-    run_dir = root / "runs" / "r_TestRun123"
+    run_dir = root / "runs" / RUN_ID
     (run_dir / "adapter").mkdir(parents=True, exist_ok=True)
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+    peft_model = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                                   task_type="CAUSAL_LM"))
     # B starts at zero; give it values so the adapter actually changes the model.
     with torch.no_grad():

@@ -1,0 +1,137 @@
+"""Publish panel for the Training tab: sign in, push to the Hub, retry, download, export a recipe.
+
+Sign-in: on a Space (SPACE_ID set) or when FTLAB_ENABLE_LOGIN=1 the panel shows
+gradio's LoginButton, and the push handler receives the signed-in user's
+token through its `gr.OAuthToken | None` parameter (gradio fills it from the
+session; it is never a component value, so it never reaches browser storage).
+Elsewhere gradio would only mock the login, so a password-type token field is
+the fallback. Either way the token is passed to `push_run` and dropped when
+the handler returns.
+
+No `from __future__ import annotations` here: gradio reads the OAuth
+parameter annotations at run time.
+"""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from core.config import on_space
+from training import publish, recipe, runs
+
+INTRO = (
+    "### Share your adapter\n"
+    "Push the trained adapter to your Hugging Face account with a model card that records "
+    "how it was trained, or download it. When you need more than a GPU slice, export the "
+    "same run as a TRL recipe to train on bigger hardware."
+)
+
+
+def login_enabled() -> bool:
+    return on_space() or os.environ.get("FTLAB_ENABLE_LOGIN", "").strip() == "1"
+
+
+def _endpoint():
+    # Read at call time (huggingface_hub reads HF_ENDPOINT once, at import).
+    return os.environ.get("HF_ENDPOINT", "").strip() or None
+
+
+def _run_dir(run_id):
+    """The run directory if `run_id` names a finished run with an adapter, else (None, message)."""
+    if not runs.valid_run_id(run_id) or not runs.exists(run_id):
+        return None, "Train a model first: there is no run to publish yet."
+    path = runs.run_dir(run_id)
+    if not all((path / "adapter" / f).is_file() for f in publish.REQUIRED_FILES):
+        return None, "This run has not saved an adapter yet. Let it finish (or stop it early) first."
+    return path, None
+
+
+def _downloadable(path):
+    """Copy a file to a fresh temp dir gradio may serve (the data dir may be /data on a Space)."""
+    if path is None:
+        return None
+    folder = tempfile.mkdtemp(prefix="ftlab-dl-")
+    return str(shutil.copy2(path, Path(folder) / Path(path).name))
+
+
+def push_handler(run_id, repo_name, private, include_merged, token_text,
+                 oauth_token: gr.OAuthToken | None = None, oauth_profile: gr.OAuthProfile | None = None):
+    """-> (status markdown, retry button update, adapter download, token box update)."""
+    keep_token = gr.update()
+    path, error = _run_dir(run_id)
+    if error:
+        return error, gr.update(visible=False), None, keep_token
+    token = (oauth_token.token if oauth_token is not None else "") or (token_text or "").strip()
+    download = _downloadable(publish.adapter_zip(path))
+    if not token:
+        how = "Sign in with Hugging Face above" if login_enabled() else "Paste a Hugging Face access token with write access"
+        return f"{how}, then push.", gr.update(visible=False), download, keep_token
+    namespace = oauth_profile.username if oauth_profile is not None else None
+    if not namespace and "/" not in (repo_name or ""):
+        namespace, error = publish.whoami_name(token, endpoint=_endpoint())
+        if error:
+            return error, gr.update(visible=True), download, keep_token
+    repo_id, error = publish.validate_repo_id(repo_name, namespace)
+    if error:
+        return error, gr.update(visible=False), download, keep_token
+    result = publish.push_run(path, repo_id, token, bool(private), include_merged=bool(include_merged),
+                              endpoint=_endpoint())
+    del token  # nothing keeps it past this call
+    download = _downloadable(publish.adapter_zip(path))  # now with the model card inside
+    if result.ok:
+        # A pasted token is cleared once it has done its job.
+        return result.message, gr.update(visible=False), download, gr.update(value="")
+    return result.message, gr.update(visible=result.retryable), download, keep_token
+
+
+def export_handler(run_id):
+    """-> (status markdown, recipe zip for download)."""
+    path, error = _run_dir(run_id)
+    if error:
+        return error, None
+    try:
+        zip_path = recipe.export_recipe(path)
+    except FileNotFoundError as exc:  # our own messages, no user text in them
+        return str(exc), None
+    return ("Recipe ready: unzip it and follow its README (`trl sft --config ...` or the multi-GPU "
+            "`accelerate launch` variant)."), _downloadable(zip_path)
+
+
+def build_publish_panel(run_id_state) -> dict:
+    """Build inside an open Blocks (the Training tab); returns the components."""
+    with gr.Accordion("Publish and export", open=False, elem_id="publish-panel"):
+        gr.Markdown(INTRO)
+        login = None
+        if login_enabled():
+            login = gr.LoginButton(elem_id="publish-login")
+        token_box = gr.Textbox(
+            label="Hugging Face access token (write)", type="password", visible=not login_enabled(),
+            placeholder="hf_...", elem_id="publish-token",
+            info="Used once for this push and not stored. Create one at huggingface.co/settings/tokens.",
+        )
+        with gr.Row():
+            repo_name = gr.Textbox(label="Repository name", placeholder="my-lora-adapter",
+                                   info="A name, or namespace/name for an organisation.", elem_id="publish-repo")
+            private = gr.Checkbox(value=True, label="Private repository")
+            include_merged = gr.Checkbox(value=False, label="Also push the merged model (larger)")
+        with gr.Row():
+            push = gr.Button("Push to the Hub", variant="primary", elem_id="publish-push")
+            retry = gr.Button("Retry push", visible=False, elem_id="publish-retry")
+        status = gr.Markdown(elem_id="publish-status")
+        adapter_file = gr.File(label="Adapter download (zip)", interactive=False, elem_id="publish-download")
+        with gr.Row():
+            export = gr.Button("Export recipe for bigger hardware", elem_id="publish-export")
+        export_status = gr.Markdown()
+        recipe_file = gr.File(label="Recipe (zip)", interactive=False, elem_id="publish-recipe")
+
+    inputs = [run_id_state, repo_name, private, include_merged, token_box]
+    outputs = [status, retry, adapter_file, token_box]
+    push.click(push_handler, inputs, outputs, api_name="publish_push")
+    retry.click(push_handler, inputs, outputs, api_name="publish_retry")
+    export.click(export_handler, [run_id_state], [export_status, recipe_file], api_name="publish_export")
+    return {"login": login, "token": token_box, "repo_name": repo_name, "private": private,
+            "include_merged": include_merged, "push": push, "retry": retry, "status": status,
+            "adapter_file": adapter_file, "export": export, "export_status": export_status,
+            "recipe_file": recipe_file}
