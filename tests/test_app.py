@@ -72,7 +72,25 @@ def test_tampered_progress_is_repaired_not_a_crash(client):
     assert "L3** ✓ read" in summary or "L3 ✓ read" in summary
 
 
-def test_new_attempt_reshuffles_and_clears(client):
+def test_new_attempt_clears_feedback_and_answers(client):
     result = client.predict(api_name="/new_attempt_lesson4")
-    seed, feedback = result[0], result[1]
-    assert isinstance(seed, int) and feedback == ""
+    # gr.State (the attempt seed) is not part of the API result: feedback, then the 4 radios.
+    assert result[0] == ""
+    quiz = grading.load_quiz("lesson4")
+    for update, q in zip(result[1:], quiz["questions"]):
+        assert update["value"] is None
+        assert sorted(c[0] for c in update["choices"]) == sorted(o["text"] for o in q["options"])
+
+
+def test_new_attempt_reshuffles_options():
+    from quizzes.ui import new_attempt
+
+    quiz = grading.load_quiz("lesson4")
+    orders = set()
+    for seed in range(6):
+        out = new_attempt("lesson4", seed=seed)
+        assert out[0] == seed and out[1] == ""
+        for update, q in zip(out[2:], quiz["questions"]):
+            assert update["choices"] == grading.shuffled_options(q, seed) and update["value"] is None
+        orders.add(tuple(out[2]["choices"]))
+    assert len(orders) > 1
