@@ -299,8 +299,9 @@ class _Line:
         return self.text(msg["content"], f"{path}.content")
 
     def text(self, value, path: str) -> str | None:
+        drop = "drop this turn" if "[" in path else "drop the line"
         if value is None:
-            self.err(f"{path} is null — write the text, or drop this turn")
+            self.err(f"{path} is null — write the text, or {drop}")
             return None
         if isinstance(value, list):
             self.err(f"{path} must be a string; lists of content parts aren't supported — join the text parts into one string")
@@ -309,7 +310,7 @@ class _Line:
             self.err(f"{path} must be a string, got {_type_name(value)} — put the text in double quotes")
             return None
         if not value.strip():
-            self.err(f"{path} is empty — write the text, or drop this turn")
+            self.err(f"{path} is empty — write the text, or {drop}")
             return None
         if len(value) > self.max_chars:
             self.err(f"{path} is {len(value):,} characters; the limit is {self.max_chars:,} "
@@ -330,7 +331,7 @@ class _Line:
             if isinstance(value, (dict, int, float, bool)):
                 self.err(f"'{where}' must be a string or a list of turns, got {_type_name(value)}")
                 return None
-            text = self.text(value, where)
+            text = self.text(value, f"'{where}'")
             return None if text is None else [{"role": "user", "content": text}]
         return self.messages(value, where)
 
@@ -341,7 +342,7 @@ class _Line:
         if isinstance(value, (dict, int, float, bool)):
             self.err(f"'{where}' must be a string or a list of assistant turns, got {_type_name(value)}")
             return None
-        text = self.text(value, where)
+        text = self.text(value, f"'{where}'")
         return None if text is None else [{"role": "assistant", "content": text}]
 
     def check_conversation(self, msgs: list[dict], where: str, need_reply: bool) -> bool:
@@ -455,7 +456,7 @@ def _split_lines(data, limit_bytes: int, result: ParseResult) -> list[tuple[int,
     if data is None:
         result.errors.append("no file was given — choose a .jsonl file")
         return None
-    size_text = "the file is {:.1f} MB; the limit is {} MB (FTLAB_MAX_UPLOAD_MB) — trim it or split it"
+    size_text = "the file is {:.1f} MB; the limit is {:g} MB (FTLAB_MAX_UPLOAD_MB) — trim it or split it"
     if isinstance(data, str):
         # Characters never outnumber UTF-8 bytes, so check before encoding a huge string.
         if len(data) > limit_bytes or len(data.encode("utf-8", "surrogatepass")) > limit_bytes:
