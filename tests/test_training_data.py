@@ -104,21 +104,25 @@ def test_builtin_rows_pass_the_upload_checks(builtins):
 
 
 def test_no_exact_or_near_duplicates(builtins):
-    from datasketch import MinHash, MinHashLSH
+    import numpy as np
+    from datasketch import MinHash
 
     for name, s in builtins.items():
         texts = [note(r) + "\n" + targets(r)[0] for r in s.all_rows]
         assert len(set(texts)) == len(texts), f"{name}: exact duplicates"
-        lsh = MinHashLSH(threshold=0.8, num_perm=64)
-        hashes = []
-        for i, text in enumerate(texts):
+        sigs = []
+        for text in texts:
             words = re.findall(r"[a-z0-9]+", text.lower())
-            m = MinHash(num_perm=64, seed=1)
+            m = MinHash(num_perm=128, seed=1)
             m.update_batch([" ".join(words[j:j + 3]).encode() for j in range(len(words) - 2)])
-            for j in lsh.query(m):
-                assert m.jaccard(hashes[j]) < 0.8, f"{name}: rows {j} and {i} are near duplicates"
-            lsh.insert(i, m)
-            hashes.append(m)
+            sigs.append(m.hashvalues)
+        # All pairs (a few hundred rows): estimated Jaccard of word trigrams, no
+        # LSH banding, so a near duplicate cannot slip through a missed bucket.
+        h = np.stack(sigs)
+        for i in range(1, len(h)):
+            sim = (h[:i] == h[i]).mean(axis=1)
+            j = int(sim.argmax())
+            assert sim[j] < 0.8, f"{name}: rows {j} and {i} are near duplicates ({sim[j]:.2f})"
 
 
 def test_preference_pairs_differ_and_rejected_is_a_real_failure(builtins):
