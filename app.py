@@ -62,6 +62,19 @@ def _training_builders():
     return build_training_tab, build_publish_panel
 
 
+# Short tab labels: full lesson titles overflow the tab bar.
+NAV_LABELS = {
+    "lesson1": "What fine-tuning is",
+    "lesson2": "Building the dataset",
+    "lesson3": "Running a LoRA fine-tune",
+    "lesson4": "Evaluating & deploying",
+}
+
+
+def tab_label(lesson) -> str:
+    return f"L{lesson.number} · {NAV_LABELS.get(lesson.id, lesson.title)}"
+
+
 ADVISOR_FOR_LESSON = {"lesson1": "strategy", "lesson2": "dataset", "lesson3": "lora", "lesson4": "eval"}
 
 
@@ -83,7 +96,7 @@ def build_app() -> gr.Blocks:
 
         with gr.Tabs():
             for lesson in lessons:
-                with gr.Tab(f"L{lesson.number} · {lesson.title}", id=lesson.id):
+                with gr.Tab(tab_label(lesson), id=lesson.id):
                     with gr.Tabs():
                         with gr.Tab("Lesson", id=f"{lesson.id}-lesson"):
                             build_lesson(lesson.id, progress_state, summary)

@@ -44,6 +44,7 @@ def browser():
 
 def test_lesson_quiz_feedback_and_progress_survive_reload(app_url, browser):
     expect = sync_api.expect
+    from app import tab_label
     from lessons import get_lesson
 
     lesson = get_lesson("lesson1")
@@ -56,7 +57,7 @@ def test_lesson_quiz_feedback_and_progress_survive_reload(app_url, browser):
     expect(summary).to_contain_text("L1 not read")
 
     # Read the lesson.
-    page.get_by_role("tab", name=f"L1 · {lesson.title}").click()
+    page.get_by_role("tab", name=tab_label(lesson)).click()
     expect(page.locator("#lesson1-header")).to_contain_text(lesson.title)
     page.locator("#lesson1-read").click()
     expect(summary).to_contain_text("L1 ✓ read")
