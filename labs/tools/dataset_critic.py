@@ -299,19 +299,24 @@ def _looks_like_broken_json(text: str) -> str | None:
 
 
 def _shingles(text: str) -> list[bytes]:
-    words = re.findall(r"\w+", text.lower())
-    if len(words) < 3:
-        return [" ".join(words).encode()] if words else []
-    return list({" ".join(words[i:i + 3]).encode() for i in range(len(words) - 2)})
+    """Character 5-grams of the lowercased text with whitespace squeezed.
+
+    Chat examples are short, so word n-grams swing too much on a one-word edit
+    (a 20-word line loses a fifth of its word 3-grams); character 5-grams move
+    in proportion to the characters changed."""
+    norm = " ".join(text.lower().split())
+    if len(norm) < 5:
+        return [norm.encode()] if norm else []
+    return list({norm[i:i + 5].encode() for i in range(len(norm) - 4)})
 
 
 def _near_duplicates(examples: list[_Example], threshold: float, keys: dict[int, str]) -> list[dict]:
-    """Pairs of lines whose word-3-gram sets overlap by at least ``threshold``."""
+    """Pairs of lines whose character-5-gram sets overlap by at least ``threshold``."""
     from datasketch import MinHash, MinHashLSH  # imported here: pulls in scipy (~0.5 s)
 
     num_perm = 64  # enough precision for a ≥0.5 threshold, fast for 10k lines
     shingle_sets = [_shingles(e.full) for e in examples]
-    keep = [i for i, s in enumerate(shingle_sets) if len(s) >= 2]
+    keep = [i for i, s in enumerate(shingle_sets) if len(s) >= 5]
     if len(keep) < 2:
         return []
     # crc32 instead of datasketch's default sha1: several times faster, and
@@ -516,10 +521,11 @@ def critique_markdown(result: dict) -> str:
     fmts = ", ".join(f"{k}: {v}" for k, v in s["formats"].items()) or "none recognised"
     out = [
         f"### Dataset check: {verdict}", "",
-        f"{s['lines']:,} lines, **{s['usable_examples']:,} usable examples** ({fmts}); "
-        f"{s['errors']:,} errors, {s['warnings']:,} warnings.", "",
-        f"**Length**, {t['counter']}: min {t['min']:,} · median {t['median']:,} · mean {t['mean']:,} · "
-        f"p95 {t['p95']:,} · max {t['max']:,} tokens per example.",
+        "| lines | usable examples | formats | errors | warnings |", "|---:|---:|---|---:|---:|",
+        f"| {s['lines']:,} | **{s['usable_examples']:,}** | {fmts} | {s['errors']:,} | {s['warnings']:,} |",
+        "", f"**Tokens per example** ({t['counter']})", "",
+        "| min | median | mean | p95 | max | total |", "|---:|---:|---:|---:|---:|---:|",
+        f"| {t['min']:,} | {t['median']:,} | {t['mean']:,} | {t['p95']:,} | {t['max']:,} | {t['total']:,} |",
     ]
     if result["fixes"]:
         out += ["", "**Fixes, most important first**", "",
@@ -532,8 +538,8 @@ def critique_markdown(result: dict) -> str:
         out += ["", "<details><summary>Examples</summary>", "",
                 *[f"- {d}" for d in details[:40]], "", "</details>"]
     if result["near_duplicates"]:
-        out += ["", f"**Near duplicates** (Jaccard ≥ {result['near_duplicate_threshold']:g} on word "
-                "3-grams)", "", "| line | line | similarity |", "|---:|---:|---:|"]
+        out += ["", f"**Near duplicates** (Jaccard ≥ {result['near_duplicate_threshold']:g} on character "
+                "5-grams)", "", "| line | line | similarity |", "|---:|---:|---:|"]
         out += [f"| {p['lines'][0]} | {p['lines'][1]} | {p['jaccard']:.2f} |"
                 for p in result["near_duplicates"][:20]]
         if result["near_duplicate_count"] > 20:

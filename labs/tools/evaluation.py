@@ -506,10 +506,12 @@ def adversarial_markdown(result: dict) -> str:
     out = [f"### Adversarial test set for: {result['task'][:120]}", ""]
     if result["topics"]:
         out.append(f"_Tailored for: {', '.join(result['topics'])}._\n")
+    out += ["| category | why | try these | expected |", "|---|---|---|---|"]
     for c in result["categories"]:
-        out += [f"**{c['category'].replace('_', ' ').capitalize()}**: {c['why']} "
-                f"*Expected:* {c['expected_behaviour']}", *[f"- {e}" for e in c["examples"]], ""]
-    out += ["**How to use them**", *[f"- {a}" for a in result["advice"]]]
+        examples = "<br>".join(f"• {e}".replace("|", "\\|") for e in c["examples"])
+        out.append(f"| **{c['category'].replace('_', ' ')}** | {c['why']} | {examples} | "
+                   f"{c['expected_behaviour']} |")
+    out += ["", "**How to use them**", *[f"- {a}" for a in result["advice"]]]
     return "\n".join(out) + "\n"
 
 

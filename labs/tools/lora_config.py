@@ -379,7 +379,8 @@ def config_code(rec: dict) -> str:
         "    warmup_steps=0.03,  # a float below 1 is a fraction of total steps",
         '    lr_scheduler_type="cosine",',
         "    bf16=True,",
-        f"    gradient_checkpointing={rec['gradient_checkpointing']},",
+        # transformers 5 renamed gradient_checkpointing (now deprecated) to this.
+        f"    activation_checkpointing={rec['gradient_checkpointing']},",
         "    logging_steps=10,",
         '    eval_strategy="steps",',
         f"    eval_steps={rec['eval_steps']},",

@@ -113,7 +113,7 @@ _SCHEMAS: dict[str, dict] = {
             "text": {"type": "string", "maxLength": MAX_PASTE_BYTES,
                      "description": "The JSONL dataset exactly as pasted, one JSON object per line."},
             "near_duplicate_threshold": _num(
-                0.5, 1.0, "Estimated Jaccard similarity (word 3-shingles) at or above which two "
+                0.5, 1.0, "Jaccard similarity (character 5-grams, found with MinHash LSH) at or above which two "
                 "lines count as near duplicates. Default 0.8."),
         },
         "required": ["text"],
