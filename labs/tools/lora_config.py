@@ -49,10 +49,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                        tie_word_embeddings=False, qkv_bias=False),
 }
 
-MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Attention projections (query, key, value, output) then the gated MLP, in the
+# order they sit in a Llama-style block.
+ATTENTION_MODULES = tuple(f"{x}_proj" for x in "qkvo")
+MODULES = ATTENTION_MODULES + ("gate_proj", "up_proj", "down_proj")
 TARGET_SETS = {
     "qv": ("q_proj", "v_proj"),
-    "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "attention": ATTENTION_MODULES,
     "all-linear": MODULES,
 }
 TASK_KINDS = ("style", "format", "domain", "preference", "general")

@@ -148,7 +148,7 @@ _SCHEMAS: dict[str, dict] = {
                      "items": {"type": "string", "enum": list(lora_config.MODULES)}},
                 ],
                 "description": "'all-linear', 'attention', 'qv', or a list of module names "
-                               "(q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj).",
+                               f"({', '.join(lora_config.MODULES)}).",
             },
         },
         "required": ["model", "r", "target_modules"],
