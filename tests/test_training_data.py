@@ -291,7 +291,7 @@ def test_non_utf8_bytes_name_the_line_and_offset():
     r = parse_jsonl("x".encode("utf-16"), "sft")
     assert "UTF-16" in r.errors[0]
     r = parse_jsonl(b"\x00\x01\x02binary", "sft")
-    assert r.errors and not r.rows
+    assert not r.rows and "NUL bytes" in r.errors[0]
 
 
 @pytest.mark.parametrize("text", [b"", "", "\n\n  \n"])
@@ -329,6 +329,17 @@ def test_row_cap(monkeypatch):
     assert not r.rows and r.errors == ["the file has 4 rows; the limit is 3 (FTLAB_MAX_ROWS) — keep the first 3 "
                                        "or split the file"]
     assert parse_jsonl(lines(*[chat(str(i)) for i in range(3)]), "sft").ok
+
+
+def test_hostile_files_are_refused_whole_and_quickly():
+    # one huge line: refused before json.loads sees it
+    r = parse_jsonl('{"messages": "' + "x" * (data.MAX_LINE_CHARS + 1) + '"}', "sft")
+    assert r.errors[0].startswith("line 1: the line is 200,") and "shorten" in r.errors[0]
+    # hundreds of thousands of tiny rows: counted, not built, then refused by the row cap
+    r = parse_jsonl(b"{}\n" * 300_000, "sft")
+    assert r.errors[0].startswith("the file has 300,000 rows")
+    # nothing but newlines is an empty file
+    assert "empty" in parse_jsonl(b"\n" * 1_000_000, "sft").errors[0]
 
 
 def test_limits_come_from_the_environment():

@@ -451,8 +451,14 @@ def _dpo_row(obj: dict, line: _Line, warnings: Counter) -> dict | None:
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
-def _split_lines(data, limit_bytes: int, result: ParseResult) -> list[tuple[int, str]] | None:
-    """Size check, then decode line by line so a bad byte is reported where it is."""
+def _split_lines(data, limit_bytes: int, limit_rows: int, result: ParseResult) -> tuple[list[tuple[int, str]], int] | None:
+    """Size and encoding checks, then the non-blank lines with their 1-based numbers.
+
+    Returns (first limit_rows + 1 non-blank lines, number of non-blank lines),
+    or None with the reason in `result.errors`. Blank lines are dropped and
+    lines past the row cap only counted, so a file of millions of tiny lines
+    costs a counter, not millions of tuples.
+    """
     if data is None:
         result.errors.append("no file was given — choose a .jsonl file")
         return None
@@ -462,36 +468,52 @@ def _split_lines(data, limit_bytes: int, result: ParseResult) -> list[tuple[int,
         if len(data) > limit_bytes or len(data.encode("utf-8", "surrogatepass")) > limit_bytes:
             result.errors.append(size_text.format(len(data.encode("utf-8", "surrogatepass")) / 2**20, limit_bytes / 2**20))
             return None
-        text = data[1:] if data.startswith("\ufeff") else data
-        return [(i + 1, ln.rstrip("\r")) for i, ln in enumerate(text.split("\n"))]
-    if not isinstance(data, (bytes, bytearray)):
+        text = data
+    elif isinstance(data, (bytes, bytearray)):
+        if len(data) > limit_bytes:
+            result.errors.append(size_text.format(len(data) / 2**20, limit_bytes / 2**20))
+            return None
+        data = bytes(data)
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            result.errors.append("the file is UTF-16 encoded — save it as UTF-8 and upload again")
+            return None
+        if b"\x00" in data:
+            # JSON text never holds a raw NUL byte: this is a binary file.
+            result.errors.append("the file contains NUL bytes — it is not a UTF-8 JSONL text file; "
+                                 "export the data as JSON Lines")
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            _report_bad_bytes(data, result)
+            return None
+    else:
         raise TypeError("parse_jsonl takes bytes or str")
-    if len(data) > limit_bytes:
-        result.errors.append(size_text.format(len(data) / 2**20, limit_bytes / 2**20))
-        return None
-    data = bytes(data)
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        result.errors.append("the file is UTF-16 encoded — save it as UTF-8 and upload again")
-        return None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    lines, offset, bad = [], 0, 0
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines, count = [], 0
+    for i, ln in enumerate(text.split("\n")):
+        if ln and not ln.isspace():
+            count += 1
+            if count <= limit_rows:
+                lines.append((i + 1, ln.rstrip("\r")))
+    return lines, count
+
+
+def _report_bad_bytes(data: bytes, result: ParseResult) -> None:
+    """Name each line with bytes that are not UTF-8, and where in the file they are."""
+    offset, bad = 0, 0
     for i, raw in enumerate(data.split(b"\n")):
         try:
-            lines.append((i + 1, raw.decode("utf-8").rstrip("\r")))
+            raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             bad += 1
             if bad <= MAX_ERRORS_SHOWN:
-                what = "a NUL byte (is this a binary file?)" if raw[exc.start:exc.start + 1] == b"\x00" else \
-                    f"byte 0x{raw[exc.start]:02X}"
-                result.errors.append(f"line {i + 1}: {what} at byte offset {offset + exc.start:,} is not valid "
-                                     f"UTF-8 — save the file as UTF-8 (no other encoding) and upload again")
-            lines.append((i + 1, ""))  # keeps numbering; the line is already reported
+                result.errors.append(f"line {i + 1}: byte 0x{raw[exc.start]:02X} at byte offset {offset + exc.start:,} "
+                                     f"is not valid UTF-8 — save the file as UTF-8 (no other encoding) and upload again")
         offset += len(raw) + 1
-    if b"\x00" in data and bad == 0:
-        result.errors.append("the file contains NUL bytes — it does not look like a text JSONL file")
-        return None
-    return lines
+    if bad > MAX_ERRORS_SHOWN:
+        result.errors.append(f"… and {bad - MAX_ERRORS_SHOWN:,} more lines with bytes that are not UTF-8")
 
 
 def parse_jsonl(data: bytes | str, method: str, *, max_bytes: int | None = None,
@@ -508,20 +530,19 @@ def parse_jsonl(data: bytes | str, method: str, *, max_bytes: int | None = None,
     max_chars = max_message_chars if max_message_chars is not None else MAX_MESSAGE_CHARS
     result = ParseResult()
     try:
-        lines = _split_lines(data, limit_bytes, result)
+        split = _split_lines(data, limit_bytes, limit_rows, result)
     except MemoryError:
         result.errors.append("the file is too large to read — upload a smaller file")
         return result
-    if lines is None:
+    if split is None:
         return result
-    lines = [(n, ln) for n, ln in lines if ln.strip()]
-    result.lines_read = len(lines)
-    if not lines:
-        if not result.errors:
-            result.errors.append("the file is empty — it needs one JSON object per line")
+    lines, count = split
+    result.lines_read = count
+    if not count:
+        result.errors.append("the file is empty — it needs one JSON object per line")
         return result
-    if len(lines) > limit_rows:
-        result.errors.append(f"the file has {len(lines):,} rows; the limit is {limit_rows:,} (FTLAB_MAX_ROWS) — "
+    if count > limit_rows:
+        result.errors.append(f"the file has {count:,} rows; the limit is {limit_rows:,} (FTLAB_MAX_ROWS) — "
                              f"keep the first {limit_rows:,} or split the file")
         return result
 
