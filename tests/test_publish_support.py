@@ -87,12 +87,14 @@ def make_run_dir(root: Path, *, method: str = "sft", hub_dataset: str | None = N
                "fingerprint": {"sha256": "ab" * 32, "rows": len(SFT_ROWS), "bytes": 1234}}
     run = {
         "run_id": run_dir.name, "status": "done", "step": 20, "total_steps": 20, "best_step": 18,
-        "config": {"method": method, "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
-                   "base_model_path": str(base_dir), "dataset": dataset,
-                   "hyperparameters": {"learning_rate": 2e-4, "epochs": 1, "max_steps": 20, "batch_size": 2,
-                                       "grad_accum": 1, "max_length": 128, "beta": 0.1, "seed": 7,
-                                       "lora": {"r": 4, "alpha": 8, "dropout": 0.0,
-                                                "target_modules": ["q_proj", "v_proj"]}}},
+        # The layout training/engine.py writes: model_id is the model actually
+        # loaded, model_path where it was loaded from, hparams as checks.py cleans them.
+        "config": {"method": method, "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                   "model_path": str(base_dir), "dataset": dataset,
+                   "hparams": {"r": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": "qv",
+                               "learning_rate": 2e-4, "warmup_ratio": 0.05, "scheduler": "cosine",
+                               "epochs": 1.0, "max_steps": 20, "batch_size": 2, "grad_accum": 1,
+                               "max_length": 128, "beta": 0.1, "seed": 7}},
     }
     (run_dir / "run.json").write_text(json.dumps(run))
     events = [{"step": s, "loss": 2.5 - 0.1 * s, "elapsed": s * 0.5} for s in range(1, 21)]

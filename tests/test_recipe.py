@@ -54,6 +54,7 @@ def test_trl_parser_accepts_the_config_with_the_run_settings(recipe_dir):
     assert sorted(model.lora_target_modules) == ["q_proj", "v_proj"]
     assert training.learning_rate == pytest.approx(2e-4) and training.max_steps == 20
     assert training.per_device_train_batch_size == 2 and training.max_length == 128
+    assert training.warmup_steps == pytest.approx(0.05) and training.lr_scheduler_type == "cosine"
 
 
 def test_accelerate_configs_parse_for_fsdp_and_deepspeed(recipe_dir):

@@ -55,7 +55,8 @@ def read_log(path: Path) -> list[dict]:
 def _lookup(run: dict, *names, default=None):
     """Find a setting in run.json whether the engine nested it under `config` or not."""
     config = run.get("config") if isinstance(run.get("config"), dict) else {}
-    hyper = config.get("hyperparameters") if isinstance(config.get("hyperparameters"), dict) else {}
+    hyper = config.get("hparams") or config.get("hyperparameters")
+    hyper = hyper if isinstance(hyper, dict) else {}
     for source in (hyper, config, run):
         for name in names:
             if name in source and source[name] not in (None, ""):
@@ -82,6 +83,12 @@ def run_summary(run: dict) -> dict:
         hub_id = dataset.get("name")
     lora = _lookup(run, "lora", default={})
     lora = lora if isinstance(lora, dict) else {}
+    target = lora.get("target_modules", _lookup(run, "target_modules", default="all-linear"))
+    if isinstance(target, str):
+        # The engine stores a choice name ("qv", "attention", ...); publish the module list.
+        from training.checks import TARGET_MODULE_CHOICES
+
+        target = TARGET_MODULE_CHOICES.get(target, target)
     return {
         "method": method if method in ("sft", "dpo") else "sft",
         "base_model": base,
@@ -91,8 +98,11 @@ def run_summary(run: dict) -> dict:
         "fingerprint": fingerprint,
         "lora_r": lora.get("r", _lookup(run, "lora_r", "r", default=8)),
         "lora_alpha": lora.get("alpha", lora.get("lora_alpha", _lookup(run, "lora_alpha", "alpha", default=16))),
-        "lora_dropout": lora.get("dropout", lora.get("lora_dropout", _lookup(run, "lora_dropout", default=0.05))),
-        "target_modules": lora.get("target_modules", _lookup(run, "target_modules", default="all-linear")),
+        "lora_dropout": lora.get("dropout", lora.get("lora_dropout",
+                                                     _lookup(run, "lora_dropout", "dropout", default=0.05))),
+        "target_modules": target,
+        "scheduler": _lookup(run, "scheduler", "lr_scheduler_type", default=None),
+        "warmup_ratio": _lookup(run, "warmup_ratio", default=None),
         "learning_rate": _lookup(run, "learning_rate", "lr", default=2e-4),
         "epochs": _lookup(run, "epochs", "num_train_epochs", default=1),
         "max_steps": _lookup(run, "max_steps", "total_steps", default=None),

@@ -120,6 +120,11 @@ def trl_config(run: dict, *, has_validation: bool, output_dir: str = "output") -
         "save_strategy": "epoch",
         "report_to": "none",
     }
+    if s["scheduler"]:
+        config["lr_scheduler_type"] = str(s["scheduler"])
+    if s["warmup_ratio"] is not None and 0 <= float(s["warmup_ratio"]) < 1:
+        # transformers 5 dropped warmup_ratio: a float in [0, 1) for warmup_steps is the ratio.
+        config["warmup_steps"] = float(s["warmup_ratio"])
     if s["max_steps"]:
         config["max_steps"] = int(s["max_steps"])
     if has_validation:
