@@ -186,6 +186,30 @@ def test_correct_answer_is_not_always_in_the_same_slot():
     assert len(positions) >= 3
 
 
+# A learner who knows nothing can still score well if the right answer is the
+# one that is visibly longest and most carefully qualified: test writers tend to
+# hedge and detail the answer they know is true and leave distractors short.
+# Before the rewrite that gave the answer away in 29 of 31 questions; now it
+# happens in about a fifth, at or below the 1-in-4 rate of a random position.
+# 40% leaves room for new or edited questions while still failing if the banks
+# drift back towards "pick the longest option".
+MAX_LONGEST_CORRECT_SHARE = 0.40
+
+
+def test_correct_option_is_not_usually_the_longest():
+    questions = list(all_questions())
+    tells = []
+    for _, q in questions:
+        lengths = [len(o["text"].strip()) for o in q["options"]]
+        right = len(next(o for o in q["options"] if o["correct"])["text"].strip())
+        if right == max(lengths) and lengths.count(right) == 1:
+            tells.append(q["id"])
+    share = len(tells) / len(questions)
+    assert share <= MAX_LONGEST_CORRECT_SHARE, (
+        f"the correct option is the longest in {len(tells)} of {len(questions)} questions "
+        f"({share:.0%}): {', '.join(tells)}; lengthen the distractors or tighten the answer")
+
+
 def test_quizzes_never_mark_a_corrected_claim_as_right():
     for name, q in all_questions():
         right = next(o for o in q["options"] if o["correct"])
