@@ -87,3 +87,22 @@ def train_until_done(run_id: str, max_slice_steps: int | None = None) -> Iterato
             yield {"kind": "slice_end", "status": info["status"], "step": info.get("step"),
                    "message": info.get("message", "")}
             return
+
+
+def _eval_duration(run_id: str, n_samples: int = 5, *a, **k) -> int:
+    # Two greedy generations per example, a few seconds each on a GPU, plus loading.
+    return int(min(120, 30 + 8 * max(1, int(n_samples))))
+
+
+@spaces.GPU(duration=_eval_duration)
+def evaluate_gpu(run_id: str, n_samples: int = 5) -> dict:
+    """Base vs tuned on the test split (training.evaluate), on the GPU when there is one."""
+    from training import evaluate
+    return evaluate.evaluate_run(run_id, n_samples=n_samples)
+
+
+@spaces.GPU(duration=30)
+def chat_gpu(run_id: str, history: list, text: str, use_adapter: bool = True) -> list:
+    """One chat turn with the tuned (or base) model; returns the new history (plain dicts)."""
+    from training import inference
+    return inference.chat_reply(run_id, history, text, use_adapter=use_adapter)

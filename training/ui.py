@@ -1,0 +1,605 @@
+"""The Training tab: pick a model and data, check it, train with LoRA (SFT or DPO), watch it learn,
+evaluate, chat, download.
+
+`build_training_tab()` is called inside an open gr.Blocks/Tab by app.py. The
+handlers below are plain functions (state in, state out) so tests call them
+directly; the heavy libraries (torch, transformers, trl, peft) are imported
+only inside the functions that train or generate.
+
+Per-learner state: the current run id (gr.State) and the learner's run ids
+(gr.BrowserState, so reopening the page re-attaches to the run). Runs on disk
+are keyed by unguessable ids; nothing per learner lives in module globals.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core.config import env_int, env_str
+from training import checks, runs
+from training import gpu as gpu_mod
+from training.base_model import BASE_MODELS, DEFAULT_MODEL, OFFLINE_NOTICE, hub_reachable
+
+RUNS_STORAGE_KEY = "fine-tuning-lab-runs"
+RUNS_SECRET_DEFAULT = "fine-tuning-lab-runs-v1"
+GPU_CONCURRENCY = max(1, env_int("FTLAB_GPU_CONCURRENCY", 1))
+MAX_RUNS_KEPT = 10
+
+HP_FIELDS = ("r", "alpha", "dropout", "target_modules", "learning_rate", "scheduler", "warmup_ratio",
+             "epochs", "max_steps", "batch_size", "grad_accum", "max_length", "eval_steps",
+             "early_stopping_patience", "seed", "beta")
+
+STATUS_TEXT = {
+    "planned": "⏳ Waiting for the training slot",
+    "running": "🏃 Training",
+    "paused": "⏸️ Paused between slices",
+    "stopped": "⏹️ Stopped",
+    "finished": "✅ Finished",
+    "failed": "❌ Failed",
+    "interrupted": "⚠️ Interrupted",
+}
+
+INTRO = (
+    "## Train a real model\n"
+    "Fine-tune a small instruct model with **LoRA** on a built-in dataset or your own JSONL. "
+    "Work through the steps in order: **1** pick a model and data, **2** check the data "
+    "(nothing is trained yet), **3** start and watch the loss curves, **4** compare the tuned "
+    "model with the base and chat with it."
+)
+
+
+# ------------------------------------------------------------------ helpers
+
+def _model_choices() -> list[tuple[str, str]]:
+    return [(info.label, mid) for mid, info in BASE_MODELS.items()]
+
+
+def model_notice() -> str:
+    if hub_reachable():
+        return ""
+    return f"ℹ️ {OFFLINE_NOTICE}"
+
+
+def hparams_from(values: tuple | list) -> dict:
+    return dict(zip(HP_FIELDS, values))
+
+
+def effective_batch_md(batch, accum) -> str:
+    try:
+        b, a = int(batch), int(accum)
+    except (TypeError, ValueError):
+        return "Effective batch: fill in batch size and accumulation."
+    return f"**Effective batch = {b} × {a} = {b * a}** examples per optimizer step."
+
+
+def apply_preset(name: str, method: str):
+    p = checks.PRESETS.get(name)
+    if not p:
+        return [gr.update()] * 5
+    lr = checks.DPO_DEFAULT_LR if method == "dpo" else p["learning_rate"]
+    return [p["r"], p["alpha"], p["dropout"], p["target_modules"], lr]
+
+
+def _downloadable(path: Path | None) -> str | None:
+    # The run dir may be /data on a Space, outside what gradio serves: copy to a temp dir.
+    if path is None:
+        return None
+    folder = tempfile.mkdtemp(prefix="ftlab-dl-")
+    return str(shutil.copy2(path, Path(folder) / Path(path).name))
+
+
+def _remember(run_ids: Any, run_id: str) -> list[str]:
+    ids = runs.clean_run_ids(run_ids)
+    ids = [r for r in ids if r != run_id] + [run_id]
+    return ids[-MAX_RUNS_KEPT:]
+
+
+# ------------------------------------------------------------------ dataset
+
+def _splits_dict(splits) -> dict:
+    return {"name": splits.name, "method": splits.method, "source": splits.source,
+            "train": splits.train, "validation": splits.validation, "test": splits.test}
+
+
+def load_dataset_handler(source: str, builtin_name: str, upload, hub_id: str, method: str,
+                         current: dict | None):
+    """-> (dataset state, status markdown). On any problem the previous dataset is kept."""
+    from training import data
+
+    keep = current
+    try:
+        if source == "Built-in":
+            if builtin_name not in data.BUILTIN:
+                return keep, "Pick one of the built-in datasets."
+            info = data.BUILTIN[builtin_name]
+            if info.method != method:
+                return keep, (f"**{info.title}** is a {info.method.upper()} dataset; switch the method to "
+                              f"{info.method.upper()} or pick another set.")
+            s = data.load_builtin(builtin_name)
+            return _splits_dict(s), _splits_md(_splits_dict(s), info.description)
+        if source == "Upload JSONL":
+            if upload is None:
+                return keep, "Choose a `.jsonl` file to upload first."
+            path = upload if isinstance(upload, str) else getattr(upload, "name", None)
+            size = Path(path).stat().st_size
+            if size > data.MAX_UPLOAD_MB * 1024 * 1024:
+                return keep, (f"That file is {size / 1e6:.1f} MB; the limit is {data.MAX_UPLOAD_MB} MB. "
+                              "Upload a smaller sample.")
+            raw = Path(path).read_bytes()
+            splits, result = data.from_upload(raw, method)
+            if splits is None:
+                return keep, result.markdown() + "\n\nNothing was loaded; your previous dataset is kept."
+            d = _splits_dict(splits)
+            return d, result.markdown() + "\n\n" + _splits_md(d)
+        if source == "Hub dataset":
+            if not hub_reachable():
+                return keep, "The Hugging Face Hub can't be reached from here: use a built-in set or an upload."
+            s = data.load_hub_dataset(hub_id, method)
+            d = _splits_dict(s)
+            return d, _splits_md(d)
+    except data.DataError as exc:
+        return keep, f"❌ {exc}"
+    except OSError as exc:
+        return keep, f"❌ The file could not be read ({type(exc).__name__})."
+    return keep, "Pick where the data comes from."
+
+
+def _splits_md(d: dict, description: str = "") -> str:
+    head = (f"**Loaded {d['name']}** ({d['method'].upper()}): {len(d['train'])} train, "
+            f"{len(d['validation'])} validation, {len(d['test'])} test examples.")
+    return head + (f"\n\n{description}" if description else "")
+
+
+# ------------------------------------------------------------------ check + plan
+
+def _histogram_df(rep: checks.CheckReport):
+    import pandas as pd
+    rows = rep.histogram()
+    return pd.DataFrame({"tokens": [f"≤{r['tokens']}" for r in rows], "examples": [r["examples"] for r in rows]})
+
+
+def check_handler(dataset: dict | None, model_id: str, method: str, *hp):
+    """-> (critic md, check md, histogram df, highlight, plan md). Spends no training time."""
+    empty = (None, [], "")
+    if not dataset:
+        return ("Load a dataset first (step 1).", "", *empty)
+    if dataset["method"] != method:
+        return (f"This dataset is for {dataset['method'].upper()}; switch the method or load another one.", "",
+                *empty)
+    h, errors = checks.validate_hparams(hparams_from(hp), method)
+    critic_md = _critic_md(dataset)
+    if errors:
+        return critic_md, "**Fix these settings first:**\n" + "\n".join(f"- {e}" for e in errors), *empty
+    from training.base_model import load_tokenizer, resolve_model
+    from training.engine import plan, plan_markdown
+
+    try:
+        _eff, path, notice = resolve_model(model_id)
+        tok = load_tokenizer(path)
+    except Exception as exc:  # a Hub hiccup while fetching the tokenizer: say so, keep everything
+        return critic_md, f"❌ The model's tokenizer could not be loaded ({type(exc).__name__}). Try again.", *empty
+    rep = checks.check_dataset(tok, dataset["train"], method, int(h["max_length"]))
+    avg = (sum(rep.lengths) / len(rep.lengths)) if rep.lengths else None
+    p = plan({"method": method, "model_id": _eff, "hparams": h}, len(dataset["train"]), avg_tokens=avg)
+    check_md = rep.markdown() + (f"\n\n{notice}" if notice else "")
+    plan_md = plan_markdown(p) if rep.ok else "No plan: fix the data check first."
+    return critic_md, check_md, _histogram_df(rep), rep.highlight, plan_md
+
+
+def _critic_md(dataset: dict) -> str:
+    try:
+        from labs.tools.dataset_critic import critique_jsonl, critique_markdown
+        from training.data import to_jsonl
+        result = critique_jsonl(to_jsonl(dataset["train"]), max_bytes=50_000_000)
+        return critique_markdown(result)
+    except Exception as exc:  # the critic is advice; the training check below still runs
+        return f"(The dataset critic could not run: {type(exc).__name__}.)"
+
+
+# ------------------------------------------------------------------ start / train / stop
+
+def prepare_run_handler(dataset: dict | None, model_id: str, method: str, run_ids: Any, *hp):
+    """Create the run on disk (fast, outside the GPU queue). -> (run_id, run_ids, status md, go).
+
+    `go` tells the chained train_handler whether to train: a refused start must
+    not quietly resume some earlier run of the learner."""
+    out = _prepare(dataset, model_id, method, run_ids, *hp)
+    return (*out, bool(out[0]) and isinstance(out[0], str) and out[2].startswith("Run created"))
+
+
+def _prepare(dataset, model_id, method, run_ids, *hp):
+    ids = runs.clean_run_ids(run_ids)
+    busy = runs.active_run(ids)
+    if busy:
+        return busy, ids, ("You already have a run training. Stop it, or wait for it to finish, "
+                           "before starting another (one run at a time per learner).")
+    if not dataset:
+        return gr.update(), ids, "Load a dataset first (step 1)."
+    if dataset["method"] != method:
+        return gr.update(), ids, f"This dataset is for {dataset['method'].upper()}: switch the method first."
+    h, errors = checks.validate_hparams(hparams_from(hp), method)
+    if errors:
+        return gr.update(), ids, "**Not started. Fix these settings:**\n" + "\n".join(f"- {e}" for e in errors)
+    # Refuse a run that would train on nothing before any GPU time is requested.
+    try:
+        from training.base_model import load_tokenizer, resolve_model
+        _e, path, _n = resolve_model(model_id)
+        rep = checks.check_dataset(load_tokenizer(path), dataset["train"], method, int(h["max_length"]))
+    except Exception as exc:
+        return gr.update(), ids, f"❌ The model could not be prepared ({type(exc).__name__}). Try again."
+    if not rep.ok:
+        return gr.update(), ids, "**Not started.**\n\n" + rep.markdown()
+    from training import engine
+    config = {"method": method, "model_id": model_id, "hparams": h,
+              "dataset": {"name": dataset["name"], "source": dataset["source"].split(":")[0],
+                          "hub_id": dataset["source"][4:] if dataset["source"].startswith("hub:") else None}}
+    try:
+        run_id = engine.start_run(config, dataset)
+    except ValueError as exc:
+        return gr.update(), ids, f"**Not started.** {exc}"
+    runs.cleanup_old_runs()  # a cheap moment to drop expired runs of everyone
+    return run_id, _remember(ids, run_id), ("Run created. Waiting for the training slot: if others are "
+                                            "training, your place in the queue shows on the progress panel.")
+
+
+def _curves(run_id: str | None):
+    import pandas as pd
+    log = runs.read_log(run_id) if run_id else []
+    pts = [{"step": e["step"], "loss": e["loss"], "series": "train loss"} for e in log
+           if isinstance(e.get("loss"), (int, float))]
+    pts += [{"step": e["step"], "loss": e["eval_loss"], "series": "eval loss"} for e in log
+            if isinstance(e.get("eval_loss"), (int, float))]
+    lrs = [{"step": e["step"], "learning_rate": e["learning_rate"]} for e in log
+           if isinstance(e.get("learning_rate"), (int, float))]
+    return (pd.DataFrame(pts, columns=["step", "loss", "series"]),
+            pd.DataFrame(lrs, columns=["step", "learning_rate"]))
+
+
+def progress_md(info: dict | None) -> str:
+    if not info:
+        return ""
+    step, total = int(info.get("step") or 0), int(info.get("total_steps") or 0)
+    log = runs.read_log(info["run_id"])
+    last = next((e for e in reversed(log) if "loss" in e), {})
+    elapsed = float(last.get("elapsed") or info.get("elapsed_s") or 0.0)
+    step = max(step, int(last.get("step") or 0))
+    eta = (elapsed / step * (total - step)) if step else None
+    parts = [f"**Step {step} / {total}**", f"elapsed {elapsed:.0f} s"]
+    if eta is not None and info.get("status") == "running":
+        parts.append(f"ETA ~{eta:.0f} s")
+    if last.get("tokens_per_s"):
+        parts.append(f"{last['tokens_per_s']:.0f} tokens/s")
+    if last.get("learning_rate") is not None:
+        parts.append(f"lr {last['learning_rate']:.2e}")
+    if isinstance(last.get("loss"), (int, float)):
+        parts.append(f"train loss {last['loss']:.4f}")
+    ev = next((e for e in reversed(log) if isinstance(e.get("eval_loss"), (int, float))), None)
+    if ev:
+        parts.append(f"eval loss {ev['eval_loss']:.4f}")
+    return " · ".join(parts)
+
+
+def status_md(info: dict | None) -> str:
+    if not info:
+        return "No run yet."
+    head = STATUS_TEXT.get(info.get("status"), info.get("status", ""))
+    cfg = info.get("config", {})
+    line = f"**{head}** · run `{info['run_id'][:8]}` · {cfg.get('method', '').upper()} on `{cfg.get('model_id', '')}`"
+    msg = info.get("error") or info.get("message") or ""
+    notice = cfg.get("model_notice") or ""
+    parts = [line, msg, f"ℹ️ {notice}" if notice else ""]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _view(run_id: str | None):
+    """(status md, progress md, loss df, lr df) for a run."""
+    if not run_id or not runs.exists(run_id):
+        loss, lr = _curves(None)
+        return "No run yet.", "", loss, lr
+    info = runs.read_run(run_id)
+    loss, lr = _curves(run_id)
+    return status_md(info), progress_md(info), loss, lr
+
+
+def train_handler(run_id: str | None, go: bool = True):
+    """Train slices until the run ends; yields (status md, progress md, loss df, lr df). In the GPU queue."""
+    if not go or not run_id or not runs.exists(run_id):
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # keep the refusal message on screen
+        return
+    info = runs.read_run(run_id)
+    if info["status"] not in ("planned", "paused", "interrupted", "stopped"):
+        yield _view(run_id)  # already running elsewhere, or finished: just show it
+        return
+    last_push = 0.0
+    try:
+        for event in gpu_mod.train_until_done(run_id):
+            now = time.monotonic()
+            # Redraw at most twice a second (and on every log line and status change).
+            if event.get("kind") in ("log", "status", "slice_end", "error") or now - last_push > 0.5:
+                last_push = now
+                yield _view(run_id)
+    except Exception as exc:  # e.g. ZeroGPU quota exceeded: the run is kept, resumable
+        msg = str(exc)[:300] if isinstance(exc, gr.Error) else type(exc).__name__
+        if runs.read_run(run_id)["status"] == "running":
+            runs.update_run(run_id, status="paused", owner_pid=None)
+        status, prog, loss, lr = _view(run_id)
+        yield (status + f"\n\n❌ The GPU call failed ({msg}). Your run is kept: press **Resume** to continue.",
+               prog, loss, lr)
+        return
+    yield _view(run_id)
+
+
+def stop_handler(run_id: str | None) -> str:
+    if not run_id or not runs.exists(run_id):
+        return "There is no run to stop."
+    from training.engine import stop_idle_run
+    info = stop_idle_run(run_id)
+    if info["status"] == "running":
+        return "Stopping at the end of the current step; the adapter trained so far will be saved."
+    return status_md(info)
+
+
+def resume_check_handler(run_id: str | None, run_ids: Any) -> tuple[str, bool]:
+    """-> (status md, go)."""
+    if not run_id or not runs.exists(run_id):
+        return "There is no run to resume: start one.", False
+    busy = runs.active_run(run_ids)
+    info = runs.read_run(run_id)
+    if busy and busy != run_id:
+        return "Another of your runs is training: stop it before resuming this one.", False
+    if info["status"] not in runs.RESUMABLE:
+        return f"This run is {info['status']}; only a paused, stopped or interrupted run can be resumed.", False
+    return "Resuming from the last checkpoint…", True
+
+
+# ------------------------------------------------------------------ re-attach
+
+def runs_dropdown(run_ids: Any):
+    choices = []
+    for info in runs.learner_runs(run_ids):
+        when = time.strftime("%d %b %H:%M", time.localtime(info.get("created_at", 0)))
+        cfg = info.get("config", {})
+        label = (f"{when} · {cfg.get('method', '').upper()} · {cfg.get('dataset', {}).get('name', '')} · "
+                 f"{info.get('status')} · {info['run_id'][:6]}")
+        choices.append((label, info["run_id"]))
+    return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+
+def attach_handler(run_ids: Any, chosen: str | None = None):
+    """On page load / "Show run": pick the learner's run and show its state.
+    -> (run_id, run_ids, runs dropdown, status, progress, loss df, lr df, metrics rows, samples rows, timer)"""
+    from training import evaluate
+    ids = runs.clean_run_ids(run_ids)
+    live = [i["run_id"] for i in runs.learner_runs(ids)]
+    rid = chosen if chosen in live else (live[0] if live else None)
+    status, prog, loss, lr = _view(rid)
+    metrics = evaluate.read_metrics(rid) if rid else None
+    running = bool(rid) and runs.read_run(rid)["status"] == "running"
+    return (rid, live[::-1], runs_dropdown(live), status, prog, loss, lr,
+            evaluate.metrics_rows(metrics), evaluate.samples_rows(metrics), gr.Timer(active=running))
+
+
+def poll_handler(run_id: str | None):
+    """Timer tick while a run trains elsewhere (e.g. after a page reload): redraw, stop when done."""
+    status, prog, loss, lr = _view(run_id)
+    running = bool(run_id) and runs.exists(run_id) and runs.read_run(run_id)["status"] == "running"
+    return status, prog, loss, lr, gr.Timer(active=running)
+
+
+# ------------------------------------------------------------------ after the run
+
+def evaluate_handler(run_id: str | None, n_samples: int):
+    from training import evaluate
+    if not run_id or not runs.exists(run_id):
+        return "Train a model first.", [], []
+    if not runs.read_run(run_id)["has_adapter"]:
+        return "This run has no saved adapter yet: let it finish or stop it.", [], []
+    try:
+        m = gpu_mod.evaluate_gpu(run_id, int(n_samples or 5))
+    except Exception as exc:
+        return f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.", [], []
+    msg = (f"Evaluated {m['n']} held-out test examples in {m['seconds']:.0f} s "
+           "(greedy decoding; base = same model with the adapter switched off).")
+    return msg, evaluate.metrics_rows(m), evaluate.samples_rows(m)
+
+
+def chat_handler(run_id: str | None, history: list | None, text: str, use_adapter: bool):
+    history = list(history or [])
+    if not (text or "").strip():
+        return history, ""
+    if not run_id or not runs.exists(run_id) or not runs.read_run(run_id)["has_adapter"]:
+        return history + [{"role": "user", "content": text[:500]},
+                          {"role": "assistant", "content": "Train a model first (or stop a run to save its adapter)."}], ""
+    try:
+        return gpu_mod.chat_gpu(run_id, history, text, bool(use_adapter)), ""
+    except Exception as exc:
+        return history + [{"role": "user", "content": text[:500]},
+                          {"role": "assistant", "content": f"(The model could not answer: {type(exc).__name__}.)"}], text
+
+
+def download_adapter_handler(run_id: str | None):
+    if not run_id or not runs.exists(run_id):
+        return None, "Train a model first."
+    try:
+        return _downloadable(runs.zip_dir(run_id, "adapter")), "Adapter zip ready (PEFT format + tokenizer)."
+    except FileNotFoundError as exc:
+        return None, str(exc)
+
+
+def merge_handler(run_id: str | None):
+    if not run_id or not runs.exists(run_id):
+        return None, "Train a model first."
+    from training import inference
+    try:
+        inference.merge_run(run_id)
+        return _downloadable(runs.zip_dir(run_id, "merged")), "Merged model ready (adapter folded into the base)."
+    except FileNotFoundError as exc:
+        return None, str(exc)
+    except Exception as exc:
+        return None, f"❌ Merging failed ({type(exc).__name__}); your adapter is unchanged."
+
+
+# ------------------------------------------------------------------ the tab
+
+def build_training_tab() -> dict:
+    """Build inside an open Blocks; returns components for wiring (run_id state, run_ids BrowserState, …)."""
+    from training.engine import default_device
+    d = checks.default_hparams(default_device())
+    run_ids = gr.BrowserState([], storage_key=RUNS_STORAGE_KEY,
+                              secret=env_str("FTLAB_STATE_SECRET", RUNS_SECRET_DEFAULT) + "-runs")
+    run_id = gr.State(None)
+    dataset = gr.State(None)
+    go = gr.State(False)
+    gr.Markdown(INTRO)
+    notice = gr.Markdown(model_notice(), elem_id="train-model-notice")
+
+    with gr.Group():
+        gr.Markdown("### 1 · Model and data")
+        with gr.Row():
+            model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Base model", elem_id="train-model")
+            method = gr.Radio([("SFT (learn from examples)", "sft"), ("DPO (learn from preferences)", "dpo")],
+                              value="sft", label="Method", elem_id="train-method")
+        with gr.Row():
+            source = gr.Radio(["Built-in", "Upload JSONL", "Hub dataset"], value="Built-in", label="Data from")
+            builtin = gr.Dropdown(_builtin_choices(), value=_first_builtin(), label="Built-in dataset",
+                                  elem_id="train-builtin")
+        with gr.Row():
+            upload = gr.File(label="Your JSONL file", file_types=[".jsonl", ".json", ".txt"], type="filepath")
+            hub_id = gr.Textbox(label="Hub dataset id (online only)", placeholder="owner/name", max_length=200)
+        load_btn = gr.Button("Load dataset", elem_id="train-load")
+        data_md = gr.Markdown(elem_id="train-data-status")
+
+    with gr.Accordion("Hyperparameters", open=False):
+        with gr.Row():
+            preset = gr.Dropdown(list(checks.PRESETS), value="Balanced: r=16 on attention",
+                                 label="LoRA preset (from Lab 3)")
+            preset_btn = gr.Button("Apply preset", scale=0)
+        with gr.Row():
+            r = gr.Number(d["r"], label="LoRA rank r", precision=0)
+            alpha = gr.Number(d["alpha"], label="LoRA alpha")
+            dropout = gr.Number(d["dropout"], label="LoRA dropout")
+            target = gr.Dropdown(list(checks.TARGET_MODULE_CHOICES), value=d["target_modules"],
+                                 label="Target modules")
+        with gr.Row():
+            lr = gr.Number(d["learning_rate"], label="Learning rate")
+            scheduler = gr.Dropdown(list(checks.SCHEDULERS), value=d["scheduler"], label="Scheduler")
+            warmup = gr.Number(d["warmup_ratio"], label="Warmup ratio")
+            beta = gr.Number(d["beta"], label="DPO beta (DPO only)")
+        with gr.Row():
+            epochs = gr.Number(d["epochs"], label="Epochs")
+            max_steps = gr.Number(d["max_steps"], label=f"Max steps (0 = from epochs, cap {checks.max_steps_cap()})",
+                                  precision=0)
+            batch = gr.Number(d["batch_size"], label="Batch size", precision=0)
+            accum = gr.Number(d["grad_accum"], label="Gradient accumulation", precision=0)
+        eff_md = gr.Markdown(effective_batch_md(d["batch_size"], d["grad_accum"]))
+        with gr.Row():
+            max_len = gr.Number(d["max_length"], label=f"Max length (tokens, cap {checks.max_length_cap()})",
+                                precision=0)
+            eval_steps = gr.Number(d["eval_steps"], label="Evaluate every N steps", precision=0)
+            patience = gr.Number(d["early_stopping_patience"], label="Early-stopping patience (evals, 0 = off)",
+                                 precision=0)
+            seed = gr.Number(d["seed"], label="Seed", precision=0)
+    hp_inputs = [r, alpha, dropout, target, lr, scheduler, warmup, epochs, max_steps, batch, accum,
+                 max_len, eval_steps, patience, seed, beta]
+
+    with gr.Group():
+        gr.Markdown("### 2 · Check the data (no training yet)")
+        check_btn = gr.Button("Check data", elem_id="train-check")
+        critic_md = gr.Markdown(elem_id="train-critic")
+        check_md = gr.Markdown(elem_id="train-check-result")
+        with gr.Row():
+            hist = gr.BarPlot(x="tokens", y="examples", label="Tokens per example", height=220)
+            highlight = gr.HighlightedText(label="Which tokens are trained (first example)",
+                                           color_map={"trained": "green", "prompt (not trained)": "gray"},
+                                           show_legend=True)
+        plan_md = gr.Markdown(elem_id="train-plan")
+
+    with gr.Group():
+        gr.Markdown("### 3 · Train")
+        with gr.Row():
+            start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
+            resume_btn = gr.Button("Resume", elem_id="train-resume")
+        status = gr.Markdown("No run yet.", elem_id="train-status")
+        prog = gr.Markdown(elem_id="train-progress")
+        with gr.Row():
+            loss_plot = gr.LinePlot(x="step", y="loss", color="series", label="Loss (train and eval)", height=260)
+            lr_plot = gr.LinePlot(x="step", y="learning_rate", label="Learning rate", height=260)
+        with gr.Row():
+            my_runs = gr.Dropdown([], label="Your runs (kept for a while on this server)", scale=3)
+            show_btn = gr.Button("Show run", scale=0)
+        timer = gr.Timer(2.0, active=False)
+
+    with gr.Group():
+        gr.Markdown("### 4 · Evaluate, chat, download")
+        with gr.Row():
+            n_eval = gr.Slider(1, 10, value=5, step=1, label="Test examples to compare")
+            eval_btn = gr.Button("Evaluate base vs tuned", elem_id="train-eval")
+        eval_md = gr.Markdown(elem_id="train-eval-status")
+        metrics = gr.Dataframe(headers=["Metric", "Base", "Tuned", "Change"], label="Metrics on the test split",
+                               interactive=False)
+        samples = gr.Dataframe(headers=["Input", "Expected", "Base model", "Tuned model"],
+                               label="Side by side", interactive=False, wrap=True)
+        chatbot = gr.Chatbot(label="Chat with your model", height=300)
+        with gr.Row():
+            chat_in = gr.Textbox(label="Message", placeholder="Paste a note to see what the tuned model does",
+                                 max_length=4000, scale=4)
+            use_adapter = gr.Checkbox(True, label="Use the tuned adapter (untick for the base model)")
+            send = gr.Button("Send", scale=0)
+        with gr.Row():
+            dl_btn = gr.Button("Download adapter (.zip)")
+            merge_btn = gr.Button("Merge into the base and download")
+        dl_file = gr.File(label="Download", interactive=False)
+        dl_md = gr.Markdown()
+
+    # ---- wiring
+    load_btn.click(load_dataset_handler, [source, builtin, upload, hub_id, method, dataset], [dataset, data_md])
+    preset_btn.click(apply_preset, [preset, method], [r, alpha, dropout, target, lr])
+    batch.change(effective_batch_md, [batch, accum], eff_md)
+    accum.change(effective_batch_md, [batch, accum], eff_md)
+    check_btn.click(check_handler, [dataset, model, method, *hp_inputs],
+                    [critic_md, check_md, hist, highlight, plan_md])
+    view_out = [status, prog, loss_plot, lr_plot]
+    start_btn.click(prepare_run_handler, [dataset, model, method, run_ids, *hp_inputs],
+                    [run_id, run_ids, status, go]).then(
+        train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY)
+    resume_btn.click(resume_check_handler, [run_id, run_ids], [status, go]).then(
+        train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY)
+    # Stop never waits behind the GPU queue: it only writes a flag file.
+    stop_btn.click(stop_handler, run_id, status, concurrency_limit=None)
+    attach_out = [run_id, run_ids, my_runs, status, prog, loss_plot, lr_plot, metrics, samples, timer]
+    show_btn.click(attach_handler, [run_ids, my_runs], attach_out)
+    timer.tick(poll_handler, run_id, [status, prog, loss_plot, lr_plot, timer])
+    eval_btn.click(evaluate_handler, [run_id, n_eval], [eval_md, metrics, samples], concurrency_id="gpu",
+                   concurrency_limit=GPU_CONCURRENCY)
+    send.click(chat_handler, [run_id, chatbot, chat_in, use_adapter], [chatbot, chat_in], concurrency_limit=2)
+    chat_in.submit(chat_handler, [run_id, chatbot, chat_in, use_adapter], [chatbot, chat_in], concurrency_limit=2)
+    dl_btn.click(download_adapter_handler, run_id, [dl_file, dl_md])
+    merge_btn.click(merge_handler, run_id, [dl_file, dl_md], concurrency_limit=1)
+
+    # Re-attach to the learner's latest run when the page opens (runs live on disk).
+    root = gr.context.Context.root_block
+    if root is not None:
+        root.load(attach_handler, [run_ids], attach_out, api_visibility="private")
+        root.load(model_notice, None, notice, api_visibility="private")
+
+    return {"run_id": run_id, "run_ids": run_ids, "dataset": dataset, "status": status,
+            "start": start_btn, "stop": stop_btn, "resume": resume_btn, "model": model, "method": method}
+
+
+def _builtin_choices() -> list[tuple[str, str]]:
+    try:
+        from training.data import BUILTIN
+        return [(f"{i.title} ({i.method.upper()})", k) for k, i in BUILTIN.items()]
+    except ImportError:
+        return []
+
+
+def _first_builtin() -> str | None:
+    c = _builtin_choices()
+    return c[0][1] if c else None
