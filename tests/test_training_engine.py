@@ -8,6 +8,7 @@ max length 64) so the module stays fast on two shared cores.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import threading
 import pytest
 
 from training import engine, gpu, runs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ANSWER = '{"animal": "zebra"}'
 # An overfit set: whatever the note says, the answer is the same JSON. After a
@@ -27,7 +30,7 @@ PROBE = [{"role": "user", "content": "Note 99: the patient saw a lion."}]
 
 HP = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "attention", "learning_rate": 2e-3,
       "scheduler": "constant", "warmup_ratio": 0.0, "batch_size": 2, "grad_accum": 1,
-      "max_steps": 8, "max_length": 64, "eval_steps": 4, "early_stopping_patience": 0, "seed": 7}
+      "max_steps": 6, "max_length": 64, "eval_steps": 3, "early_stopping_patience": 0, "seed": 7}
 
 
 def _config(method="sft", **over):
@@ -45,18 +48,18 @@ def _losses(run_id):
 
 @pytest.fixture(scope="module")
 def sliced_run(module_data_dir):
-    """8 steps in slices of 4, with a simulated app crash after the first slice."""
+    """6 steps in slices of 3, with a simulated app crash after the first slice."""
     rid = engine.start_run(_config(), _splits(SFT_ROWS))
-    first = list(gpu.train_slice_gpu(rid, 4))
-    assert first[-1] == {"kind": "slice_end", "status": "paused", "step": 4, "message": first[-1]["message"]}
+    first = list(gpu.train_slice_gpu(rid, 3))
+    assert first[-1] == {"kind": "slice_end", "status": "paused", "step": 3, "message": first[-1]["message"]}
     # The app process dies while the next slice is running: status says running,
     # the owner pid is gone, and a step after the checkpoint made it into the log.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     runs.update_run(rid, status="running", owner_pid=dead.pid, owner_host=socket.gethostname())
-    runs.append_log(rid, [{"step": 5, "loss": 9.9, "elapsed": 1.0}])
+    runs.append_log(rid, [{"step": 4, "loss": 9.9, "elapsed": 1.0}])
     after_crash = runs.read_run(rid)
-    events = list(gpu.train_until_done(rid, 4))
+    events = list(gpu.train_until_done(rid, 3))
     return rid, first, after_crash, events
 
 
@@ -70,19 +73,19 @@ def whole_run(module_data_dir):
 def test_crashed_run_shows_interrupted_with_its_checkpoint(sliced_run):
     _, _, after_crash, _ = sliced_run
     assert after_crash["status"] == "interrupted"
-    assert after_crash["has_checkpoint"] and "step 4" in after_crash["message"]
+    assert after_crash["has_checkpoint"] and "step 3" in after_crash["message"]
 
 
 def test_sliced_run_resumes_and_finishes_with_a_continuous_falling_curve(sliced_run, whole_run):
     rid, first, _, events = sliced_run
     info = runs.read_run(rid)
-    assert info["status"] == "finished" and info["step"] == 8 and info["slices"] == 2
+    assert info["status"] == "finished" and info["step"] == 6 and info["slices"] == 2
     assert events[-1]["kind"] == "slice_end" and events[-1]["status"] == "finished"
     losses = _losses(rid)
-    assert [s for s, _ in losses] == list(range(1, 9))  # one point per step, no gap, no repeat
+    assert [s for s, _ in losses] == list(range(1, 7))  # one point per step, no gap, no repeat
     assert 9.9 not in [v for _, v in losses]             # the lost step was trained again
     assert sum(v for _, v in losses[-2:]) < 0.5 * sum(v for _, v in losses[:2])
-    assert [e["step"] for e in runs.read_log(rid) if "eval_loss" in e] == [4, 8]
+    assert [e["step"] for e in runs.read_log(rid) if "eval_loss" in e] == [3, 6]
     # Same step count and the same curve as one uninterrupted run of the same config.
     wid, winfo = whole_run
     assert winfo["status"] == "finished" and winfo["step"] == info["step"]
@@ -154,3 +157,55 @@ def test_short_dpo_run_completes(module_data_dir):
     assert info["status"] == "finished" and info["step"] == 2, info.get("error")
     assert len(_losses(rid)) == 2
     assert (runs.run_dir(rid) / "adapter" / "adapter_config.json").is_file()
+
+
+def test_kill_drill_process_killed_mid_run_is_interrupted_and_resumes(module_data_dir, monkeypatch):
+    """The training process is killed with SIGKILL mid-run; the run is then shown
+    interrupted with its last checkpoint and a resume finishes it."""
+    rid = engine.start_run(_config(max_steps=5, eval_steps=100), _splits(SFT_ROWS))
+    code = ("import sys; from training import engine; "
+            "engine.run_slice(sys.argv[1], on_event=lambda e: print('STEP', e['step'], flush=True) "
+            "if e.get('kind') == 'step' else None)")
+    env = dict(os.environ, FTLAB_CHECKPOINT_EVERY="2", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", code, rid], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=env, cwd=str(ROOT))
+    try:
+        for line in proc.stdout:  # blocks until the trainer reports; step 3 comes after checkpoint 2
+            if line.strip() == "STEP 3":
+                break
+        assert runs.read_run(rid)["status"] == "running"
+    finally:
+        proc.kill()
+        proc.wait()
+    info = runs.read_run(rid)
+    assert info["status"] == "interrupted" and runs.last_checkpoint_step(rid) == 2
+    final = engine.run_slice(rid)
+    assert final["status"] == "finished" and final["step"] == 5
+    assert [s for s, _ in _losses(rid)] == [1, 2, 3, 4, 5]
+
+
+def test_nan_and_divergence_stop_with_a_plain_explanation(module_data_dir):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    rid = runs.create_run({"total_steps": 50})
+    args = TrainingArguments(output_dir=str(runs.run_dir(rid) / "work"), report_to="none", use_cpu=True)
+
+    def feed(losses):
+        cb = engine._make_callback(rid, slice_end=50, total=50, on_event=None, elapsed_before=0.0,
+                                   patience=0, ckpt_every=0)
+        state, control = TrainerState(), TrainerControl()
+        for i, loss in enumerate(losses, 1):
+            state.global_step = i
+            cb.on_log(args, state, control, logs={"loss": loss, "learning_rate": 1e-3})
+            if control.should_training_stop:
+                break
+        return cb, control
+
+    cb, control = feed([2.0, 1.8, float("nan"), 1.0])
+    assert cb.outcome == "nan" and control.should_training_stop and not control.should_save
+    assert "learning rate" in cb.message and "step 3" in cb.message
+    cb, control = feed([2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 5.0, 6.0, 7.5])
+    assert cb.outcome == "diverged" and control.should_training_stop
+    assert "Lower the learning rate" in cb.message
+    cb, control = feed([2.0, 1.5, 1.2, 1.0, 3.5, 0.9, 0.8, 0.7])  # one bad batch is not divergence
+    assert cb.outcome is None and not control.should_training_stop

@@ -1,0 +1,97 @@
+"""Training tab handlers called directly (no server), as a learner would hit them (fast, no training)."""
+from __future__ import annotations
+
+import gradio as gr
+
+from training import runs, ui
+from training.data import load_builtin
+
+MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def _hp(**over):
+    from training import checks
+    h = dict(checks.default_hparams("cpu"), **over)
+    return [h[k] for k in ui.HP_FIELDS]
+
+
+def test_tab_builds_and_returns_the_shared_components():
+    with gr.Blocks():
+        parts = ui.build_training_tab()
+    assert isinstance(parts["run_id"], gr.State)
+    assert isinstance(parts["run_ids"], gr.BrowserState)
+
+
+def test_wrong_data_is_refused_and_the_loaded_dataset_is_kept(ftlab_data_dir, tmp_path):
+    ds, msg = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
+    assert len(ds["train"]) > 100 and "Loaded" in msg
+    same, msg = ui.load_dataset_handler("Built-in", "preference", None, "", "sft", ds)
+    assert same is ds and "DPO" in msg
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
+                   '{"messages": [oops\n')
+    same, msg = ui.load_dataset_handler("Upload JSONL", None, str(bad), "", "sft", ds)
+    assert same is ds and "line 2" in msg and "previous dataset is kept" in msg
+    same, msg = ui.load_dataset_handler("Upload JSONL", None, None, "", "sft", ds)
+    assert same is ds and "Choose" in msg
+
+
+def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
+    ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
+    critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", *_hp())
+    assert "Dataset check" in critic
+    assert "Ready to train" in check and "can't be reached" in check  # offline notice
+    assert hist["examples"].sum() == len(ds["train"])
+    assert {lab for _, lab in highlight} == {"trained", "prompt (not trained)"}
+    assert "16 optimizer steps" in plan
+
+
+def test_start_is_refused_before_training_with_the_field_named(ftlab_data_dir):
+    ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp(learning_rate=0))
+    assert not go and "Learning rate" in msg
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp(max_length=40))
+    assert not go and "nothing" in msg and "Max length" in msg
+    assert list(runs.runs_root().iterdir()) == []
+    # The chained train step does nothing for a refused start (keeps the message on screen).
+    assert all(isinstance(x, type(gr.skip())) for x in next(ui.train_handler(rid, go)))
+
+
+def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
+    ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", ["junk/../x"], *_hp())
+    assert go and ids == [rid] and runs.read_run(rid)["status"] == "planned"
+    runs.claim(rid)  # training now
+    other, ids2, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", ids, *_hp())
+    assert not go and other == rid and "one run at a time" in msg
+    # A fresh page load with the same BrowserState finds the run and its curve.
+    runs.append_log(rid, [{"step": 1, "loss": 2.0, "elapsed": 1.0, "learning_rate": 1e-4}])
+    out = ui.attach_handler(ids)
+    assert out[0] == rid and "Training" in out[3] and "Step 1 / 16" in out[4]
+    assert list(out[5]["loss"]) == [2.0]
+    # Stop while training only raises the flag; the trainer acts on it.
+    assert "Stopping" in ui.stop_handler(rid) and runs.stop_requested(rid)
+
+
+def test_resume_only_for_resumable_runs(ftlab_data_dir):
+    split = load_builtin("clinical_soap")
+    ds = ui._splits_dict(split)
+    rid, ids, _, _ = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp())
+    msg, go = ui.resume_check_handler(rid, ids)
+    assert not go and "planned" in msg
+    runs.update_run(rid, status="interrupted")
+    msg, go = ui.resume_check_handler(rid, ids)
+    assert go
+    msg, go = ui.resume_check_handler("../../etc/passwd", ids)
+    assert not go
+
+
+def test_after_run_actions_explain_what_is_missing(ftlab_data_dir):
+    assert "Train a model first" in ui.evaluate_handler(None, 3)[0]
+    assert ui.download_adapter_handler(None) == (None, "Train a model first.")
+    rid = runs.create_run({"model_path": "x"})
+    assert "no saved adapter" in ui.evaluate_handler(rid, 3)[0]
+    hist, _ = ui.chat_handler(rid, [], "hello", True)
+    assert "Train a model first" in hist[-1]["content"]
+    f, msg = ui.merge_handler(rid)
+    assert f is None and "adapter" in msg
