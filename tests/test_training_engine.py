@@ -209,3 +209,11 @@ def test_nan_and_divergence_stop_with_a_plain_explanation(module_data_dir):
     assert "Lower the learning rate" in cb.message
     cb, control = feed([2.0, 1.5, 1.2, 1.0, 3.5, 0.9, 0.8, 0.7])  # one bad batch is not divergence
     assert cb.outcome is None and not control.should_training_stop
+
+
+def test_a_slice_past_its_gpu_deadline_checkpoints_and_pauses(module_data_dir):
+    import time as _time
+
+    rid = engine.start_run(_config(max_steps=4, eval_steps=100), _splits(SFT_ROWS))
+    info = engine.run_slice(rid, deadline=_time.monotonic())  # ZeroGPU time already used up
+    assert info["status"] == "paused" and info["step"] == 1 and runs.last_checkpoint_step(rid) == 1

@@ -55,6 +55,8 @@ def test_one_active_run_per_learner_and_browser_state_is_sanitised(ftlab_data_di
     stored = [a, "../../x", 42, b, b]
     assert runs.clean_run_ids(stored) == [a, b]
     assert runs.active_run(stored) == b
+    assert runs.active_run([a]) == a  # created and waiting for the GPU queue: counts as active
+    runs.update_run(a, status="finished")
     assert runs.active_run([a]) is None
     assert runs.clean_run_ids("not a list") == []
     other = runs.create_run({})

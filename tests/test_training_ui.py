@@ -78,7 +78,7 @@ def test_resume_only_for_resumable_runs(ftlab_data_dir):
     ds = ui._splits_dict(split)
     rid, ids, _, _ = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp())
     msg, go = ui.resume_check_handler(rid, ids)
-    assert not go and "planned" in msg
+    assert not go and "not started" in msg
     runs.update_run(rid, status="interrupted")
     msg, go = ui.resume_check_handler(rid, ids)
     assert go
@@ -95,3 +95,15 @@ def test_after_run_actions_explain_what_is_missing(ftlab_data_dir):
     assert "Train a model first" in hist[-1]["content"]
     f, msg = ui.merge_handler(rid)
     assert f is None and "adapter" in msg
+
+
+def test_a_run_stopped_while_queued_is_not_trained(ftlab_data_dir):
+    ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp())
+    assert go == "start"
+    # Queued: a second Start is refused until this one is stopped.
+    assert not ui.prepare_run_handler(ds, MODEL, "sft", ids, *_hp())[3]
+    assert "no adapter" in ui.stop_handler(rid)
+    status, *_ = next(ui.train_handler(rid, go))  # the queued train step finally runs
+    assert "Stopped" in status and runs.read_run(rid)["step"] == 0
+    assert ui.prepare_run_handler(ds, MODEL, "sft", ids, *_hp())[3] == "start"

@@ -25,10 +25,13 @@ from core.config import env_int
 
 # ------------------------------------------------------------------ hyperparameters
 
+# Llama/Qwen linear layer names: <x>_proj for the attention (q, k, v, o) and MLP (gate, up, down).
+_ATTENTION = [f"{x}_proj" for x in ("q", "k", "v", "o")]
+_MLP = [f"{x}_proj" for x in ("gate", "up", "down")]
 TARGET_MODULE_CHOICES = {
-    "qv": ["q_proj", "v_proj"],
-    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qv": [_ATTENTION[0], _ATTENTION[2]],
+    "attention": list(_ATTENTION),
+    "all-linear": _ATTENTION + _MLP,
 }
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 METHODS = ("sft", "dpo")
@@ -57,7 +60,7 @@ DPO_DEFAULT_LR = 5e-5
 # 10+ minutes, so the defaults there are a short run that still shows the loss
 # falling and the output format being learned: ~3 minutes on 2 cores.
 CPU_OVERRIDES: dict[str, Any] = {"batch_size": 2, "grad_accum": 2, "max_steps": 16, "eval_steps": 8,
-                                 "learning_rate": 3e-4}
+                                 "learning_rate": 1e-3, "warmup_ratio": 0.1}
 
 
 def default_hparams(device: str = "cuda") -> dict[str, Any]:

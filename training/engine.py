@@ -16,6 +16,7 @@ Everything torch-related is imported inside functions (the UI imports this modul
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -47,8 +48,9 @@ DIVERGE_MESSAGE = (
     "is diverging. Lower the learning rate (try a third of it) or raise warmup, then start again. "
     "The last good checkpoint and adapter are kept.")
 OOM_MESSAGE = (
-    "The device ran out of memory at step {step}. Lower the batch size (raise gradient accumulation "
-    "to keep the effective batch) or lower max length, then resume. The last checkpoint is kept.")
+    "The device ran out of memory at step {step}. Start a new run with a lower batch size (raise "
+    "gradient accumulation to keep the effective batch) or a lower max length. The adapter from the "
+    "last checkpoint is kept and downloadable.")
 
 
 # ------------------------------------------------------------------ the plan
@@ -86,7 +88,8 @@ def plan(config: dict, n_train: int, *, avg_tokens: float | None = None,
     slice_steps = max(1, min(total, int(budget // max(s_per_step, 1e-3))))
     n_slices = math.ceil(total / slice_steps)
     evals = total // max(1, int(h["eval_steps"]))
-    eval_s = evals * s_per_step * 0.5
+    eval_rows = EVAL_MAX_ROWS if device.startswith("cuda") else min(EVAL_MAX_ROWS, 12)
+    eval_s = evals * eval_rows * (s_per_step / max(1, eff)) / 3  # forward only: ~1/3 of a train step
     est = total * s_per_step + eval_s + n_slices * (GPU_OVERHEAD_S if device.startswith("cuda") else 10.0)
     gpu_duration = int(min(MAX_GPU_DURATION_S,
                            math.ceil(GPU_OVERHEAD_S + slice_steps * s_per_step * 1.3 + eval_s / n_slices)))
@@ -112,6 +115,15 @@ def plan_markdown(p: dict) -> str:
 
 # ------------------------------------------------------------------ run creation
 
+def approx_tokens(rows: list[dict]) -> float:
+    """Mean tokens per example without a tokenizer: ~4 characters a token, plus the
+    chat template's role markers and default system prompt (~30 tokens)."""
+    if not rows:
+        return 0.0
+    sample = rows[:200]
+    return sum(len(json.dumps(r, ensure_ascii=False)) / 4 + 30 for r in sample) / len(sample)
+
+
 def start_run(config: dict, splits: Any) -> str:
     """Validate, resolve the model, write the run dir. Raises ValueError with the learner's message.
 
@@ -135,7 +147,7 @@ def start_run(config: dict, splits: Any) -> str:
                 "base_model": requested if not str(requested).startswith("embedded/")
                 else "HuggingFaceTB/SmolLM2-135M-Instruct",
                 "effective_model_id": effective_id, "model_path": path, "model_notice": notice})
-    cfg["plan"] = plan(cfg, len(train))
+    cfg["plan"] = plan(cfg, len(train), avg_tokens=approx_tokens(train))
     cfg["total_steps"] = cfg["plan"]["total_steps"]
     try:
         from training.data import fingerprint
@@ -175,7 +187,7 @@ def _dpo_dataset(rows: list[dict]):
 # ------------------------------------------------------------------ the callback
 
 def _make_callback(run_id: str, *, slice_end: int, total: int, on_event: Callable[[dict], None] | None,
-                   elapsed_before: float, patience: int, ckpt_every: int):
+                   elapsed_before: float, patience: int, ckpt_every: int, deadline: float | None = None):
     from transformers import TrainerCallback
 
     class RunCallback(TrainerCallback):
@@ -281,7 +293,9 @@ def _make_callback(run_id: str, *, slice_end: int, total: int, on_event: Callabl
                 self.outcome = self.outcome or "stopped"
                 control.should_training_stop = True
                 control.should_save = True
-            elif step >= slice_end and step < total:
+            elif step < total and (step >= slice_end or (deadline is not None and now > deadline)):
+                # End of the slice's step budget, or of its GPU time (an estimate can be
+                # off): checkpoint now rather than be killed by ZeroGPU mid-step.
                 control.should_training_stop = True
                 control.should_save = True
             elif ckpt_every and step % ckpt_every == 0 and step < total:
@@ -335,19 +349,22 @@ def _describe_error(exc: BaseException, step: int) -> str:
     if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
         return OOM_MESSAGE.format(step=step)
     return (f"Training stopped at step {step} because of an error ({text[:300]}). The last checkpoint "
-            "is kept: you can resume, or download the adapter saved so far.")
+            "is kept: press Resume to try again from it, or download the adapter saved so far.")
 
 
 def run_slice(run_id: str, *, max_slice_steps: int | None = None,
-              on_event: Callable[[dict], None] | None = None) -> dict:
+              on_event: Callable[[dict], None] | None = None, deadline: float | None = None) -> dict:
     """Train one slice of a run. Returns the run's updated run.json.
+
+    `deadline` (time.monotonic() value): end the slice with a checkpoint once it
+    passes, whatever the step budget says.
 
     Never raises for training failures: they are recorded in run.json
     (status `failed`, `error`) and the last checkpoint stays on disk.
     """
     info = runs.read_run(run_id)
-    if info["status"] in ("finished", "failed"):
-        return info
+    if not runs.can_resume(info) and info["status"] != "planned":
+        return info  # finished, running elsewhere, or failed in a way that retrying would repeat
     if info["status"] == "running":
         return info  # another slice is training it now; one run trains in one place
     cfg = info["config"]
@@ -365,10 +382,11 @@ def run_slice(run_id: str, *, max_slice_steps: int | None = None,
     try:
         result = _train(run_id, cfg, total, start_step, ckpt if ckpt.is_dir() else None,
                         max_slice_steps or int(cfg["plan"]["slice_steps"]), on_event,
-                        float(info.get("elapsed_s") or 0.0), step_holder)
+                        float(info.get("elapsed_s") or 0.0), step_holder, deadline)
     except BaseException as exc:  # noqa: BLE001 - the app must outlive any training failure
         msg = _describe_error(exc, step_holder["step"])
-        runs.update_run(run_id, status="failed", error=msg, message=msg, owner_pid=None)
+        kind = "oom" if msg.startswith("The device ran out of memory") else "error"
+        runs.update_run(run_id, status="failed", error=msg, message=msg, owner_pid=None, failure_kind=kind)
         _ensure_adapter_from_checkpoint(run_id)
         if on_event:
             on_event({"kind": "error", "message": msg})
@@ -391,9 +409,10 @@ def _ensure_adapter_from_checkpoint(run_id: str) -> None:
 
 
 def _train(run_id: str, cfg: dict, total: int, start_step: int, ckpt: Path | None,
-           slice_steps: int, on_event, elapsed_before: float, step_holder: dict) -> dict:
+           slice_steps: int, on_event, elapsed_before: float, step_holder: dict,
+           deadline: float | None = None) -> dict:
+    import peft
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from training.base_model import load_tokenizer
@@ -405,12 +424,14 @@ def _train(run_id: str, cfg: dict, total: int, start_step: int, ckpt: Path | Non
     dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     tokenizer = load_tokenizer(cfg["model_path"])
     model = AutoModelForCausalLM.from_pretrained(cfg["model_path"], dtype=dtype, trust_remote_code=False)
-    lora = LoraConfig(r=int(h["r"]), lora_alpha=float(h["alpha"]), lora_dropout=float(h["dropout"]),
+    lora = peft.LoraConfig(r=int(h["r"]), lora_alpha=float(h["alpha"]), lora_dropout=float(h["dropout"]),
                       target_modules=checks.TARGET_MODULE_CHOICES[h["target_modules"]], task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
+    model = peft.get_peft_model(model, lora)
 
     data = runs.read_datasets(run_id)
-    val_rows = data["validation"][:EVAL_MAX_ROWS]
+    # Evaluation is forward-only but runs on every eval step; on a CPU a smaller
+    # held-out sample keeps it to seconds instead of half a minute.
+    val_rows = data["validation"][:EVAL_MAX_ROWS if device == "cuda" else min(EVAL_MAX_ROWS, 12)]
     if method == "sft":
         train_ds = _sft_dataset(tokenizer, data["train"], int(h["max_length"]))
         eval_ds = _sft_dataset(tokenizer, val_rows, int(h["max_length"])) if val_rows else None
@@ -440,7 +461,7 @@ def _train(run_id: str, cfg: dict, total: int, start_step: int, ckpt: Path | Non
     patience = int(h.get("early_stopping_patience") or 0)
     cb = _make_callback(run_id, slice_end=slice_end, total=total, on_event=on_event,
                         elapsed_before=elapsed_before, patience=patience if eval_ds is not None else 0,
-                        ckpt_every=env_int("FTLAB_CHECKPOINT_EVERY", 50))
+                        ckpt_every=env_int("FTLAB_CHECKPOINT_EVERY", 50), deadline=deadline)
     if method == "sft":
         from trl import SFTConfig, SFTTrainer
         args = SFTConfig(**common, include_num_input_tokens_seen="non_padding", dataset_num_proc=None,
@@ -469,7 +490,7 @@ def _train(run_id: str, cfg: dict, total: int, start_step: int, ckpt: Path | Non
 
     if cb.outcome in ("nan", "diverged"):
         _ensure_adapter_from_checkpoint(run_id)
-        return dict(base, status="failed", error=cb.message, message=cb.message)
+        return dict(base, status="failed", error=cb.message, message=cb.message, failure_kind=cb.outcome)
     if cb.outcome == "stopped":
         runs.clear_stop(run_id)
         _save_adapter_atomic(trainer.model, tokenizer, rdir / "adapter")

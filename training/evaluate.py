@@ -68,7 +68,7 @@ def _lab4_scores(predictions: list[str], references: list[str]) -> dict | None:
         return None
 
 
-def evaluate_run(run_id: str, *, n_samples: int = 5, max_new_tokens: int = 160,
+def evaluate_run(run_id: str, *, n_samples: int = 5, max_new_tokens: int | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> dict:
     """Generate base and tuned answers for up to n_samples test rows; write and return metrics.json."""
     from training.inference import generate, load_for_run
@@ -77,6 +77,11 @@ def evaluate_run(run_id: str, *, n_samples: int = 5, max_new_tokens: int = 160,
     rows = (data["test"] or data["validation"])[: max(1, int(n_samples))]
     if not rows:
         raise ValueError("This run has no test examples to evaluate on.")
+    if max_new_tokens is None:
+        # Room for the longest expected answer (~3 characters a token for JSON), no more:
+        # generation is most of the evaluation time on a CPU.
+        longest = max(len(checks.completion_pairs(r)[1]) for r in rows)
+        max_new_tokens = max(32, min(384, longest // 3 + 16))
     model, tok = load_for_run(run_id, adapter=True)
     samples = []
     t0 = time.monotonic()

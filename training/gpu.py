@@ -14,8 +14,10 @@ no torch at all, and the UI imports it before any training.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
+import time
 from typing import Iterator
 
 import spaces
@@ -23,6 +25,7 @@ import spaces
 from training import runs
 
 _DONE = object()
+SAVE_MARGIN_S = 15
 
 
 def slice_duration(run_id: str, max_slice_steps: int | None = None) -> int:
@@ -48,10 +51,15 @@ def train_slice_gpu(run_id: str, max_slice_steps: int | None = None) -> Iterator
 
     events: queue.Queue = queue.Queue()
     result: dict = {}
+    deadline = None
+    if os.environ.get("SPACES_ZERO_GPU"):
+        # ZeroGPU kills the worker when the requested time is up: leave room to save.
+        deadline = time.monotonic() + slice_duration(run_id, max_slice_steps) - SAVE_MARGIN_S
 
     def work() -> None:
         try:
-            result["info"] = engine.run_slice(run_id, max_slice_steps=max_slice_steps, on_event=events.put)
+            result["info"] = engine.run_slice(run_id, max_slice_steps=max_slice_steps, on_event=events.put,
+                                              deadline=deadline)
         except Exception as exc:  # run_slice records failures itself; this is a last resort
             result["error"] = f"{type(exc).__name__}: {exc}"
         finally:

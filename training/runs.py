@@ -295,12 +295,27 @@ def learner_runs(run_ids: Any) -> list[dict]:
     return sorted(infos, key=lambda i: i.get("created_at", 0), reverse=True)
 
 
+PLANNED_HOLD_S = 1800  # a created run waiting in the GPU queue counts as active for 30 min
+
+
 def active_run(run_ids: Any) -> str | None:
-    """The learner's run that is training now, if any (one run at a time per learner)."""
+    """The learner's run that is training or waiting for the GPU, if any (one run at a time)."""
+    now = time.time()
     for info in learner_runs(run_ids):
         if info.get("status") in ACTIVE:
             return info["run_id"]
+        if info.get("status") == "planned" and now - float(info.get("created_at") or 0) < PLANNED_HOLD_S:
+            return info["run_id"]
     return None
+
+
+def can_resume(info: dict) -> bool:
+    """Paused, stopped and interrupted runs go on from their checkpoint; so does a run that
+    failed with an unexpected error (not one that blew up: NaN, divergence, out of memory)."""
+    status = info.get("status")
+    if status in RESUMABLE:
+        return True
+    return status == "failed" and info.get("failure_kind") == "error"
 
 
 # ------------------------------------------------------------------ cleanup, zips

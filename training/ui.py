@@ -44,6 +44,9 @@ STATUS_TEXT = {
     "interrupted": "⚠️ Interrupted",
 }
 
+CREATED_MSG = ("Run created. Waiting for the training slot: if others are training, your place in "
+               "the queue shows on the progress panel. Stop cancels it.")
+
 INTRO = (
     "## Train a real model\n"
     "Fine-tune a small instruct model with **LoRA** on a built-in dataset or your own JSONL. "
@@ -209,15 +212,15 @@ def prepare_run_handler(dataset: dict | None, model_id: str, method: str, run_id
     `go` tells the chained train_handler whether to train: a refused start must
     not quietly resume some earlier run of the learner."""
     out = _prepare(dataset, model_id, method, run_ids, *hp)
-    return (*out, bool(out[0]) and isinstance(out[0], str) and out[2].startswith("Run created"))
+    return (*out, "start" if out[2] == CREATED_MSG else "")
 
 
 def _prepare(dataset, model_id, method, run_ids, *hp):
     ids = runs.clean_run_ids(run_ids)
     busy = runs.active_run(ids)
     if busy:
-        return busy, ids, ("You already have a run training. Stop it, or wait for it to finish, "
-                           "before starting another (one run at a time per learner).")
+        return busy, ids, ("You already have a run training or waiting in the queue. Stop it, or wait "
+                           "for it to finish, before starting another (one run at a time per learner).")
     if not dataset:
         return gr.update(), ids, "Load a dataset first (step 1)."
     if dataset["method"] != method:
@@ -243,8 +246,7 @@ def _prepare(dataset, model_id, method, run_ids, *hp):
     except ValueError as exc:
         return gr.update(), ids, f"**Not started.** {exc}"
     runs.cleanup_old_runs()  # a cheap moment to drop expired runs of everyone
-    return run_id, _remember(ids, run_id), ("Run created. Waiting for the training slot: if others are "
-                                            "training, your place in the queue shows on the progress panel.")
+    return run_id, _remember(ids, run_id), CREATED_MSG
 
 
 def _curves(run_id: str | None):
@@ -306,14 +308,19 @@ def _view(run_id: str | None):
     return status_md(info), progress_md(info), loss, lr
 
 
-def train_handler(run_id: str | None, go: bool = True):
-    """Train slices until the run ends; yields (status md, progress md, loss df, lr df). In the GPU queue."""
+def train_handler(run_id: str | None, go: str = "start"):
+    """Train slices until the run ends; yields (status md, progress md, loss df, lr df). In the GPU queue.
+
+    `go` is "start" (train a new, planned run), "resume" (go on from a checkpoint) or
+    "" (the click was refused: change nothing)."""
     if not go or not run_id or not runs.exists(run_id):
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # keep the refusal message on screen
         return
     info = runs.read_run(run_id)
-    if info["status"] not in ("planned", "paused", "interrupted", "stopped"):
-        yield _view(run_id)  # already running elsewhere, or finished: just show it
+    # A run stopped while it waited in the queue stays stopped; only Resume revives it.
+    allowed = info["status"] == "planned" if go == "start" else runs.can_resume(info)
+    if not allowed:
+        yield _view(run_id)  # already running elsewhere, finished or stopped: just show it
         return
     last_push = 0.0
     try:
@@ -344,17 +351,19 @@ def stop_handler(run_id: str | None) -> str:
     return status_md(info)
 
 
-def resume_check_handler(run_id: str | None, run_ids: Any) -> tuple[str, bool]:
-    """-> (status md, go)."""
+def resume_check_handler(run_id: str | None, run_ids: Any) -> tuple[str, str]:
+    """-> (status md, go: "resume" or "")."""
     if not run_id or not runs.exists(run_id):
-        return "There is no run to resume: start one.", False
+        return "There is no run to resume: start one.", ""
     busy = runs.active_run(run_ids)
     info = runs.read_run(run_id)
     if busy and busy != run_id:
-        return "Another of your runs is training: stop it before resuming this one.", False
-    if info["status"] not in runs.RESUMABLE:
-        return f"This run is {info['status']}; only a paused, stopped or interrupted run can be resumed.", False
-    return "Resuming from the last checkpoint…", True
+        return "Another of your runs is training or queued: stop it before resuming this one.", ""
+    if not runs.can_resume(info):
+        why = {"finished": "it has finished", "running": "it is training now", "planned": "it has not started yet",
+               "failed": "it failed in a way a retry would repeat (see its message); start a new run"}
+        return f"This run can't be resumed: {why.get(info['status'], info['status'])}.", ""
+    return "Resuming from the last checkpoint…", "resume"
 
 
 # ------------------------------------------------------------------ re-attach
@@ -454,7 +463,7 @@ def build_training_tab() -> dict:
                               secret=env_str("FTLAB_STATE_SECRET", RUNS_SECRET_DEFAULT) + "-runs")
     run_id = gr.State(None)
     dataset = gr.State(None)
-    go = gr.State(False)
+    go = gr.State("")
     gr.Markdown(INTRO)
     notice = gr.Markdown(model_notice(), elem_id="train-model-notice")
 
