@@ -217,3 +217,21 @@ def test_a_slice_past_its_gpu_deadline_checkpoints_and_pauses(module_data_dir):
     rid = engine.start_run(_config(max_steps=4, eval_steps=100), _splits(SFT_ROWS))
     info = engine.run_slice(rid, deadline=_time.monotonic())  # ZeroGPU time already used up
     assert info["status"] == "paused" and info["step"] == 1 and runs.last_checkpoint_step(rid) == 1
+
+
+def test_early_stopping_keeps_the_best_eval_step(module_data_dir):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    rid = runs.create_run({"total_steps": 50})
+    args = TrainingArguments(output_dir=str(runs.run_dir(rid) / "work"), report_to="none", use_cpu=True)
+    cb = engine._make_callback(rid, slice_end=50, total=50, on_event=None, elapsed_before=0.0,
+                               patience=2, ckpt_every=0)
+    state, control = TrainerState(), TrainerControl()
+    for step, eval_loss in [(5, 1.0), (10, 1.1)]:
+        state.global_step = step
+        cb.on_evaluate(args, state, control, metrics={"eval_loss": eval_loss})
+    assert cb.outcome is None and not control.should_training_stop  # one worse eval is patience, not a stop
+    state.global_step = 15
+    cb.on_evaluate(args, state, control, metrics={"eval_loss": 1.2})
+    assert cb.outcome == "early" and control.should_training_stop
+    assert "step 5" in cb.message and runs.read_run(rid)["best_step"] == 5
