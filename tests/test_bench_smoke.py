@@ -1,0 +1,80 @@
+"""Each benchmark script runs end to end on a tiny setting and reports its rows.
+
+No timing is asserted (times on a shared machine say nothing); what is checked is
+that every suite produces its comparison rows with both sides measured, that the
+load test's sessions got their own results back, and that app start imports no torch.
+The training suite runs on a tiny random Llama with the embedded model's tokenizer,
+so both of its workers (the app's engine and plain TRL) finish in seconds.
+"""
+from __future__ import annotations
+
+import pytest
+
+from bench import advisor, gpu, load, startup, train
+from bench.common import Row, table
+
+
+def _by_metric(rows: list[Row], start: str) -> Row:
+    hits = [r for r in rows if r.metric.startswith(start)]
+    assert hits, f"no row starting {start!r} in:\n{table(rows)}"
+    return hits[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, embedded_model_dir):
+    """A 2-layer, 64-wide Llama with SmolLM2's tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tok = AutoTokenizer.from_pretrained(str(embedded_model_dir))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
+
+
+def test_startup_bench_compares_app_with_bare_blocks():
+    rows = startup.run(quick_mode=True)
+    served = _by_metric(rows, "start: import + build + first page served")
+    assert served.ours.endswith(" s") and served.baseline.endswith(" s") and served.ratio.endswith("x")
+    assert _by_metric(rows, "start: torch").ours == "none"
+
+
+def test_load_bench_sessions_get_their_own_results():
+    rows = load.run(quick_mode=True)
+    assert _by_metric(rows, "load: errors").ours == "0"
+    assert _by_metric(rows, "load: /submit_module_test").ours.endswith("ms")
+
+
+def test_advisor_bench_measures_both_paths_against_the_fake_api():
+    rows = advisor.run(quick_mode=True)
+    for prefix in ("advisor via stream_reply: time to first token",
+                   "advisor via launched app /lab_strategy_send: time to first token"):
+        row = _by_metric(rows, prefix)
+        assert row.ours.endswith(" ms") and row.baseline.endswith(" ms") and row.ratio.startswith("+")
+
+
+def test_training_bench_runs_both_sides(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("BENCH_MODEL_DIR", str(tiny_model_dir))
+    monkeypatch.setenv("BENCH_TRAIN_STEPS", "1")
+    monkeypatch.setenv("BENCH_TRAIN_REPEATS", "1")
+    rows = train.run(quick_mode=True)
+    tps = _by_metric(rows, "train CPU: supervised tokens/s")
+    assert float(tps.ours) > 0 and float(tps.baseline) > 0
+    loss = _by_metric(rows, "train CPU: eval loss")
+    assert float(loss.ours) > 0 and float(loss.baseline) > 0
+    # Both sides trained on answer tokens only, and the same examples.
+    sup = _by_metric(rows, "train CPU: supervised tokens per run")
+    assert int(sup.ours) > 0 and int(sup.baseline) > 0
+
+
+def test_gpu_bench_says_so_when_there_is_no_gpu():
+    if gpu.has_cuda():
+        pytest.skip("a GPU is present: the GPU bench runs for real there (python -m bench.gpu)")
+    rows = gpu.run(quick_mode=True)
+    assert len(rows) == 1 and "no CUDA GPU" in rows[0].ours
