@@ -40,8 +40,10 @@ def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
     ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
     critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", *_hp())
     assert "Dataset check" in critic
-    assert "Ready to train" in check and "can't be reached" in check  # offline notice
-    assert hist["examples"].sum() == len(ds["train"])
+    assert "Ready to train" in check
+    assert hist["value"]["examples"].sum() == len(ds["train"])
+    assert hist["sort"] == sorted(hist["sort"], key=lambda label: int(label[1:]))  # numeric order
+    assert "can't be reached" in ui.model_notice()  # offline: the embedded model, said up front
     assert {lab for _, lab in highlight} == {"trained", "prompt (not trained)"}
     assert "16 optimizer steps" in plan
 
@@ -67,8 +69,8 @@ def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
     # A fresh page load with the same BrowserState finds the run and its curve.
     runs.append_log(rid, [{"step": 1, "loss": 2.0, "elapsed": 1.0, "learning_rate": 1e-4}])
     out = ui.attach_handler(ids)
-    assert out[0] == rid and "Training" in out[3] and "Step 1 / 16" in out[4]
-    assert list(out[5]["loss"]) == [2.0]
+    assert out[0] == rid and "Training" in out[2] and "Step 1 / 16" in out[3]
+    assert list(out[4]["loss"]) == [2.0]
     # Stop while training only raises the flag; the trainer acts on it.
     assert "Stopping" in ui.stop_handler(rid) and runs.stop_requested(rid)
 

@@ -160,10 +160,16 @@ def _splits_md(d: dict, description: str = "") -> str:
 
 # ------------------------------------------------------------------ check + plan
 
-def _histogram_df(rep: checks.CheckReport):
+def _histogram(rep: checks.CheckReport):
+    """Bar plot update: bins in numeric order (the plot would sort the labels as text),
+    empty bins at either end dropped."""
     import pandas as pd
     rows = rep.histogram()
-    return pd.DataFrame({"tokens": [f"≤{r['tokens']}" for r in rows], "examples": [r["examples"] for r in rows]})
+    used = [i for i, r in enumerate(rows) if r["examples"]]
+    rows = rows[used[0]:used[-1] + 1] if used else []
+    labels = [f"≤{r['tokens']}" for r in rows]
+    df = pd.DataFrame({"tokens": labels, "examples": [r["examples"] for r in rows]})
+    return gr.update(value=df, sort=labels)
 
 
 def check_handler(dataset: dict | None, model_id: str, method: str, *hp):
@@ -189,9 +195,9 @@ def check_handler(dataset: dict | None, model_id: str, method: str, *hp):
     rep = checks.check_dataset(tok, dataset["train"], method, int(h["max_length"]))
     avg = (sum(rep.lengths) / len(rep.lengths)) if rep.lengths else None
     p = plan({"method": method, "model_id": _eff, "hparams": h}, len(dataset["train"]), avg_tokens=avg)
-    check_md = rep.markdown() + (f"\n\n{notice}" if notice else "")
+    # (The offline notice, if any, is already shown at the top of the tab.)
     plan_md = plan_markdown(p) if rep.ok else "No plan: fix the data check first."
-    return critic_md, check_md, _histogram_df(rep), rep.highlight, plan_md
+    return critic_md, rep.markdown(), _histogram(rep), rep.highlight, plan_md
 
 
 def _critic_md(dataset: dict) -> str:
@@ -258,8 +264,12 @@ def _curves(run_id: str | None):
             if isinstance(e.get("eval_loss"), (int, float))]
     lrs = [{"step": e["step"], "learning_rate": e["learning_rate"]} for e in log
            if isinstance(e.get("learning_rate"), (int, float))]
-    return (pd.DataFrame(pts, columns=["step", "loss", "series"]),
-            pd.DataFrame(lrs, columns=["step", "learning_rate"]))
+    # Typed columns even when empty: the plot picks its axis types from the dtypes, and an
+    # empty frame is all `object`, which draws a categorical axis and no lines.
+    loss = pd.DataFrame(pts, columns=["step", "loss", "series"]).astype(
+        {"step": "int64", "loss": "float64", "series": "object"})
+    lr = pd.DataFrame(lrs, columns=["step", "learning_rate"]).astype({"step": "int64", "learning_rate": "float64"})
+    return loss, lr
 
 
 def progress_md(info: dict | None) -> str:
@@ -322,6 +332,9 @@ def train_handler(run_id: str | None, go: str = "start"):
     if not allowed:
         yield _view(run_id)  # already running elsewhere, finished or stopped: just show it
         return
+    status, prog, loss, lr = _view(run_id)
+    yield ("**🏃 Starting:** loading the model and preparing the data (this takes a few seconds)…",
+           prog, loss, lr)
     last_push = 0.0
     try:
         for event in gpu_mod.train_until_done(run_id):
@@ -381,7 +394,7 @@ def runs_dropdown(run_ids: Any):
 
 def attach_handler(run_ids: Any, chosen: str | None = None):
     """On page load / "Show run": pick the learner's run and show its state.
-    -> (run_id, run_ids, runs dropdown, status, progress, loss df, lr df, metrics rows, samples rows, timer)"""
+    -> (run_id, runs dropdown, status, progress, loss df, lr df, metrics rows, samples rows, timer)"""
     from training import evaluate
     ids = runs.clean_run_ids(run_ids)
     live = [i["run_id"] for i in runs.learner_runs(ids)]
@@ -389,7 +402,9 @@ def attach_handler(run_ids: Any, chosen: str | None = None):
     status, prog, loss, lr = _view(rid)
     metrics = evaluate.read_metrics(rid) if rid else None
     running = bool(rid) and runs.read_run(rid)["status"] == "running"
-    return (rid, live[::-1], runs_dropdown(live), status, prog, loss, lr,
+    # run_ids is not written back here: on a page load this may run before the browser
+    # has restored its stored ids, and writing would wipe them.
+    return (rid, runs_dropdown(live), status, prog, loss, lr,
             evaluate.metrics_rows(metrics), evaluate.samples_rows(metrics), gr.Timer(active=running))
 
 
@@ -581,7 +596,7 @@ def build_training_tab() -> dict:
         train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY)
     # Stop never waits behind the GPU queue: it only writes a flag file.
     stop_btn.click(stop_handler, run_id, status, concurrency_limit=None)
-    attach_out = [run_id, run_ids, my_runs, status, prog, loss_plot, lr_plot, metrics, samples, timer]
+    attach_out = [run_id, my_runs, status, prog, loss_plot, lr_plot, metrics, samples, timer]
     show_btn.click(attach_handler, [run_ids, my_runs], attach_out)
     timer.tick(poll_handler, run_id, [status, prog, loss_plot, lr_plot, timer])
     eval_btn.click(evaluate_handler, [run_id, n_eval], [eval_md, metrics, samples], concurrency_id="gpu",
@@ -596,6 +611,11 @@ def build_training_tab() -> dict:
     if root is not None:
         root.load(attach_handler, [run_ids], attach_out, api_visibility="private")
         root.load(model_notice, None, notice, api_visibility="private")
+    # The tab's components only exist in the page once the tab is opened, and a
+    # reload shows the first tab: so attach again whenever this tab is selected.
+    parent = gr.context.Context.block
+    if isinstance(parent, gr.Tab):
+        parent.select(attach_handler, [run_ids, run_id], attach_out, api_visibility="private")
 
     return {"run_id": run_id, "run_ids": run_ids, "dataset": dataset, "status": status,
             "start": start_btn, "stop": stop_btn, "resume": resume_btn, "model": model, "method": method}
