@@ -70,7 +70,12 @@ def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
     runs.append_log(rid, [{"step": 1, "loss": 2.0, "elapsed": 1.0, "learning_rate": 1e-4}])
     out = ui.attach_handler(ids)
     assert out[0] == rid and "Training" in out[2] and "Step 1 / 16" in out[3]
-    assert list(out[4]["loss"]) == [2.0]
+    curve = out[4]
+    assert list(curve[curve["series"] == "train loss"]["loss"]) == [2.0]
+    # The eval series is present from the first frame (as one NaN point the chart skips),
+    # or gradio's LinePlot never draws it when it appears later.
+    assert set(curve["series"]) == {"train loss", "eval loss"}
+    assert curve[curve["series"] == "eval loss"]["loss"].isna().all()
     # Stop while training only raises the flag; the trainer acts on it.
     assert "Stopping" in ui.stop_handler(rid) and runs.stop_requested(rid)
 

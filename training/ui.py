@@ -255,6 +255,9 @@ def _prepare(dataset, model_id, method, run_ids, *hp):
     return run_id, _remember(ids, run_id), CREATED_MSG
 
 
+LOSS_SERIES = {"train loss": "#2563eb", "eval loss": "#f97316"}
+
+
 def _curves(run_id: str | None):
     import pandas as pd
     log = runs.read_log(run_id) if run_id else []
@@ -264,6 +267,13 @@ def _curves(run_id: str | None):
             if isinstance(e.get("eval_loss"), (int, float))]
     lrs = [{"step": e["step"], "learning_rate": e["learning_rate"]} for e in log
            if isinstance(e.get("learning_rate"), (int, float))]
+    # Gradio's LinePlot fixes its colour domain when the chart is first drawn and does
+    # not redraw it when a new series appears in a later update (the eval curve starts
+    # after the first eval step), nor after an empty first frame. So every frame carries
+    # both series: a missing one gets a single NaN point, which the chart skips.
+    for series in LOSS_SERIES:
+        if not any(p["series"] == series for p in pts):
+            pts.append({"step": 0, "loss": float("nan"), "series": series})
     # Typed columns even when empty: the plot picks its axis types from the dtypes, and an
     # empty frame is all `object`, which draws a categorical axis and no lines.
     loss = pd.DataFrame(pts, columns=["step", "loss", "series"]).astype(
@@ -552,7 +562,9 @@ def build_training_tab() -> dict:
         status = gr.Markdown("No run yet.", elem_id="train-status")
         prog = gr.Markdown(elem_id="train-progress")
         with gr.Row():
-            loss_plot = gr.LinePlot(x="step", y="loss", color="series", label="Loss (train and eval)", height=260)
+            loss_plot = gr.LinePlot(_curves(None)[0], x="step", y="loss", color="series",
+                                    color_map=LOSS_SERIES, label="Loss (blue: train, orange: eval)",
+                                    height=260)
             lr_plot = gr.LinePlot(x="step", y="learning_rate", label="Learning rate", height=260)
         with gr.Row():
             my_runs = gr.Dropdown([], label="Your runs (kept for a while on this server)", scale=3)
