@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -185,6 +186,7 @@ def _worker_ours(steps: int) -> dict:
     tok = load_tokenizer(str(model_dir))
     res = _result(trainer, wall, eval_loss(trainer.model, tok, val[:N_EVAL_ROWS]))
     res["first_loss_s"] = first_loss.get("t")
+    shutil.rmtree(data, ignore_errors=True)  # the run dir (checkpoint, adapter) is not needed afterwards
     return res
 
 
@@ -240,6 +242,7 @@ def _worker_plain(steps: int, opts: dict) -> dict:
                     peft_config=lora)
     trainer.train()
     wall = time.perf_counter() - t0
+    shutil.rmtree(kwargs["output_dir"], ignore_errors=True)
     return _result(trainer, wall, eval_loss(trainer.model, tok, val[:N_EVAL_ROWS]))
 
 
