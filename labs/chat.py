@@ -23,6 +23,8 @@ never logged, never put in a message, and scrubbed from anything shown.
 """
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 import re
@@ -90,12 +92,24 @@ class ChatSettings:
 
 def default_client_factory(settings: ChatSettings):
     """The real client. Retries are ours (``max_retries=0``) so the back-off is
-    configurable and the learner sees that we are retrying."""
+    configurable and the learner sees that we are retrying.
+
+    One client per (key, endpoint) is reused: a fresh client per reply paid a new
+    TLS connection each time, measured as most of our added time to first token
+    (bench/advisor.py). The key is the Space owner's, from the environment, so
+    sharing the client shares nothing between learners; an httpx client is
+    thread-safe.
+    """
+    return _cached_client(settings.api_key, settings.base_url or None, settings.timeout_s)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_client(api_key: str, base_url: str | None, timeout_s: float):
     import anthropic  # light, but only needed once someone chats
 
-    kwargs: dict[str, Any] = {"api_key": settings.api_key, "max_retries": 0, "timeout": settings.timeout_s}
-    if settings.base_url:
-        kwargs["base_url"] = settings.base_url
+    kwargs: dict[str, Any] = {"api_key": api_key, "max_retries": 0, "timeout": timeout_s}
+    if base_url:
+        kwargs["base_url"] = base_url
     return anthropic.Anthropic(**kwargs)
 
 
