@@ -50,7 +50,7 @@ def repair(value: Any) -> tuple[dict, str]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a hostile, deeply nested string
             return empty(), "Saved progress could not be read and was reset."
     if not isinstance(value, dict):
         return empty(), "Saved progress could not be read and was reset."
