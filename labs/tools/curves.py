@@ -26,7 +26,9 @@ _TRAIN_KEYS = ("train_loss", "loss", "training_loss", "trainloss", "train")
 _EVAL_KEYS = ("eval_loss", "val_loss", "validation_loss", "valid_loss", "dev_loss", "eval",
               "val", "validation", "test_loss")
 _NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
-_KV_RE = re.compile(r"['\"]?([A-Za-z_][\w/.-]*)['\"]?\s*[:=]\s*(" + _NUM + r")(?![\w.])")
+# Key length bounded: an unbounded `[\w/.-]*` backtracks quadratically on one long run of
+# letters (a 300k-character pasted line took minutes); no real metric name is this long.
+_KV_RE = re.compile(r"['\"]?([A-Za-z_][\w/.-]{0,80})['\"]?\s*[:=]\s*(" + _NUM + r")(?![\w.])")
 _HEADER_ALIASES = [  # multi-word headers (HF notebook table) → one token
     (re.compile(r"training\s+loss", re.I), "train_loss"),
     (re.compile(r"train\s+loss", re.I), "train_loss"),
