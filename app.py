@@ -84,7 +84,9 @@ def build_app() -> gr.Blocks:
     build_training_tab, build_publish_panel = _training_builders()
     secret = env_str("FTLAB_STATE_SECRET", prog.DEFAULT_SECRET)
 
-    with gr.Blocks(title=TITLE) as demo:
+    # Gradio's upload/served-file cache is swept hourly of files older than
+    # FTLAB_UPLOAD_TTL_S: otherwise every learner's upload stays until a restart.
+    with gr.Blocks(title=TITLE, delete_cache=(3600, env_int("FTLAB_UPLOAD_TTL_S", 86400))) as demo:
         # Progress lives in the learner's browser; fixed key + secret so it
         # survives reloads and Space restarts. No personal data in it.
         progress_state = gr.BrowserState(prog.empty(), storage_key=prog.STORAGE_KEY, secret=secret)
@@ -127,6 +129,9 @@ def build_app() -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs):
+    from training import runs  # no torch: the run registry only
+
+    runs.cleanup_old_runs()  # runs past FTLAB_RUN_TTL_HOURS, also when nobody presses Start
     demo = demo or build_app()
     kwargs.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     kwargs.setdefault("server_port", env_int("GRADIO_SERVER_PORT", 7860))

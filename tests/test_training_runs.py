@@ -111,3 +111,15 @@ def test_importing_the_training_ui_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=str(Path(__file__).resolve().parent.parent))
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_download_copies_are_served_from_their_own_folder_and_swept(tmp_path):
+    src = tmp_path / "adapter.zip"
+    src.write_bytes(b"zip bytes")
+    first = Path(runs.downloadable_copy(src))
+    second = Path(runs.downloadable_copy(src))
+    assert first.read_bytes() == b"zip bytes" and first.parent != second.parent
+    # A sweep an hour-plus later removes both old copies, keeping only the new one.
+    third = Path(runs.downloadable_copy(src, now=time.time() + runs.DOWNLOAD_TTL_S + 60))
+    assert third.exists() and not first.exists() and not second.exists()
+    assert runs.downloadable_copy(None) is None

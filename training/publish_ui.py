@@ -12,9 +12,6 @@ No `from __future__ import annotations` here: gradio reads the OAuth
 parameter annotations at run time.
 """
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 
@@ -49,11 +46,7 @@ def _run_dir(run_id):
 
 
 def _downloadable(path):
-    """Copy a file to a fresh temp dir gradio may serve (the data dir may be /data on a Space)."""
-    if path is None:
-        return None
-    folder = tempfile.mkdtemp(prefix="ftlab-dl-")
-    return str(shutil.copy2(path, Path(folder) / Path(path).name))
+    return runs.downloadable_copy(path)
 
 
 def push_handler(run_id, repo_name, private, include_merged, token_text,

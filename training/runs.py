@@ -363,3 +363,32 @@ def zip_dir(run_id: str, sub: str) -> Path:
 
 def max_runs_kept_per_learner() -> int:
     return env_int("FTLAB_MAX_RUNS_PER_LEARNER", 10)
+
+
+# ------------------------------------------------------------------ downloads
+
+DOWNLOAD_TTL_S = env_float("FTLAB_DOWNLOAD_TTL_S", 3600.0)
+
+
+def downloadable_copy(path: Path | str | None, now: float | None = None) -> str | None:
+    """Copy a run file where gradio may serve it, and sweep old copies.
+
+    The data dir may be /data on a Space, which gradio does not serve, so
+    downloads are copied under the temp dir, each into its own unguessable
+    folder. Copies older than FTLAB_DOWNLOAD_TTL_S are removed on every call,
+    so /tmp does not grow with every click.
+    """
+    if path is None:
+        return None
+    base = Path(tempfile.gettempdir()) / "ftlab-downloads"
+    base.mkdir(parents=True, exist_ok=True)
+    now = time.time() if now is None else now
+    for old in base.iterdir():
+        try:
+            if now - old.stat().st_mtime > DOWNLOAD_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # a concurrent sweep got there first
+    folder = base / secrets.token_urlsafe(12)
+    folder.mkdir()
+    return str(shutil.copy2(path, folder / Path(path).name))

@@ -12,8 +12,6 @@ are keyed by unguessable ids; nothing per learner lives in module globals.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -88,12 +86,8 @@ def apply_preset(name: str, method: str):
     return [p["r"], p["alpha"], p["dropout"], p["target_modules"], lr]
 
 
-def _downloadable(path: Path | None) -> str | None:
-    # The run dir may be /data on a Space, outside what gradio serves: copy to a temp dir.
-    if path is None:
-        return None
-    folder = tempfile.mkdtemp(prefix="ftlab-dl-")
-    return str(shutil.copy2(path, Path(folder) / Path(path).name))
+def _downloadable(path):
+    return runs.downloadable_copy(path)
 
 
 def _remember(run_ids: Any, run_id: str) -> list[str]:
