@@ -20,7 +20,7 @@ from core.config import env_int
 from labs import budget
 from labs.advisors import get_advisor
 from labs.chat import check_user_text, split_for_retry, stream_reply, welcome_history
-from labs.tools import registry
+from labs.tools import examples, registry
 
 # Every chat event across the four labs shares one concurrency group: calls are
 # I/O-bound (waiting on Anthropic), so many run at once; 0 means no limit.
@@ -73,31 +73,67 @@ def _string_enum(schema: dict) -> list[str] | None:
     return None
 
 
-def _field(name: str, schema: dict, required: bool):
-    """One input component for a schema property, and how to read its value."""
+def _number_bounds(schema: dict) -> str:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    return f"{low:g} to {high:g}" if low is not None and high is not None else ""
+
+
+def _field(name: str, schema: dict, required: bool, initial: Any = None):
+    """One input component for a schema property, and how to read its value.
+
+    ``initial`` is what the form shows first (labs/tools/examples.py): the tool's
+    default or a worked example, so Run works on the form as shown.
+    """
     label = name.replace("_", " ") + ("" if required else " (optional)")
     info = (schema.get("description") or "")[:220] or None
     kind = schema.get("type")
     choices = _string_enum(schema)
     if choices:
-        comp = gr.Dropdown(choices=choices, value=choices[0] if required else None, label=label, info=info)
-        return comp, "enum"
+        value = initial if initial in choices else (choices[0] if required else None)
+        return gr.Dropdown(choices=choices, value=value, label=label, info=info), "enum"
     if kind in ("integer", "number"):
-        comp = gr.Number(value=None, label=label, info=info, precision=0 if kind == "integer" else None,
+        if initial is None:
+            # gr.Number cannot be empty: the page shows 0 and sends 0, which gradio
+            # range-checks before the tool runs. "Leave empty for automatic" is a
+            # textbox; the workbench checks the number and its range itself.
+            bounds = _number_bounds(schema)
+            hint = "Leave empty to let the tool decide" + (f" (or {bounds})" if bounds else "")
+            return gr.Textbox(label=label, info=info, placeholder=hint, lines=1, max_lines=1), f"opt_{kind}"
+        comp = gr.Number(value=initial, label=label, info=info, precision=0 if kind == "integer" else None,
                          minimum=schema.get("minimum"), maximum=schema.get("maximum"))
         return comp, kind
     if kind == "boolean":
-        return gr.Checkbox(value=False, label=label, info=info), "boolean"
+        return gr.Checkbox(value=bool(initial), label=label, info=info), "boolean"
     if kind == "array":
-        return gr.Textbox(label=label + " (one per line)", info=info, lines=3), "lines"
+        text = "\n".join(initial) if isinstance(initial, (list, tuple)) else ""
+        return gr.Textbox(value=text, label=label + " (one per line)", info=info, lines=3), "lines"
     if kind == "object":
         return gr.Textbox(label=label + " (JSON)", info=info, lines=3), "json"
     big = name in _BIG_TEXT or schema.get("maxLength", 0) > 4000 or "anyOf" in schema
-    return gr.Textbox(label=label, info=info, lines=8 if big else 1, max_lines=30 if big else 1), "text"
+    text = initial if isinstance(initial, str) else ""
+    return gr.Textbox(value=text, label=label, info=info, lines=8 if big else 1, max_lines=30 if big else 1), "text"
+
+
+def _optional_number(name: str, kind: str, text: str, schema: dict) -> tuple[float | int | None, str | None]:
+    """A typed number from an optional text field, or a message naming the field and its range."""
+    label = name.replace("_", " ")
+    try:
+        value = float(text.strip().replace(",", ""))
+    except ValueError:
+        return None, f"{label} must be a number (or left empty), not {text.strip()[:40]!r}."
+    if kind == "opt_integer":
+        if not value.is_integer():
+            return None, f"{label} must be a whole number."
+        value = int(value)
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if (low is not None and value < low) or (high is not None and value > high):
+        return None, f"{label} must be from {_number_bounds(schema)} (got {value:g})."
+    return value, None
 
 
 def workbench_input(spec: registry.ToolSpec, kinds: list[tuple[str, str]], values: tuple) -> tuple[dict | None, str | None]:
     """Turn form values into a tool input dict, or a message saying what is wrong."""
+    props = spec.input_schema.get("properties", {})
     tool_input: dict[str, Any] = {}
     for (name, kind), value in zip(kinds, values):
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -106,6 +142,10 @@ def workbench_input(spec: registry.ToolSpec, kinds: list[tuple[str, str]], value
             value, problem = check_user_text(value)
             if problem:
                 return None, f"{name.replace('_', ' ')}: {problem}"
+        elif kind in ("opt_integer", "opt_number"):
+            value, problem = _optional_number(name, kind, str(value), props.get(name, {}))
+            if problem:
+                return None, problem
         elif kind == "lines":
             value = [ln.strip() for ln in value.splitlines() if ln.strip()]
         elif kind == "json":
@@ -144,8 +184,9 @@ def _build_workbench(advisor_id: str) -> dict:
                 gr.Markdown(spec.description)
                 comps, kinds = [], []
                 # Required fields first, so the form reads top-down.
+                initial = examples.initial_values(spec.name)
                 for name in sorted(props, key=lambda n: (n not in required, list(props).index(n))):
-                    comp, kind = _field(name, props[name], name in required)
+                    comp, kind = _field(name, props[name], name in required, initial.get(name))
                     comps.append(comp)
                     kinds.append((name, kind))
                 run = gr.Button(f"Run {spec.name}", variant="secondary")

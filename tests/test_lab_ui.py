@@ -101,3 +101,15 @@ def test_workbench_runs_a_tool_without_a_key(app):
     assert "⚠️" not in out and out.strip()
     bad = run_workbench_tool("critique_jsonl", [("text", "text")], "x" * 2_100_000)
     assert "MB" in bad and bad.startswith("⚠️")
+
+
+def test_optional_number_left_empty_lets_the_tool_decide_and_bad_text_is_named():
+    kinds = [("model", "enum"), ("dataset_size", "integer"), ("task_kind", "enum"),
+             ("gpu_memory_gb", "number"), ("r", "opt_integer")]
+    auto = run_workbench_tool("recommend_lora_config", kinds, "SmolLM2-135M", 2000, "format", 24, "")
+    assert auto.startswith("### LoRA recipe")
+    forced = run_workbench_tool("recommend_lora_config", kinds, "SmolLM2-135M", 2000, "format", 24, "4")
+    assert "4 / " in forced  # the forced rank shows in the r / lora_alpha row
+    for text, words in (("lots", "must be a number"), ("2.5", "whole number"), ("5000", "from 1 to 1024")):
+        message = run_workbench_tool("recommend_lora_config", kinds, "SmolLM2-135M", 2000, "format", 24, text)
+        assert message.startswith("⚠️ r ") and words in message, message

@@ -1,0 +1,55 @@
+"""Every lab workbench form, pressed exactly as the page shows it, gives a result.
+
+Issue 16: optional number fields showed 0 and sent 0, and gradio's own range
+check refused it before the tool ran, so three labs' main calculators failed
+on their default form. A handler test cannot see that; only the page can.
+"""
+import pytest
+
+from test_browser import app_url, browser  # noqa: F401  (module-scoped fixtures)
+
+from app import ADVISOR_FOR_LESSON, tab_label
+from labs.tools import registry
+from lessons import get_lesson
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+# What each tool's result starts with when it worked (its Markdown renderer's heading).
+RESULT_HEADINGS = {
+    "assess_use_case": "Recommendation",
+    "critique_jsonl": "Dataset check",
+    "recommend_lora_config": "LoRA recipe",
+    "count_lora_params": "LoRA parameters",
+    "diagnose_training_curve": "Diagnosis",
+    "score_predictions": "Scores over",
+    "judge_rubric": "Judge rubric",
+    "adversarial_cases": "Adversarial test set",
+    "monitoring_plan": "Monitoring plan",
+}
+
+
+def _visible(locator):
+    return locator.filter(visible=True)
+
+
+@pytest.mark.parametrize("lesson_id", list(ADVISOR_FOR_LESSON))
+def test_every_workbench_form_runs_as_shown(app_url, browser, lesson_id):  # noqa: F811
+    expect = sync_api.expect
+    advisor_id = ADVISOR_FOR_LESSON[lesson_id]
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name=tab_label(get_lesson(lesson_id))).click()
+    _visible(page.get_by_role("tab", name="Lab")).click()
+    page.get_by_text("Workbench: run this lab's calculators yourself").click()
+
+    specs = registry.tools_for(advisor_id)
+    assert specs, advisor_id
+    for spec in specs:
+        _visible(page.get_by_role("tab", name=spec.name.replace("_", " "))).click()
+        _visible(page.get_by_role("button", name=f"Run {spec.name}")).click()
+        result = page.locator(f"#wb-{advisor_id}-{spec.name}")
+        expect(result).to_contain_text(RESULT_HEADINGS[spec.name], timeout=20_000)
+        assert "less than minimum" not in result.inner_text()
+    # Nothing on the page complained either (gradio shows range errors as toasts).
+    expect(page.locator(".toast-body")).to_have_count(0)
+    page.context.close()
