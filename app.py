@@ -8,7 +8,9 @@ Training tab imports them only when a learner starts something that needs them.
 """
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 
 import gradio as gr
 
@@ -17,7 +19,7 @@ from core.config import env_int, env_str
 from lessons import load_lessons
 from lessons.ui import build_lesson
 from quizzes.grading import MODULE_TEST_ID
-from quizzes.ui import build_quiz
+from quizzes.ui import QUIZ_CSS, build_quiz
 
 TITLE = "Fine-Tuning Lab"
 INTRO = (
@@ -27,7 +29,7 @@ INTRO = (
 )
 CSS = """
 #progress-summary { font-size: 0.95em; }
-"""
+""" + QUIZ_CSS
 
 
 def on_load(progress):
@@ -128,6 +130,24 @@ def build_app() -> gr.Blocks:
     return demo
 
 
+# Imported on first use, they cost the first advisor message 3-4.5 s (issue 16);
+# imported in the background once the server is up, they cost the start nothing.
+WARM_MODULES = ("anthropic",)
+
+
+def warm_in_background() -> threading.Thread:
+    """Import the advisor client in a daemon thread; returns the thread (tests join it)."""
+    def work():
+        for name in WARM_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass  # the lab says so when it is used
+    thread = threading.Thread(target=work, name="warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def launch(demo: gr.Blocks | None = None, **kwargs):
     from training import runs  # no torch: the run registry only
 
@@ -137,7 +157,12 @@ def launch(demo: gr.Blocks | None = None, **kwargs):
     kwargs.setdefault("server_port", env_int("GRADIO_SERVER_PORT", 7860))
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("theme", gr.themes.Soft())
-    return demo.launch(**kwargs)
+    block = not kwargs.pop("prevent_thread_lock", False)
+    result = demo.launch(prevent_thread_lock=True, **kwargs)
+    warm_in_background()  # after the server answers, so the page is not kept waiting
+    if block:
+        demo.block_thread()
+    return result
 
 
 if __name__ == "__main__":

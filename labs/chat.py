@@ -397,13 +397,28 @@ def offline_reply(advisor_id: str, text: str) -> str:
 
 # ---------------------------------------------------------------- the chat
 
+def _tool_summary(name: str, text: str, is_error: bool) -> str:
+    """What the learner reads first: the tool's own Markdown (as in the workbench), or its error."""
+    if is_error:
+        return f"{NOTICE} {text[:600]}"
+    try:
+        result = json.loads(text)
+    except ValueError:  # output cut to MAX_TOOL_OUTPUT: no dict to render, show the text
+        return text[:600] + (" …" if len(text) > 600 else "")
+    summary = registry.render_markdown(name, result) if isinstance(result, dict) else text[:600]
+    return summary if len(summary) <= 3000 else summary[:3000] + "\n\n… (cut; the full result is below)"
+
+
 def _tool_note(name: str, tool_input: Any, text: str, is_error: bool) -> dict:
+    """A collapsible chat note for one tool call: a readable summary, the raw JSON behind a toggle."""
     shown = json.dumps(tool_input, ensure_ascii=False, default=str)
     if len(shown) > 400:
         shown = shown[:400] + " …"
-    result = text if len(text) <= 600 else text[:600] + " …"
-    return {"role": "assistant",
-            "content": f"Input:\n```json\n{shown}\n```\n{'Error' if is_error else 'Result'}:\n```\n{result}\n```",
+    raw = text if len(text) <= 2000 else text[:2000] + " …"
+    content = (f"{_tool_summary(name, text, is_error)}\n\n"
+               f"<details><summary>Raw tool call (JSON)</summary>\n\nInput:\n```json\n{shown}\n```\n"
+               f"{'Error' if is_error else 'Result'}:\n```json\n{raw}\n```\n</details>")
+    return {"role": "assistant", "content": content,
             "metadata": {"title": f"{TOOL_NOTE_PREFIX} ran {name}" + (" (it reported a problem)" if is_error else ""),
                          "status": "done"}}
 

@@ -20,6 +20,13 @@ from quizzes.grading import (
     shuffled_options,
 )
 
+# One option per line for every question: gradio lays radio options side by side
+# while they fit, so short options showed in two columns and long ones in one (issue 16).
+QUIZ_CSS = """
+.quiz-question .wrap { display: flex; flex-direction: column; align-items: stretch; gap: 6px; }
+.quiz-question .wrap label { width: 100%; }
+"""
+
 
 def _lesson_titles() -> dict[str, str]:
     from lessons import load_lessons
@@ -106,6 +113,7 @@ def build_quiz(quiz_id: str, progress_state, summary) -> dict:
                 choices=shuffled_options(q, 0),
                 label=f"{number}. {q['prompt']}",
                 elem_id=f"{quiz_id}-q{number}",
+                elem_classes="quiz-question",
             )
         )
     with gr.Row():

@@ -22,6 +22,18 @@ def test_importing_and_building_the_app_does_not_load_torch():
     assert out.stdout.strip() == "", f"heavy modules imported at start: {out.stdout}"
 
 
+def test_advisor_client_is_warmed_after_launch_not_at_build():
+    code = (
+        "import sys, app; demo = app.build_app(); built = 'anthropic' in sys.modules; "
+        "app.launch(demo, prevent_thread_lock=True, quiet=True, server_port=None); "
+        "[t.join(60) for t in __import__('threading').enumerate() if t.name == 'warm-imports']; "
+        "print('WARM', built, 'anthropic' in sys.modules); demo.close()"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "WARM False True" in out.stdout.splitlines()
+
+
 @pytest.fixture(scope="module")
 def client():
     from app import build_app

@@ -26,10 +26,11 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def app_url():
-    from app import build_app
+    import app
 
-    demo = build_app()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    demo = app.build_app()
+    # Through app.launch, so the page has the app's CSS and theme, as learners see it.
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, quiet=True, server_port=None)
     yield url
     demo.close()
 

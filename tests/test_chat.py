@@ -64,6 +64,10 @@ def test_tool_use_round_trip(fake):
     final = frames[-1]
     notes = [m for m in final if m.get("metadata")]
     assert len(notes) == 1 and "ran count_lora_params" in notes[0]["metadata"]["title"]
+    # The learner reads the tool's own summary first; the raw JSON waits behind a toggle.
+    note = notes[0]["content"]
+    assert note.startswith("### LoRA parameters: SmolLM2-135M, r = 8")
+    assert note.index("<details>") > note.index("460,800") and '"trainable_params"' not in note[:note.index("<details>")]
     assert final[-1]["content"] == "With r=8 on q and v you train the number shown above."
     first, second = fake.message_requests
     expected, is_error = registry.run_tool("count_lora_params", tool_input)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import env_float, env_int, on_space
+from core.text import plural
 from training import checks, runs
 from training.base_model import model_info, resolve_model
 
@@ -101,14 +102,14 @@ def plan(config: dict, n_train: int, *, avg_tokens: float | None = None,
 def plan_markdown(p: dict) -> str:
     mins = p["est_seconds"] / 60
     where = "a ZeroGPU GPU" if p["device"].startswith("cuda") else "this machine's CPU"
-    lines = [f"**Plan:** {p['total_steps']} optimizer steps (effective batch {p['effective_batch']}), "
+    lines = [f"**Plan:** {plural(p['total_steps'], 'optimizer step')} (effective batch {p['effective_batch']}), "
              f"about **{mins:.1f} min** on {where} (~{p['s_per_step']:.2f} s per step)."]
     if p["device"].startswith("cuda"):
-        lines.append(f"Trained in {p['n_slices']} slice(s) of up to {p['slice_steps']} steps; each slice "
+        lines.append(f"Trained in {plural(p['n_slices'], 'slice')} of up to {plural(p['slice_steps'], 'step')}; each slice "
                      f"asks ZeroGPU for **{p['gpu_duration_s']} s** (≈{p['n_slices'] * p['gpu_duration_s']} s "
                      "of your daily GPU quota in total).")
     else:
-        lines.append(f"Trained in {p['n_slices']} slice(s) of up to {p['slice_steps']} steps; each slice "
+        lines.append(f"Trained in {plural(p['n_slices'], 'slice')} of up to {plural(p['slice_steps'], 'step')}; each slice "
                      "ends with a checkpoint, so nothing is lost if the app restarts.")
     return "\n\n".join(lines)
 
@@ -506,7 +507,7 @@ def _train(run_id: str, cfg: dict, total: int, start_step: int, ckpt: Path | Non
         else:
             _save_adapter_atomic(trainer.model, tokenizer, rdir / "adapter")
             restored = ""
-        msg = cb.message if cb.outcome == "early" else f"Finished {step} steps.{restored}"
+        msg = cb.message if cb.outcome == "early" else f"Finished {plural(step, 'step')}.{restored}"
         return dict(base, status="finished", message=msg)
     return dict(base, status="paused",
                 message=f"Slice done at step {step} of {total}; the next slice resumes from its checkpoint.")

@@ -120,29 +120,12 @@ def run_summary(run: dict) -> dict:
 
 # ---------------------------------------------------------------- loss curve
 def write_loss_png(events: list[dict], out_path: Path) -> Path | None:
-    """Draw training and evaluation loss against step; None when there is nothing to draw."""
-    train = [(e["step"], e["loss"]) for e in events if _finite(e.get("loss")) and isinstance(e.get("step"), int)]
-    evals = [(e["step"], e["eval_loss"]) for e in events
-             if _finite(e.get("eval_loss")) and isinstance(e.get("step"), int)]
-    if not train and not evals:
+    """The Training tab's loss figure as a PNG; None when there is nothing to draw."""
+    from training.charts import loss_figure
+
+    fig = loss_figure(events)
+    if fig is None:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on a Space or in tests
-    from matplotlib.figure import Figure
-
-    # A bare Figure (not pyplot) keeps no global state between learners.
-    fig = Figure(figsize=(6, 3.5), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    if train:
-        ax.plot(*zip(*train), label="training loss", color="#1f77b4")
-    if evals:
-        ax.plot(*zip(*evals), label="validation loss", color="#d62728", marker="o")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, format="png")

@@ -343,6 +343,19 @@ def cleanup_old_runs(ttl_hours: float | None = None, now: float | None = None) -
     return removed
 
 
+def artifact_name(run_id: str, sub: str) -> str:
+    """What a download is, in its file name: base model, method, kind and day,
+    e.g. ``SmolLM2-135M-Instruct-sft-lora-adapter-2026-12-02``."""
+    info = read_run(run_id)
+    cfg = info.get("config") or {}
+    model = str(cfg.get("model_id") or "model").rstrip("/").split("/")[-1]
+    method = str(cfg.get("method") or "").lower()
+    kind = {"adapter": "lora-adapter", "merged": "merged", "checkpoint": "checkpoint"}[sub]
+    day = time.strftime("%Y-%m-%d", time.gmtime(info.get("created_at") or time.time()))
+    name = "-".join(part for part in (model, method, kind, day) if part)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)[:120]
+
+
 def zip_dir(run_id: str, sub: str) -> Path:
     """Zip `adapter/` or `merged/` of a run into the run dir; returns the zip path."""
     if sub not in ("adapter", "merged", "checkpoint"):
@@ -350,7 +363,7 @@ def zip_dir(run_id: str, sub: str) -> Path:
     src = run_dir(run_id) / sub
     if not src.is_dir():
         raise FileNotFoundError(f"This run has no {sub} yet.")
-    out = run_dir(run_id) / f"{sub}-{run_id[:8]}.zip"
+    out = run_dir(run_id) / f"{artifact_name(run_id, sub)}.zip"
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".zip", dir=out.parent)
     os.close(fd)
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 
 from core.config import env_int, env_str
-from training import checks, runs
+from training import checks, eval_view, runs
 from training import gpu as gpu_mod
 from training.base_model import BASE_MODELS, DEFAULT_MODEL, OFFLINE_NOTICE, hub_reachable
 
@@ -48,10 +48,13 @@ CREATED_MSG = ("Run created. Waiting for the training slot: if others are traini
 INTRO = (
     "## Train a real model\n"
     "Fine-tune a small instruct model with **LoRA** on a built-in dataset or your own JSONL. "
-    "Work through the steps in order: **1** pick a model and data, **2** check the data "
-    "(nothing is trained yet), **3** start and watch the loss curves, **4** compare the tuned "
-    "model with the base and chat with it."
+    "Work through the steps in order; each opens when the one before it is done (you can open "
+    "any of them yourself): **1** pick a model and data, **2** check the data (nothing is trained "
+    "yet), **3** start and watch the loss curves, **4** compare the tuned model with the base, "
+    "chat with it and download it."
 )
+
+DATA_SOURCES = ["Built-in", "Upload JSONL", "Hub dataset"]
 
 
 # ------------------------------------------------------------------ helpers
@@ -94,6 +97,27 @@ def _remember(run_ids: Any, run_id: str) -> list[str]:
     ids = runs.clean_run_ids(run_ids)
     ids = [r for r in ids if r != run_id] + [run_id]
     return ids[-MAX_RUNS_KEPT:]
+
+
+def source_fields(source: str):
+    """Show only the field of the chosen data source: (built-in, upload, hub id) visibility."""
+    return tuple(gr.update(visible=source == choice) for choice in DATA_SOURCES)
+
+
+def open_when(done: bool):
+    """Open the next step's accordion once this one is done; otherwise leave it as the learner set it."""
+    return gr.Accordion(open=True) if done else gr.skip()
+
+
+def steps_for_run(run_id: str | None):
+    """With a run on screen, step 3 is open; with its adapter saved, step 4 too."""
+    info = runs.read_run(run_id) if run_id and runs.exists(run_id) else None
+    return open_when(info is not None), open_when(bool(info and info.get("has_adapter")))
+
+
+def _file_shown(path: str | None):
+    """The download box appears only once there is a file in it."""
+    return gr.update(value=path, visible=path is not None)
 
 
 # ------------------------------------------------------------------ dataset
@@ -249,31 +273,11 @@ def _prepare(dataset, model_id, method, run_ids, *hp):
     return run_id, _remember(ids, run_id), CREATED_MSG
 
 
-LOSS_SERIES = {"train loss": "#2563eb", "eval loss": "#f97316"}
-
-
-def _curves(run_id: str | None):
-    import pandas as pd
+def _curves(run_id: str | None) -> tuple[str, str]:
+    """(loss chart, learning-rate chart) as inline SVG (training/charts.py)."""
+    from training import charts
     log = runs.read_log(run_id) if run_id else []
-    pts = [{"step": e["step"], "loss": e["loss"], "series": "train loss"} for e in log
-           if isinstance(e.get("loss"), (int, float))]
-    pts += [{"step": e["step"], "loss": e["eval_loss"], "series": "eval loss"} for e in log
-            if isinstance(e.get("eval_loss"), (int, float))]
-    lrs = [{"step": e["step"], "learning_rate": e["learning_rate"]} for e in log
-           if isinstance(e.get("learning_rate"), (int, float))]
-    # Gradio's LinePlot fixes its colour domain when the chart is first drawn and does
-    # not redraw it when a new series appears in a later update (the eval curve starts
-    # after the first eval step), nor after an empty first frame. So every frame carries
-    # both series: a missing one gets a single NaN point, which the chart skips.
-    for series in LOSS_SERIES:
-        if not any(p["series"] == series for p in pts):
-            pts.append({"step": 0, "loss": float("nan"), "series": series})
-    # Typed columns even when empty: the plot picks its axis types from the dtypes, and an
-    # empty frame is all `object`, which draws a categorical axis and no lines.
-    loss = pd.DataFrame(pts, columns=["step", "loss", "series"]).astype(
-        {"step": "int64", "loss": "float64", "series": "object"})
-    lr = pd.DataFrame(lrs, columns=["step", "learning_rate"]).astype({"step": "int64", "learning_rate": "float64"})
-    return loss, lr
+    return charts.loss_svg(log), charts.lr_svg(log)
 
 
 def progress_md(info: dict | None) -> str:
@@ -312,18 +316,18 @@ def status_md(info: dict | None) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def _view(run_id: str | None):
-    """(status md, progress md, loss df, lr df) for a run."""
+def _view(run_id: str | None, charts: bool = True):
+    """(status md, progress md, loss chart, lr chart) for a run; charts=False skips drawing them."""
     if not run_id or not runs.exists(run_id):
         loss, lr = _curves(None)
         return "No run yet.", "", loss, lr
     info = runs.read_run(run_id)
-    loss, lr = _curves(run_id)
+    loss, lr = _curves(run_id) if charts else (None, None)
     return status_md(info), progress_md(info), loss, lr
 
 
 def train_handler(run_id: str | None, go: str = "start"):
-    """Train slices until the run ends; yields (status md, progress md, loss df, lr df). In the GPU queue.
+    """Train slices until the run ends; yields (status md, progress md, loss chart, lr chart). In the GPU queue.
 
     `go` is "start" (train a new, planned run), "resume" (go on from a checkpoint) or
     "" (the click was refused: change nothing)."""
@@ -344,9 +348,13 @@ def train_handler(run_id: str | None, go: str = "start"):
         for event in gpu_mod.train_until_done(run_id):
             now = time.monotonic()
             # Redraw at most twice a second (and on every log line and status change).
-            if event.get("kind") in ("log", "status", "slice_end", "error") or now - last_push > 0.5:
+            if event.get("kind") in ("log", "status", "slice_end", "error"):
                 last_push = now
                 yield _view(run_id)
+            elif now - last_push > 0.5:  # elapsed time moves on; the curves have no new point
+                last_push = now
+                status, prog, _, _ = _view(run_id, charts=False)
+                yield status, prog, gr.skip(), gr.skip()
     except Exception as exc:  # e.g. ZeroGPU quota exceeded: the run is kept, resumable
         msg = str(exc)[:300] if isinstance(exc, gr.Error) else type(exc).__name__
         if runs.read_run(run_id)["status"] == "running":
@@ -385,7 +393,8 @@ def resume_check_handler(run_id: str | None, run_ids: Any) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ re-attach
 
-def runs_dropdown(run_ids: Any):
+def runs_dropdown(run_ids: Any, current: str | None = None):
+    """The learner's runs, newest first, with the current run selected."""
     choices = []
     for info in runs.learner_runs(run_ids):
         when = time.strftime("%d %b %H:%M", time.localtime(info.get("created_at", 0)))
@@ -393,12 +402,13 @@ def runs_dropdown(run_ids: Any):
         label = (f"{when} · {cfg.get('method', '').upper()} · {cfg.get('dataset', {}).get('name', '')} · "
                  f"{info.get('status')} · {info['run_id'][:6]}")
         choices.append((label, info["run_id"]))
-    return gr.update(choices=choices, value=choices[0][1] if choices else None)
+    ids = [rid for _, rid in choices]
+    return gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None))
 
 
 def attach_handler(run_ids: Any, chosen: str | None = None):
     """On page load / "Show run": pick the learner's run and show its state.
-    -> (run_id, runs dropdown, status, progress, loss df, lr df, metrics rows, samples rows, timer)"""
+    -> (run_id, runs dropdown, status, progress, loss chart, lr chart, metrics rows, samples rows, timer)"""
     from training import evaluate
     ids = runs.clean_run_ids(run_ids)
     live = [i["run_id"] for i in runs.learner_runs(ids)]
@@ -408,8 +418,8 @@ def attach_handler(run_ids: Any, chosen: str | None = None):
     running = bool(rid) and runs.read_run(rid)["status"] == "running"
     # run_ids is not written back here: on a page load this may run before the browser
     # has restored its stored ids, and writing would wipe them.
-    return (rid, runs_dropdown(live), status, prog, loss, lr,
-            evaluate.metrics_rows(metrics), evaluate.samples_rows(metrics), gr.Timer(active=running))
+    return (rid, runs_dropdown(live, rid), status, prog, loss, lr,
+            evaluate.metrics_rows(metrics), eval_view.samples_html(metrics), gr.Timer(active=running))
 
 
 def poll_handler(run_id: str | None):
@@ -424,16 +434,16 @@ def poll_handler(run_id: str | None):
 def evaluate_handler(run_id: str | None, n_samples: int):
     from training import evaluate
     if not run_id or not runs.exists(run_id):
-        return "Train a model first.", [], []
+        return "Train a model first.", [], ""
     if not runs.read_run(run_id)["has_adapter"]:
-        return "This run has no saved adapter yet: let it finish or stop it.", [], []
+        return "This run has no saved adapter yet: let it finish or stop it.", [], ""
     try:
         m = gpu_mod.evaluate_gpu(run_id, int(n_samples or 5))
     except Exception as exc:
-        return f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.", [], []
+        return f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.", [], gr.skip()
     msg = (f"Evaluated {m['n']} held-out test examples in {m['seconds']:.0f} s "
            "(greedy decoding; base = same model with the adapter switched off).")
-    return msg, evaluate.metrics_rows(m), evaluate.samples_rows(m)
+    return msg, evaluate.metrics_rows(m), eval_view.samples_html(m)
 
 
 def chat_handler(run_id: str | None, history: list | None, text: str, use_adapter: bool):
@@ -452,24 +462,26 @@ def chat_handler(run_id: str | None, history: list | None, text: str, use_adapte
 
 def download_adapter_handler(run_id: str | None):
     if not run_id or not runs.exists(run_id):
-        return None, "Train a model first."
+        return gr.skip(), "Train a model first."
     try:
-        return _downloadable(runs.zip_dir(run_id, "adapter")), "Adapter zip ready (PEFT format + tokenizer)."
+        path = _downloadable(runs.zip_dir(run_id, "adapter"))
+        return _file_shown(path), "Adapter zip ready (PEFT format + tokenizer)."
     except FileNotFoundError as exc:
-        return None, str(exc)
+        return gr.skip(), str(exc)
 
 
 def merge_handler(run_id: str | None):
     if not run_id or not runs.exists(run_id):
-        return None, "Train a model first."
+        return gr.skip(), "Train a model first."
     from training import inference
     try:
         inference.merge_run(run_id)
-        return _downloadable(runs.zip_dir(run_id, "merged")), "Merged model ready (adapter folded into the base)."
+        path = _downloadable(runs.zip_dir(run_id, "merged"))
+        return _file_shown(path), "Merged model ready (adapter folded into the base)."
     except FileNotFoundError as exc:
-        return None, str(exc)
+        return gr.skip(), str(exc)
     except Exception as exc:
-        return None, f"❌ Merging failed ({type(exc).__name__}); your adapter is unchanged."
+        return gr.skip(), f"❌ Merging failed ({type(exc).__name__}); your adapter is unchanged."
 
 
 # ------------------------------------------------------------------ the tab
@@ -492,13 +504,14 @@ def build_training_tab() -> dict:
             model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Base model", elem_id="train-model")
             method = gr.Radio([("SFT (learn from examples)", "sft"), ("DPO (learn from preferences)", "dpo")],
                               value="sft", label="Method", elem_id="train-method")
-        with gr.Row():
-            source = gr.Radio(["Built-in", "Upload JSONL", "Hub dataset"], value="Built-in", label="Data from")
-            builtin = gr.Dropdown(_builtin_choices(), value=_first_builtin(), label="Built-in dataset",
-                                  elem_id="train-builtin")
-        with gr.Row():
-            upload = gr.File(label="Your JSONL file", file_types=[".jsonl", ".json", ".txt"], type="filepath")
-            hub_id = gr.Textbox(label="Hub dataset id (online only)", placeholder="owner/name", max_length=200)
+        source = gr.Radio(DATA_SOURCES, value="Built-in", label="Data from", elem_id="train-source")
+        # Only the field for the chosen source is shown (source_fields below).
+        builtin = gr.Dropdown(_builtin_choices(), value=_first_builtin(), label="Built-in dataset",
+                              elem_id="train-builtin")
+        upload = gr.File(label="Your JSONL file", file_types=[".jsonl", ".json", ".txt"], type="filepath",
+                         visible=False, elem_id="train-upload")
+        hub_id = gr.Textbox(label="Hub dataset id (online only)", placeholder="owner/name", max_length=200,
+                            visible=False, elem_id="train-hub-id")
         load_btn = gr.Button("Load dataset", elem_id="train-load")
         data_md = gr.Markdown(elem_id="train-data-status")
 
@@ -535,8 +548,7 @@ def build_training_tab() -> dict:
     hp_inputs = [r, alpha, dropout, target, lr, scheduler, warmup, epochs, max_steps, batch, accum,
                  max_len, eval_steps, patience, seed, beta]
 
-    with gr.Group():
-        gr.Markdown("### 2 · Check the data (no training yet)")
+    with gr.Accordion("2 · Check the data (no training yet)", open=False, elem_id="train-step-check") as step_check:
         check_btn = gr.Button("Check data", elem_id="train-check")
         critic_md = gr.Markdown(elem_id="train-critic")
         check_md = gr.Markdown(elem_id="train-check-result")
@@ -547,8 +559,7 @@ def build_training_tab() -> dict:
                                            show_legend=True)
         plan_md = gr.Markdown(elem_id="train-plan")
 
-    with gr.Group():
-        gr.Markdown("### 3 · Train")
+    with gr.Accordion("3 · Train", open=False, elem_id="train-step-train") as step_train:
         with gr.Row():
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
             stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
@@ -556,25 +567,23 @@ def build_training_tab() -> dict:
         status = gr.Markdown("No run yet.", elem_id="train-status")
         prog = gr.Markdown(elem_id="train-progress")
         with gr.Row():
-            loss_plot = gr.LinePlot(_curves(None)[0], x="step", y="loss", color="series",
-                                    color_map=LOSS_SERIES, label="Loss (blue: train, orange: eval)",
-                                    height=260)
-            lr_plot = gr.LinePlot(x="step", y="learning_rate", label="Learning rate", height=260)
+            empty_loss, empty_lr = _curves(None)
+            loss_plot = gr.HTML(empty_loss, elem_id="train-loss-chart", elem_classes="curve")
+            lr_plot = gr.HTML(empty_lr, elem_id="train-lr-chart", elem_classes="curve")
         with gr.Row():
-            my_runs = gr.Dropdown([], label="Your runs (kept for a while on this server)", scale=3)
-            show_btn = gr.Button("Show run", scale=0)
+            my_runs = gr.Dropdown([], label="Your runs (kept for a while on this server)", scale=3,
+                                  elem_id="train-my-runs")
+            show_btn = gr.Button("Show run", scale=0, elem_id="train-show-run")
         timer = gr.Timer(2.0, active=False)
 
-    with gr.Group():
-        gr.Markdown("### 4 · Evaluate, chat, download")
+    with gr.Accordion("4 · Evaluate, chat, download", open=False, elem_id="train-step-evaluate") as step_eval:
         with gr.Row():
-            n_eval = gr.Slider(1, 10, value=5, step=1, label="Test examples to compare")
+            n_eval = gr.Slider(1, 10, value=5, step=1, label="Test examples to compare", elem_id="train-eval-n")
             eval_btn = gr.Button("Evaluate base vs tuned", elem_id="train-eval")
         eval_md = gr.Markdown(elem_id="train-eval-status")
         metrics = gr.Dataframe(headers=["Metric", "Base", "Tuned", "Change"], label="Metrics on the test split",
                                interactive=False)
-        samples = gr.Dataframe(headers=["Input", "Expected", "Base model", "Tuned model"],
-                               label="Side by side", interactive=False, wrap=True)
+        samples = gr.HTML("", elem_id="train-samples", css_template=eval_view.CSS)
         chatbot = gr.Chatbot(label="Chat with your model", height=300)
         with gr.Row():
             chat_in = gr.Textbox(label="Message", placeholder="Paste a note to see what the tuned model does",
@@ -584,26 +593,36 @@ def build_training_tab() -> dict:
         with gr.Row():
             dl_btn = gr.Button("Download adapter (.zip)")
             merge_btn = gr.Button("Merge into the base and download")
-        dl_file = gr.File(label="Download", interactive=False)
+        dl_file = gr.File(label="Download", interactive=False, visible=False, elem_id="train-download")
         dl_md = gr.Markdown()
 
     # ---- wiring
-    load_btn.click(load_dataset_handler, [source, builtin, upload, hub_id, method, dataset], [dataset, data_md])
+    source.change(source_fields, source, [builtin, upload, hub_id], api_visibility="private")
+    load_btn.click(load_dataset_handler, [source, builtin, upload, hub_id, method, dataset], [dataset, data_md]).then(
+        lambda d: open_when(bool(d)), dataset, step_check, api_visibility="private")
     preset_btn.click(apply_preset, [preset, method], [r, alpha, dropout, target, lr])
     batch.change(effective_batch_md, [batch, accum], eff_md)
     accum.change(effective_batch_md, [batch, accum], eff_md)
     check_btn.click(check_handler, [dataset, model, method, *hp_inputs],
-                    [critic_md, check_md, hist, highlight, plan_md])
+                    [critic_md, check_md, hist, highlight, plan_md]).then(
+        lambda plan: open_when((plan or "").startswith("**Plan:**")), plan_md, step_train,
+        api_visibility="private")
     view_out = [status, prog, loss_plot, lr_plot]
+    steps = [step_train, step_eval]
+    # "Your runs" follows the run: listed when it is created, its status updated when it ends.
     start_btn.click(prepare_run_handler, [dataset, model, method, run_ids, *hp_inputs],
                     [run_id, run_ids, status, go]).then(
-        train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY)
+        runs_dropdown, [run_ids, run_id], my_runs).then(
+        train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY).then(
+        runs_dropdown, [run_ids, run_id], my_runs).then(steps_for_run, run_id, steps, api_visibility="private")
     resume_btn.click(resume_check_handler, [run_id, run_ids], [status, go]).then(
-        train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY)
+        train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY).then(
+        runs_dropdown, [run_ids, run_id], my_runs).then(steps_for_run, run_id, steps, api_visibility="private")
     # Stop never waits behind the GPU queue: it only writes a flag file.
     stop_btn.click(stop_handler, run_id, status, concurrency_limit=None)
     attach_out = [run_id, my_runs, status, prog, loss_plot, lr_plot, metrics, samples, timer]
-    show_btn.click(attach_handler, [run_ids, my_runs], attach_out)
+    show_btn.click(attach_handler, [run_ids, my_runs], attach_out).then(
+        steps_for_run, run_id, steps, api_visibility="private")
     timer.tick(poll_handler, run_id, [status, prog, loss_plot, lr_plot, timer])
     eval_btn.click(evaluate_handler, [run_id, n_eval], [eval_md, metrics, samples], concurrency_id="gpu",
                    concurrency_limit=GPU_CONCURRENCY)
@@ -615,13 +634,15 @@ def build_training_tab() -> dict:
     # Re-attach to the learner's latest run when the page opens (runs live on disk).
     root = gr.context.Context.root_block
     if root is not None:
-        root.load(attach_handler, [run_ids], attach_out, api_visibility="private")
+        root.load(attach_handler, [run_ids], attach_out, api_visibility="private").then(
+            steps_for_run, run_id, steps, api_visibility="private")
         root.load(model_notice, None, notice, api_visibility="private")
     # The tab's components only exist in the page once the tab is opened, and a
     # reload shows the first tab: so attach again whenever this tab is selected.
     parent = gr.context.Context.block
     if isinstance(parent, gr.Tab):
-        parent.select(attach_handler, [run_ids, run_id], attach_out, api_visibility="private")
+        parent.select(attach_handler, [run_ids, run_id], attach_out, api_visibility="private").then(
+            steps_for_run, run_id, steps, api_visibility="private")
 
     return {"run_id": run_id, "run_ids": run_ids, "dataset": dataset, "status": status,
             "start": start_btn, "stop": stop_btn, "resume": resume_btn, "model": model, "method": method}

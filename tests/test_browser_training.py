@@ -1,0 +1,106 @@
+"""The Training tab in a real browser: train 1 step, then 3, see every point; evaluate and read
+the outputs side by side at 1280 px.
+
+Issue 16: the loss chart showed nothing for a one-point series and clipped its
+legend; "Your runs" stayed empty after a run; the side-by-side table pushed
+the outputs ~3,600 px to the right. Runs on the embedded SmolLM2-135M on CPU,
+with tiny settings typed into the page as a learner would.
+"""
+import re
+
+import pytest
+
+from test_browser import browser  # noqa: F401  (module-scoped fixture)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+# Each click is a round trip through gradio's queue; on a busy 2-core machine that can take seconds.
+expect.set_options(timeout=30_000)
+TRAIN_TIMEOUT_MS = 300_000  # model load + a few CPU steps on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def app_url(module_data_dir):
+    import app
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FTLAB_EVAL_MAX_ROWS", "2")  # eval loss on 2 validation rows: quick
+    demo = app.build_app()
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, quiet=True, server_port=None)
+    yield url
+    demo.close()
+    mp.undo()
+
+
+def _set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(re.compile(label)).first
+    box.fill(str(value))
+    box.press("Tab")  # commit the value as a learner leaving the field does
+
+
+def _train(page, steps: int) -> None:
+    _set_number(page, r"^Max steps", steps)
+    page.locator("#train-start").click()
+    expect(page.locator("#train-status")).to_contain_text("Finished", timeout=TRAIN_TIMEOUT_MS)
+
+
+def _markers(page, gid: str) -> int:
+    return page.locator(f"#train-loss-chart g#{gid} use").count()
+
+
+def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name="Training").click()
+
+    # Only the built-in picker shows for "Built-in"; the upload box appears for "Upload JSONL".
+    expect(page.locator("#train-builtin")).to_be_visible()
+    expect(page.locator("#train-upload")).to_be_hidden()
+    page.locator("#train-source").get_by_label("Upload JSONL").check()
+    expect(page.locator("#train-upload")).to_be_visible()
+    expect(page.locator("#train-builtin")).to_be_hidden()
+    page.locator("#train-source").get_by_label("Built-in").check()
+
+    page.locator("#train-load").click()
+    expect(page.locator("#train-data-status")).to_contain_text("Loaded")
+    page.get_by_text("Hyperparameters").click()
+    _set_number(page, r"^Gradient accumulation", 1)
+    _set_number(page, r"^Evaluate every", 1)
+
+    # Step 2 opened by itself once the data loaded; a passing check opens step 3.
+    page.locator("#train-check").click()
+    expect(page.locator("#train-plan")).to_contain_text("Plan:", timeout=120_000)
+    expect(page.locator("#train-start")).to_be_visible()
+
+    _train(page, 1)
+    chart = page.locator("#train-loss-chart")
+    expect(chart.locator("g#curve-train-loss use")).to_have_count(1)
+    expect(chart.locator("g#curve-eval-loss use")).to_have_count(1)
+    expect(chart.get_by_text("train loss", exact=True)).to_be_visible()
+    expect(chart.get_by_text("eval loss", exact=True)).to_be_visible()
+    box = chart.locator("svg").bounding_box()
+    assert box["width"] > 300 and box["height"] > 150
+
+    _train(page, 3)
+    expect(chart.locator("g#curve-train-loss use")).to_have_count(3)
+    assert _markers(page, "curve-eval-loss") == 3
+    # "Your runs" lists both runs without pressing "Show run".
+    page.locator("#train-my-runs").click()
+    expect(page.get_by_role("option")).to_have_count(2)
+    page.keyboard.press("Escape")
+
+    # Step 4 opened when the run saved its adapter: evaluate one example.
+    n_eval = page.locator("#train-eval-n input[type=number]")
+    n_eval.fill("1")
+    n_eval.press("Tab")
+    page.locator("#train-eval").click()
+    expect(page.locator("#train-eval-status")).to_contain_text("Evaluated", timeout=TRAIN_TIMEOUT_MS)
+    table = page.locator("#train-samples table")
+    for header in ("Expected", "Base model", "Tuned model"):
+        cell = table.get_by_role("columnheader", name=header)
+        expect(cell).to_be_in_viewport()
+        right = cell.bounding_box()["x"] + cell.bounding_box()["width"]
+        assert right <= 1280, f"{header} column ends at {right:.0f} px"
+    tuned = table.locator("tbody tr td").nth(3)
+    assert tuned.bounding_box()["x"] + tuned.bounding_box()["width"] <= 1280
+    page.context.close()

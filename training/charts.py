@@ -1,0 +1,113 @@
+"""The run's curves, drawn once for every place that shows them.
+
+The Training tab shows them live as inline SVG; the model card saves the same
+figure as a PNG. Drawn with matplotlib rather than gradio's LinePlot, which
+drew nothing for a one-point series, clipped its legend and labelled the axes
+0.000000 / 1.000000 (issue 16). Every point is a marker, so a run's first
+step is visible; the legend sits inside the plot; steps are whole numbers.
+
+In the SVG, text stays text and each series is a group with a stable id
+(``curve-train-loss``, ``curve-eval-loss``, ``curve-learning-rate``), so a
+browser test can see the points and the legend as a learner does.
+
+    >>> svg = loss_svg([{"step": 1, "loss": 2.0}])
+    >>> 'id="curve-train-loss"' in svg and "train loss" in svg
+    True
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+
+TRAIN = ("train loss", "#2563eb", "curve-train-loss")
+EVAL = ("eval loss", "#f97316", "curve-eval-loss")
+LR = ("learning rate", "#059669", "curve-learning-rate")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def series(events: list[dict], key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of one logged quantity, skipping missing and non-finite values."""
+    return [(int(e["step"]), float(e[key])) for e in events
+            if _finite(e.get(key)) and isinstance(e.get("step"), int)]
+
+
+def _figure(width: float = 6.0, height: float = 3.2):
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a Space or in tests
+    from matplotlib.figure import Figure
+
+    # A bare Figure (not pyplot) keeps no global state between learners.
+    fig = Figure(figsize=(width, height), dpi=100)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _draw(ax, points: list[tuple[int, float]], style: tuple[str, str, str]) -> None:
+    label, colour, gid = style
+    xs, ys = zip(*points)
+    # Markers on every point while they can be told apart; a lone point is always a dot.
+    marker = "o" if len(points) <= 80 else None
+    (line,) = ax.plot(xs, ys, label=label, color=colour, marker=marker, markersize=4, linewidth=1.8)
+    line.set_gid(gid)
+
+
+def _finish(fig, ax, ylabel: str, yformat: str) -> None:
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
+    ax.yaxis.set_major_formatter(FormatStrFormatter(yformat))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", frameon=True, fontsize=9)
+    fig.tight_layout()
+
+
+def loss_figure(events: list[dict]):
+    """Train and eval loss against step, or None when nothing has been logged yet."""
+    train, evals = series(events, "loss"), series(events, "eval_loss")
+    if not train and not evals:
+        return None
+    fig, ax = _figure()
+    for points, style in ((train, TRAIN), (evals, EVAL)):
+        if points:
+            _draw(ax, points, style)
+    _finish(fig, ax, "loss", "%.3g")
+    return fig
+
+
+def lr_figure(events: list[dict]):
+    points = series(events, "learning_rate")
+    if not points:
+        return None
+    fig, ax = _figure()
+    _draw(ax, points, LR)
+    _finish(fig, ax, "learning rate", "%.1e")
+    return fig
+
+
+def svg(fig, empty_text: str) -> str:
+    """Inline SVG for the page (text kept as text), or a short note when there is no figure."""
+    if fig is None:
+        return f'<div class="curve-empty">{empty_text}</div>'
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: it sits inside a div
+    # Scale with the column (the viewBox keeps the proportions) instead of a fixed 432 pt.
+    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 width="100%"', text, count=1)
+
+
+def loss_svg(events: list[dict]) -> str:
+    return svg(loss_figure(events), "The loss curve appears here after the first logged step.")
+
+
+def lr_svg(events: list[dict]) -> str:
+    return svg(lr_figure(events), "The learning-rate schedule appears here once training starts.")
