@@ -30,8 +30,8 @@ TINY = {
 
 
 def _lora_model(dims: dict, dropout: float, checkpointing: bool):
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, LlamaConfig
+    from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(LlamaConfig(**dims, attn_implementation="sdpa"),

@@ -186,7 +186,7 @@ def assess_use_case(format_strictness: str, requests_per_day: int, knowledge_cha
         if dpo:
             reasons.append("Preference data: run DPO after SFT on (prompt, chosen, rejected) "
                            "pairs; the frozen reference should be the SFT model. With PEFT: a "
-                           "fresh adapter on the merged SFT model uses that model with the "
+                           "fresh adapter on the merged SFT model uses that model with the new "
                            "adapter disabled; continuing the SFT adapter makes TRL keep a frozen "
                            "copy of it as the reference.")
     if not parts:
