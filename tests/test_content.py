@@ -7,6 +7,7 @@ roughly 15-25 s (a few of them import torch, one builds a toy PEFT model).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -37,6 +38,44 @@ FORBIDDEN = {
     r"(?i)eliminat\w* (memory |kv[- ]cache )?fragmentation": "PagedAttention leaves under 4% waste, it does not eliminate fragmentation",
     r"(?i)(faster loading|adapter loading overhead)": "merging removes the per-forward LoRA matmul; it is not about loading",
     r"(?i)highest[- ]quality human feedback": "the InstructGPT 1%/30% ablation does not exist",
+}
+# Wrong or misleading teaching an expert review found in the course itself
+# (issue 12; the corrected facts are in ../shared/fact-check.md). These are our
+# own old wordings, not the source's, so each carries an example of the wording
+# it exists to catch: the check is proven able to fail on it.
+REVIEW_FORBIDDEN = {
+    r"(?i)(network|base|model) with the adapter (switched |turned )?(off|disabled)": (
+        "the DPO reference is the SFT model: a frozen copy of a continued SFT adapter, "
+        "or the merged SFT model with a fresh adapter off",
+        "the trainer uses the same network with the adapter switched off"),
+    r"(?i)adapter-disabled base": (
+        "the DPO reference is not simply the adapter-disabled base",
+        "Frozen reference (the adapter-disabled base with PEFT)"),
+    r"(?i)fine-tun\w*\s+makes?\s+(the\s+)?(format\s+reliable|the last few percent)": (
+        "valid syntax comes from constrained decoding; fine-tuning is for field accuracy, "
+        "consistency, cost and latency",
+        "supervised fine-tuning makes the format reliable far more cheaply"),
+    r"(?i)(700|708) billion training tokens": (
+        "BloombergGPT's corpus was ~708B tokens but it trained on ~569B",
+        "its roughly 700 billion training tokens showed that more domain data always wins"),
+    r"\bif lsh\.query\(": (
+        "LSH returns candidates; confirm each with the (estimated) Jaccard similarity",
+        "    if lsh.query(m):            # a similar example is already kept"),
+    r"(?i)(which is what|as) (tools such as )?(llama\.cpp|ollama)[^.]{0,40}expect": (
+        "llama.cpp (--lora) and Ollama (ADAPTER) load adapters directly",
+        "an ordinary model again, which is what tools such as llama.cpp or Ollama expect"),
+    r"(?i)low from the first step[^.]*\.\s*Check for leakage": (
+        "leakage lowers validation loss, not the first training steps' loss",
+        "Loss is suspiciously low from the first step. Check for leakage (validation examples"),
+    r"(?i)one (less|fewer) matmul": (
+        "merging removes two low-rank matmuls (x through A, then B) per adapted layer",
+        "The gain is one less matmul per forward pass, not faster loading."),
+    r"\b43%": (
+        "cite LIMA beating Alpaca-65B and its quality-vs-quantity ablation, not the 43% figure",
+        "matched or beat GPT-4 in 43% of comparisons"),
+    r"claude-sonnet-4-6": (
+        "lesson code uses the app's default model id",
+        'MODEL = os.environ.get("TEACHER_MODEL", "claude-sonnet-4-6")'),
 }
 # A Python-style dict literal used where JSON is meant: {'key': ...
 SINGLE_QUOTED_JSON = re.compile(r"\{\s*'[^'\n]+'\s*:")
@@ -109,7 +148,9 @@ def test_lesson_has_every_kind_of_section(lesson_id):
     assert re.search(r"^\|.*\|\n\|[\s:|-]+\|$", l.body, re.M), "needs a comparison table"
     assert l.code_blocks, "needs at least one python snippet"
     words = len(re.findall(r"\w+", l.body))
-    assert 1200 <= words <= 2600, f"{lesson_id} has {words} words"
+    # 3,100: issue 12 added chat templates, what is trained, QLoRA with its
+    # memory budget and DPO settings; a lesson longer than that is two lessons.
+    assert 1200 <= words <= 3100, f"{lesson_id} has {words} words"
 
 
 @pytest.mark.parametrize("lesson_id", LESSON_IDS)
@@ -142,8 +183,81 @@ def test_lessons_teach_the_corrected_facts():
         "over 80% of the time",
         "86.5%",
         "rules of thumb",
+        # issue 12
+        "structured outputs",                # constrained decoding for syntax
+        '"ref" adapter',                     # DPO reference when continuing an SFT adapter
+        "not like for like",                 # FinGPT vs BloombergGPT
+        "569 billion",
+        "*candidates*",                      # LSH
+        "`--lora`",                          # llama.cpp loads adapters
+        "`ADAPTER`",                         # so does Ollama
+        "flatters the *validation* curve",   # leakage
+        "Alpaca 65B",                        # LIMA's comparison
+        "continuous batching",
+        "NF4", "Double quantisation", "Paged optimizers",
+        "generation prompt", "low training loss, broken outputs",
+        "assistant_only_loss=True", "{% generation %}",
+        "rewards/margins", "rewards/accuracies",
     ]:
         assert needle in text, f"lessons no longer teach: {needle}"
+
+
+def _advisor_and_tool_texts() -> str:
+    from labs.advisors import ADVISORS
+
+    prompts = [a.system_prompt for a in ADVISORS.values()]
+    return "\n".join(prompts + [(ROOT / "labs" / "tools" / "strategy.py").read_text(encoding="utf-8")])
+
+
+def test_review_checks_can_fail_on_the_old_wording():
+    for pattern, (why, old) in REVIEW_FORBIDDEN.items():
+        assert re.search(pattern, old), f"{pattern} no longer catches: {old!r} ({why})"
+
+
+def test_no_reviewed_error_in_lessons_quizzes_advisors_or_tools():
+    texts = {l.id: l.body for l in load_lessons()}
+    for name, q in all_questions():
+        texts[q["id"]] = " ".join([q["prompt"]] + [o["text"] + " " + o["explain"] for o in q["options"]
+                                                   if o["correct"]] + [o["explain"] for o in q["options"]])
+    texts["advisors+strategy"] = _advisor_and_tool_texts()
+    for where, text in texts.items():
+        for pattern, (why, _) in REVIEW_FORBIDDEN.items():
+            m = re.search(pattern, text)
+            assert not m, f"{where}: {m.group(0)!r}: {why}"
+
+
+def test_advisors_and_strategy_teach_the_reviewed_facts():
+    text = _advisor_and_tool_texts()
+    for needle in ["structured outputs", '"ref" adapter', "not a like-for-like", "569B",
+                   "candidate pairs", "--lora", "ADAPTER", "two extra low-rank matmuls",
+                   "continuous batching", "NF4", "rewards/margins", "assistant_only_loss",
+                   "generation prompt", "validation loss that is too good", "Alpaca-65B"]:
+        assert needle in text, f"advisor prompts / strategy tool no longer teach: {needle}"
+
+
+def test_lesson3_memory_budget_matches_the_lab3_tool():
+    """The worked Mistral-7B budget in lesson 3 is what the Lab 3 tool computes."""
+    from labs.tools.lora_config import MODULES, count_lora_params, estimate_memory, resolve_arch
+
+    _, arch = resolve_arch("Mistral-7B")
+    lora = count_lora_params(arch, 16, "all-linear")["trainable_params"]
+    kw = dict(batch=1, seq=1024, targets=MODULES, r=16, lora_dropout=0.05)
+    off = estimate_memory(arch, lora, quantization="none", gradient_checkpointing=False, **kw)
+    on = estimate_memory(arch, lora, quantization="none", gradient_checkpointing=True, **kw)
+    nf4 = estimate_memory(arch, lora, quantization="4bit", gradient_checkpointing=True, **kw)
+    body = get_lesson("lesson3").body
+    for figure in [f"{off['weights']} GiB bf16", f"{nf4['weights']:.1f} GiB NF4",
+                   f"{off['lora_and_optimizer']} GiB for 42M", f"{off['activations']:.1f} GiB |",
+                   f"| {on['activations']:.1f} GiB |", f"about {round(off['total'])} GiB",
+                   f"about {round(on['total'])} GiB", f"under {math.ceil(nf4['total'])} GiB"]:
+        assert figure in body, f"lesson 3's memory table no longer matches the tool: {figure}"
+
+
+def test_lesson2_teacher_code_uses_the_app_model_and_strips_fences():
+    from labs.chat import DEFAULT_MODEL
+
+    code = next(c for c in get_lesson("lesson2").code_blocks if "anthropic" in c)
+    assert f'"{DEFAULT_MODEL}"' in code and "strip_fences(text)" in code
 
 
 # ---------------------------------------------------------------- quizzes
@@ -272,7 +386,9 @@ def test_offline_snippets_print_what_the_lessons_claim(snippet_runs):
     assert "same as base at step 0: True" in out("lesson1", 0)
     assert "0.693" in out("lesson1", 1)
     assert "answer is not valid JSON" in out("lesson2", 0)
-    assert "kept: [0, 2, 3]" in out("lesson2", 2)
+    assert "<|im_start|>assistant" in out("lesson2", 1)          # the generation prompt
+    assert """completion: '{"drug": "metformin", "dose": "500 mg"}<|im_end|>""" in out("lesson2", 1)
+    assert "kept: [0, 2, 3]" in out("lesson2", 3)
     peft_demo = out("lesson3", 1)
     for line in ["lora_A  (8, 64)", "lora_B  (16, 8)", "equals base at step 0: True",
                  "merged matches adapter: True", "adapter off equals base: True",

@@ -154,13 +154,61 @@ def count_lora_params(model: str | dict, r: int, target_modules: str | list | tu
 # ---------------------------------------------------------------- memory
 
 GIB = 1024 ** 3
+ACT_BYTES = 2  # activations are bf16 or fp16 under mixed precision
+
+
+def layer_saved_bytes(arch: dict, targets: tuple | list = MODULES, r: int = 8,
+                      lora_dropout: float = 0.05, mask_bytes: int = 1) -> dict:
+    """Bytes autograd keeps per token for one decoder layer in mixed precision
+    (half-precision weights, fp32 LoRA weights under autocast, SDPA attention).
+
+    Counted from what each op saves for backward, checked against
+    ``torch.autograd.graph.saved_tensors_hooks`` in tests/test_lora_memory.py:
+    each RMSNorm keeps an fp32 copy of its input; SDPA keeps q, k, v, its output
+    and an fp32 log-sum-exp; the gated MLP keeps three i-wide tensors (gate,
+    SiLU(gate), up). A frozen base projection keeps nothing (its input is only
+    needed for its own weight's gradient), but every adapted module keeps its
+    own half-precision copy of its input (PEFT casts
+    the input to the fp32 adapter, autocast casts it back) and, when
+    lora_dropout > 0, its own dropout mask (1 byte per element on GPU).
+    """
+    h, i = arch["hidden_size"], arch["intermediate_size"]
+    shapes = module_shapes(arch)
+    q_out, kv_out = shapes["q_proj"][1], shapes["k_proj"][1]
+    heads = arch["num_attention_heads"]
+    widths = [shapes[m][0] for m in targets]
+    return {
+        "norms_fp32": 2 * (4 * h + 4),
+        "attention": ACT_BYTES * (2 * q_out + 2 * kv_out) + 4 * heads,
+        "mlp": ACT_BYTES * 3 * i,
+        "lora_inputs": sum(ACT_BYTES * (w + r) for w in widths),
+        "dropout_masks": mask_bytes * sum(widths) if lora_dropout > 0 else 0,
+    }
+
+
+def activation_bytes(arch: dict, *, tokens: int, targets: tuple | list = MODULES, r: int = 8,
+                     lora_dropout: float = 0.05, gradient_checkpointing: bool = True,
+                     mask_bytes: int = 1) -> dict:
+    """Peak activation and logits memory (bytes) of one forward + backward pass."""
+    per_layer = sum(layer_saved_bytes(arch, targets, r, lora_dropout, mask_bytes).values()) * tokens
+    layers = arch["num_hidden_layers"]
+    if gradient_checkpointing:
+        # Each layer keeps only its input; backward recomputes one layer at a
+        # time, so one layer's full set is live on top of the checkpoints.
+        acts = layers * tokens * ACT_BYTES * arch["hidden_size"] + per_layer
+    else:
+        acts = layers * per_layer
+    # Logits in half precision, the loss's fp32 upcast and its log-softmax,
+    # then their gradient in backward: about 10 bytes per vocabulary entry.
+    logits = tokens * arch["vocab_size"] * 10
+    return {"activations": acts, "logits": logits, "per_layer": per_layer}
 
 
 def estimate_memory(arch: dict, lora_params: int, *, quantization: str, batch: int, seq: int,
-                    gradient_checkpointing: bool, method: str = "sft") -> dict:
-    """Rough training-memory estimate in GiB, split by what uses it."""
-    h, i, L, V = (arch["hidden_size"], arch["intermediate_size"], arch["num_hidden_layers"],
-                  arch["vocab_size"])
+                    gradient_checkpointing: bool, method: str = "sft",
+                    targets: tuple | list = MODULES, r: int = 8, lora_dropout: float = 0.05) -> dict:
+    """Training-memory estimate in GiB, split by what uses it."""
+    h, V = arch["hidden_size"], arch["vocab_size"]
     base = base_param_count(arch)
     embed = V * h * (1 if arch.get("tie_word_embeddings") else 2)
     if quantization == "4bit":
@@ -168,23 +216,18 @@ def estimate_memory(arch: dict, lora_params: int, *, quantization: str, batch: i
         # bitsandbytes leaves embeddings and lm_head in bf16.
         weights = (base - embed) * 4.5 / 8 + embed * 2
     else:
-        weights = base * 2  # bf16
-    # fp32 LoRA weights + grads + AdamW's two moments = 16 bytes/param.
-    lora_state = lora_params * 16
-    tokens = batch * seq
-    layer_work = tokens * (10 * h + 4 * i) * 2  # bf16 activations kept for backward
-    if gradient_checkpointing:
-        acts = tokens * h * 2 * L + layer_work  # one saved input per layer + one layer live
-    else:
-        acts = layer_work * L
+        weights = base * 2  # bf16 / fp16
+    # fp32 LoRA weights + grads + AdamW's two moments = 16 bytes/param, plus
+    # autocast's half-precision copy of each adapter weight.
+    lora_state = lora_params * 18
     # DPO runs chosen and rejected through the policy (and the reference
-    # without grads): roughly double the activations.
-    if method == "dpo":
-        acts *= 2
-    logits = tokens * V * 4 * 2 * (2 if method == "dpo" else 1)  # fp32 logits + their grad
+    # without grads): twice the tokens of SFT.
+    tokens = batch * seq * (2 if method == "dpo" else 1)
+    act = activation_bytes(arch, tokens=tokens, targets=targets, r=r, lora_dropout=lora_dropout,
+                           gradient_checkpointing=gradient_checkpointing)
     overhead = 1.0 * GIB  # CUDA context, allocator fragmentation
-    parts = {"weights": weights, "lora_and_optimizer": lora_state, "activations": acts,
-             "logits": logits, "overhead": overhead}
+    parts = {"weights": weights, "lora_and_optimizer": lora_state,
+             "activations": act["activations"], "logits": act["logits"], "overhead": overhead}
     out = {k: round(v / GIB, 2) for k, v in parts.items()}
     out["total"] = round(sum(parts.values()) / GIB, 2)
     return out
@@ -221,11 +264,52 @@ def _epochs(dataset_size: int, method: str) -> int:
     return 1
 
 
+HEADROOM = 0.9  # use at most 90% of the GPU: allocator spikes and fragmentation
+# Activation checkpointing is switched off only when the run without it still
+# leaves this share of the GPU free: the estimate's stated error bound.
+CKPT_OFF_MARGIN = 0.25
+LORA_DROPOUT = 0.05
+# GPUs before Ampere have no bf16 arithmetic; training there uses fp16.
+NO_BF16_GPUS = ("t4", "v100", "p100", "p40", "k80", "rtx 20", "titan v", "titan rtx", "quadro rtx")
+
+
+def _precision(gpu_name: str) -> str:
+    low = " ".join(str(gpu_name).lower().split())
+    return "fp16" if low and any(g in low for g in NO_BF16_GPUS) else "bf16"
+
+
+def _estimate(arch, lora_params, targets, r, seq, method, quant, batch, ckpt) -> dict:
+    return estimate_memory(arch, lora_params, quantization=quant, batch=batch, seq=seq,
+                           gradient_checkpointing=ckpt, method=method, targets=targets, r=r,
+                           lora_dropout=LORA_DROPOUT)
+
+
+def _memory_plan(arch, lora_params, targets, r, seq, method, effective, gib, quantization):
+    """(quantization, per-device batch, checkpointing, memory) or None if nothing fits.
+
+    Prefers 16-bit weights, then the largest batch; checkpointing stays on
+    unless the run without it leaves CKPT_OFF_MARGIN of the GPU free."""
+    quants = ["none", "4bit"] if quantization == "auto" else [quantization]
+    batches = [b for b in (16, 8, 4, 2, 1) if b <= effective] or [1]
+    for quant in quants:
+        for batch in batches:
+            off = _estimate(arch, lora_params, targets, r, seq, method, quant, batch, False)
+            if off["total"] <= gib * (1 - CKPT_OFF_MARGIN):
+                return quant, batch, False, off
+            on = _estimate(arch, lora_params, targets, r, seq, method, quant, batch, True)
+            if on["total"] <= gib * HEADROOM:
+                return quant, batch, True, on
+    return None
+
+
 def recommend_lora_config(model: str | dict, dataset_size: int, task_kind: str,
                           gpu_memory_gb: float, max_seq_length: int = 1024,
                           quantization: str = "auto", target_modules: str = "auto",
-                          r: int | None = None, method: str = "sft") -> dict:
-    """A complete LoRA/QLoRA recipe for a preset, with reasons and a fit check."""
+                          r: int | None = None, method: str = "sft", gpu_name: str = "") -> dict:
+    """A complete LoRA/QLoRA recipe for a preset, with reasons and a fit check.
+
+    ``gpu_name`` (optional, e.g. "T4") switches the config to fp16 on GPUs
+    without bf16 support."""
     name, arch = resolve_arch(model)
     if task_kind not in TASK_KINDS:
         raise ValueError(f"task_kind must be one of {', '.join(TASK_KINDS)}")
@@ -278,44 +362,36 @@ def recommend_lora_config(model: str | dict, dataset_size: int, task_kind: str,
     effective = min(_effective_batch(dataset_size), max(1, dataset_size))
     seq = max_seq_length
     gib = float(gpu_memory_gb)
-    usable = gib * 0.9  # keep 10% headroom for allocator spikes
-
-    def fits(quant: str, batch: int, ckpt: bool) -> dict:
-        return estimate_memory(arch, counted["trainable_params"], quantization=quant,
-                               batch=batch, seq=seq, gradient_checkpointing=ckpt, method=method)
-
-    quant_options = ["none", "4bit"] if quantization == "auto" else [quantization]
-    chosen = None
-    for quant in quant_options:
-        for ckpt in (False, True):
-            for batch in (16, 8, 4, 2, 1):
-                if batch > effective:
-                    continue
-                mem = fits(quant, batch, ckpt)
-                if mem["total"] <= usable:
-                    chosen = (quant, batch, ckpt, mem)
-                    break
-            if chosen:
-                break
-        if chosen:
-            break
-    if chosen is None:
-        quant = quant_options[-1]
-        chosen = (quant, 1, True, fits(quant, 1, True))
+    plan = _memory_plan(arch, counted["trainable_params"], targets, rank, seq, method,
+                        effective, gib, quantization)
+    if plan is None:
+        quant = "4bit" if quantization in ("auto", "4bit") else quantization
+        mem = _estimate(arch, counted["trainable_params"], targets, rank, seq, method, quant, 1, True)
+        plan = (quant, 1, True, mem)
         warnings.append(
             f"Does not fit: even with batch 1, gradient checkpointing and "
-            f"{'4-bit weights' if quant == '4bit' else 'bf16 weights'} it needs about "
-            f"{chosen[3]['total']} GiB of {gib:g} GB. Shorten max_seq_length, use 4-bit, "
+            f"{'4-bit weights' if quant == '4bit' else '16-bit weights'} it needs about "
+            f"{mem['total']} GiB of {gib:g} GB. Shorten max_seq_length, use 4-bit, "
             "pick a smaller model or a bigger GPU.")
-    quant, batch, ckpt, mem = chosen
+    quant, batch, ckpt, mem = plan
     accumulation = max(1, effective // batch)
     effective = batch * accumulation
     if quant == "4bit":
         reasons.append("4-bit (QLoRA) base weights: bf16 weights would not leave room to train."
                        if quantization == "auto" else "4-bit (QLoRA) base weights as requested.")
     if ckpt:
-        reasons.append("gradient checkpointing on: trades about 30% more compute for much "
-                       "less activation memory.")
+        reasons.append("activation (gradient) checkpointing on: about 30% more compute for far "
+                       "less activation memory. It stays on unless the run without it still "
+                       f"leaves {int(CKPT_OFF_MARGIN * 100)}% of the GPU free, because the "
+                       "estimate can be off by about that much.")
+    else:
+        reasons.append("activation checkpointing off: even without it the estimate leaves "
+                       f"more than {int(CKPT_OFF_MARGIN * 100)}% of the GPU free, so the "
+                       "recomputation is not worth paying for.")
+    precision = _precision(gpu_name)
+    if precision == "fp16":
+        reasons.append(f"fp16 mixed precision: {gpu_name.strip()} has no bf16 support, so the "
+                       "config uses fp16 (with loss scaling) instead.")
     reasons.append(f"per-device batch {batch} x accumulation {accumulation} = effective batch "
                    f"{effective} (x number of GPUs if you use more than one).")
     steps_per_epoch = math.ceil(dataset_size / effective)
@@ -331,7 +407,7 @@ def recommend_lora_config(model: str | dict, dataset_size: int, task_kind: str,
     result = {
         "model": name, "hub_id": arch.get("hub_id", ""), "method": method,
         "architecture": {k: arch[k] for k in (*_ARCH_KEYS, "head_dim", "tie_word_embeddings")},
-        "r": rank, "lora_alpha": alpha, "lora_dropout": 0.05,
+        "r": rank, "lora_alpha": alpha, "lora_dropout": LORA_DROPOUT,
         "target_modules": list(targets), "target_key": target_key,
         "learning_rate": lr, "epochs": epochs,
         "per_device_batch_size": batch, "gradient_accumulation_steps": accumulation,
@@ -340,10 +416,12 @@ def recommend_lora_config(model: str | dict, dataset_size: int, task_kind: str,
         "quantization": quant, "gradient_checkpointing": ckpt,
         "trainable_params": counted["trainable_params"], "base_params": counted["base_params"],
         "trainable_percent": counted["trainable_percent"], "param_breakdown": counted["per_module"],
-        "memory_gib": mem, "gpu_memory_gb": gib, "fits": mem["total"] <= usable,
+        "memory_gib": mem, "gpu_memory_gb": gib, "fits": mem["total"] <= gib * HEADROOM,
+        "precision": precision, "gpu_name": gpu_name.strip(),
         "reasons": reasons, "warnings": warnings,
-        "notes": ["Memory is an estimate (±30%): real use depends on kernels, padding and the "
-                  "attention implementation.",
+        "notes": ["Memory is an estimate: the activation model matches measured "
+                  "saved-for-backward tensors within 25% on small Llama-shaped models; real use "
+                  "also depends on kernels, padding and the attention implementation.",
                   "LoRA reduces forgetting but does not prevent it: keep a regression eval."],
     }
     result["code"] = config_code(result)
@@ -381,7 +459,7 @@ def config_code(rec: dict) -> str:
         f"    max_length={rec['max_seq_length']},",
         "    warmup_steps=0.03,  # a float below 1 is a fraction of total steps",
         '    lr_scheduler_type="cosine",',
-        "    bf16=True,",
+        f"    {rec.get('precision', 'bf16')}=True,",
         # transformers 5 renamed gradient_checkpointing (now deprecated) to this.
         f"    activation_checkpointing={rec['gradient_checkpointing']},",
         "    logging_steps=10,",
@@ -401,7 +479,8 @@ def config_code(rec: dict) -> str:
             "",
             "quantization_config = BitsAndBytesConfig(",
             '    load_in_4bit=True, bnb_4bit_quant_type="nf4",',
-            "    bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True,",
+            f"    bnb_4bit_compute_dtype=torch.{'float16' if rec.get('precision') == 'fp16' else 'bfloat16'},"
+            " bnb_4bit_use_double_quant=True,",
             ")",
         ]
     lines += [
@@ -455,7 +534,8 @@ def lora_markdown(rec: dict) -> str:
         f"| batch | {rec['per_device_batch_size']} x {rec['gradient_accumulation_steps']} accumulation"
         f" = **{rec['effective_batch_size']} effective** |",
         f"| max sequence length | {rec['max_seq_length']:,} |",
-        f"| base weights | {'4-bit NF4 (QLoRA)' if rec['quantization'] == '4bit' else 'bf16'} |",
+        f"| base weights | {'4-bit NF4 (QLoRA)' if rec['quantization'] == '4bit' else rec['precision']} |",
+        f"| mixed precision | {rec['precision']} |",
         f"| gradient checkpointing | {'on' if rec['gradient_checkpointing'] else 'off'} |",
         f"| trainable parameters | **{rec['trainable_params']:,}** ({rec['trainable_percent']}% of "
         f"{rec['base_params']:,}) |",

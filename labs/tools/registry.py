@@ -132,6 +132,9 @@ _SCHEMAS: dict[str, dict] = {
                                     "qv = q_proj+v_proj (LoRA paper / PEFT default), attention = q,k,v,o, all-linear = attention + MLP."),
             "r": _num(1, 1024, "Force a LoRA rank instead of the recommended one.", True),
             "method": _enum(["sft", "dpo"], "Training method. Default sft."),
+            "gpu_name": {"type": "string", "maxLength": 60,
+                         "description": "Optional GPU name (e.g. T4, V100, A100): GPUs without "
+                                        "bf16 get an fp16 config."},
         },
         "required": ["model", "dataset_size", "task_kind", "gpu_memory_gb"],
         "additionalProperties": False,

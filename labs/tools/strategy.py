@@ -131,8 +131,10 @@ def assess_use_case(format_strictness: str, requests_per_day: int, knowledge_cha
     ft_points = 0
     if format_strictness == "strict":
         ft_points += 2
-        reasons.append("Strict output format: supervised fine-tuning makes the format reliable "
-                       "far more cheaply than long prompts (validate outputs anyway).")
+        reasons.append("Strict output format: schema-constrained decoding (vLLM structured "
+                       "outputs, hosted structured-output modes) already guarantees valid "
+                       "syntax without training; fine-tuning adds correct field values and "
+                       "consistent conventions from a small model without a long prompt.")
     elif format_strictness == "moderate":
         ft_points += 1
     if requests_per_day >= 10_000:
@@ -183,8 +185,10 @@ def assess_use_case(format_strictness: str, requests_per_day: int, knowledge_cha
                        "weights train, so it fits one GPU and the adapter is megabytes.")
         if dpo:
             reasons.append("Preference data: run DPO after SFT on (prompt, chosen, rejected) "
-                           "pairs; it needs a frozen reference model (with PEFT, the base with "
-                           "the adapter disabled).")
+                           "pairs; the frozen reference should be the SFT model. With PEFT: a "
+                           "fresh adapter on the merged SFT model uses that model with the new "
+                           "adapter disabled; continuing the SFT adapter makes TRL keep a frozen "
+                           "copy of it as the reference.")
     if not parts:
         parts.append("prompting")
         if not any("prompting" in r for r in reasons):
