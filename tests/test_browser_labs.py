@@ -53,3 +53,17 @@ def test_every_workbench_form_runs_as_shown(app_url, browser, lesson_id):  # noq
     # Nothing on the page complained either (gradio shows range errors as toasts).
     expect(page.locator(".toast-body")).to_have_count(0)
     page.context.close()
+
+
+def test_module_test_options_are_one_per_line_for_every_question(app_url, browser):  # noqa: F811
+    from quizzes.grading import MODULE_TEST_ID, load_quiz
+
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name="Module Test").click()
+    for number in range(1, len(load_quiz(MODULE_TEST_ID)["questions"]) + 1):
+        labels = page.locator(f"#{MODULE_TEST_ID}-q{number} label")
+        sync_api.expect(labels).to_have_count(4)
+        lefts = {round(labels.nth(i).bounding_box()["x"]) for i in range(4)}
+        assert len(lefts) == 1, f"question {number}: options laid out in columns at x={sorted(lefts)}"
+    page.context.close()
