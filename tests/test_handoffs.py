@@ -13,3 +13,17 @@ def test_diagnose_reads_the_runs_own_log(ftlab_data_dir):
     runs.append_log(rid, log)
     md = handoffs.diagnose_run(rid)
     assert "Overfitting" in md and "step 3" in md
+
+
+def test_lab3_recommendation_maps_to_run_settings_and_a_runnable_model():
+    from labs.tools.lora_config import recommend_lora_config
+
+    small = recommend_lora_config("SmolLM2-135M", 500, "format", 24)
+    values, model, notes = handoffs.lab3_settings(small)
+    assert model == "HuggingFaceTB/SmolLM2-135M-Instruct" and notes == []
+    assert values["r"] == small["r"] and values["alpha"] == small["lora_alpha"]
+    assert values["target_modules"] == small["target_key"] and values["grad_accum"] == small["gradient_accumulation_steps"]
+    big = recommend_lora_config("Mistral-7B", 3000, "format", 24)
+    values, model, notes = handoffs.lab3_settings(big)
+    assert model == "Qwen/Qwen2.5-0.5B-Instruct"  # the largest model the tab offers
+    assert "too big to train in this app" in notes[0] and values["learning_rate"] == big["learning_rate"]
