@@ -27,3 +27,16 @@ def test_lab3_recommendation_maps_to_run_settings_and_a_runnable_model():
     values, model, notes = handoffs.lab3_settings(big)
     assert model == "Qwen/Qwen2.5-0.5B-Instruct"  # the largest model the tab offers
     assert "too big to train in this app" in notes[0] and values["learning_rate"] == big["learning_rate"]
+
+
+def test_lab1_assessment_preselects_method_and_a_matching_builtin_set():
+    from labs.tools import strategy
+
+    common = dict(requests_per_day=20_000, knowledge_change="static", privacy="none", latency="relaxed",
+                  examples_on_hand=1_500)
+    method, key, note = handoffs.lab1_settings(strategy.assess_use_case(format_strictness="strict", **common))
+    assert (method, key) == ("sft", "clinical_soap") and "SFT" in note
+    prompting = strategy.assess_use_case(format_strictness="loose", **dict(common, requests_per_day=100))
+    assert handoffs.lab1_settings(prompting)[:2] == (None, None)
+    dpo = handoffs.lab1_settings({"fine_tune": True, "use_dpo": True, "recommendation": "LoRA SFT + DPO"})
+    assert dpo[:2] == ("dpo", "preference")

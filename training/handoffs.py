@@ -62,3 +62,21 @@ def lab3_settings(result: dict) -> tuple[dict, str, list[str]]:
         notes.append("The recommendation used 4-bit (QLoRA) weights; the Training tab trains in full "
                      "precision, which its small models fit without quantization.")
     return values, model_id, notes
+
+
+def lab1_settings(result: dict) -> tuple[str | None, str | None, str]:
+    """(method, built-in dataset key, note) from an assess_use_case result.
+
+    A recommendation that does not fine-tune (prompting, RAG) preselects nothing
+    and says so: the Training tab is the wrong next step for it."""
+    from training.data import BUILTIN
+
+    if not result.get("fine_tune") and not result.get("use_dpo"):
+        return None, None, (f"Lab 1 recommends {result.get('recommendation', 'not fine-tuning')}: nothing to "
+                            "train. You can still try a built-in set to see what fine-tuning does.")
+    method = "dpo" if result.get("use_dpo") else "sft"
+    key = next((k for k, info in BUILTIN.items() if info.method == method), None)
+    title = BUILTIN[key].title if key else "a built-in set"
+    return method, key, (f"From Lab 1 ({result.get('recommendation')}): method {method.upper()} and "
+                         f"**{title}**, the built-in set closest to that kind of task. Upload your own "
+                         "data in step 1 to train on your case.")
