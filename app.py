@@ -46,8 +46,9 @@ CSS = """
 
 @media (max-width: 640px) {
   .narrow-only { display: block !important; }
-  #reset-progress { min-height: 40px; }
-  #reset-confirm, #reset-cancel { min-height: 44px; flex: 1 1 auto; }
+  /* Tap targets of at least 44 px (gradio's buttons are 40 px, small ones 26). */
+  button.lg, button.md, button.sm { min-height: 44px; }
+  #reset-confirm, #reset-cancel { flex: 1 1 auto; }
   /* A wide table scrolls inside its own box; its cells keep whole words
      (squeezed to 390 px they broke mid-word: "Wh/at chan/ges"). */
   .prose table { display: block; max-width: 100%; overflow-x: auto; }
