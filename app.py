@@ -30,7 +30,11 @@ INTRO = (
 CSS = """
 #progress-summary { font-size: 0.95em; }
 #progress-summary details > summary { cursor: pointer; list-style-position: inside; }
-#progress-summary progress { width: 5em; height: 0.6em; vertical-align: middle; accent-color: var(--color-accent); }
+#progress-summary progress { appearance: none; width: 5em; height: 0.6em; vertical-align: middle; border: none;
+  border-radius: 0.3em; overflow: hidden; background: var(--border-color-primary); }
+#progress-summary progress::-webkit-progress-bar { background: var(--border-color-primary); }
+#progress-summary progress::-webkit-progress-value { background: var(--color-accent); }
+#progress-summary progress::-moz-progress-bar { background: var(--color-accent); }
 #progress-row { align-items: flex-start; flex-wrap: nowrap; gap: var(--spacing-md); }
 #progress-row > #progress-summary { flex: 1 1 auto; min-width: 0; }
 #reset-progress { flex: 0 0 auto; min-width: 0; width: auto; font-weight: normal; }

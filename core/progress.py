@@ -167,7 +167,7 @@ def summary_markdown(progress: Any) -> str:
     done = steps_done(p)
     breakdown = (f"lessons read {len(p['lessons_read'])}/{len(LESSON_IDS)} · "
                  f"quizzes taken {len(p['best'])}/{len(LESSON_IDS)} · module test {_test_word(p)}")
-    head = (f'<summary>Your progress <progress value="{done}" max="{STEP_COUNT}"></progress> '
+    head = (f'<summary>Your progress <progress value="{done}" max="{STEP_COUNT}" aria-label="{done} of {STEP_COUNT} steps done"></progress> '
             f"<b>{done}/{STEP_COUNT}</b> steps"
             f'<span class="progress-breakdown"> · {breakdown}</span></summary>')
     items = "\n".join(f"- {line}" for line in _detail_lines(p))
