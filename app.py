@@ -25,8 +25,8 @@ INTRO = (
     "Learn to fine-tune LLMs by doing it: four short lessons, a quiz and an AI advisor lab for each, "
     "a module test, and a **Training** tab that runs a real LoRA fine-tune on a small model."
 )
-# Breakpoint for phones (a 390 px phone, up to small tablets held upright).
-# Everything below it only reflows: the same components, no second layout.
+# Phones (issue 17): below 640 px the same components only reflow, there is
+# no second layout. The target is a 390 x 844 phone (tests/test_browser_mobile.py).
 CSS = """
 #progress-summary { font-size: 0.95em; }
 #progress-summary details > summary { cursor: pointer; list-style-position: inside; }
@@ -118,7 +118,8 @@ def _build_header(progress_state):
         cancel = gr.Button("Cancel", size="sm", scale=0, elem_id="reset-cancel")
     notice = gr.Markdown(elem_id="progress-notice")
 
-    # Showing or hiding the question is instant: no queue, nothing private sent.
+    # Showing or hiding the question skips the queue (it must not wait behind
+    # chats or training) and is not part of the API.
     toggle = {"queue": False, "api_visibility": "private"}
     reset.click(lambda: _show(True), None, confirm_row, **toggle)
     cancel.click(lambda: _show(False), None, confirm_row, **toggle)
