@@ -27,8 +27,59 @@ INTRO = (
     "Learn to fine-tune LLMs by doing it: four short lessons, a quiz and an AI advisor lab for each, "
     "a module test, and a **Training** tab that runs a real LoRA fine-tune on a small model."
 )
+# Phones (issue 17): below 640 px the same components only reflow, there is
+# no second layout. The target is a 390 x 844 phone (tests/test_browser_mobile.py).
 CSS = """
 #progress-summary { font-size: 0.95em; }
+#progress-summary details > summary { cursor: pointer; list-style-position: inside; }
+#progress-summary progress { appearance: none; width: 5em; height: 0.6em; vertical-align: middle; border: none;
+  border-radius: 0.3em; overflow: hidden; background: var(--border-color-primary); }
+#progress-summary progress::-webkit-progress-bar { background: var(--border-color-primary); }
+#progress-summary progress::-webkit-progress-value { background: var(--color-accent); }
+#progress-summary progress::-moz-progress-bar { background: var(--color-accent); }
+#progress-row { align-items: flex-start; flex-wrap: nowrap; gap: var(--spacing-md); }
+#progress-row > #progress-summary { flex: 1 1 auto; min-width: 0; }
+#reset-progress { flex: 0 0 auto; min-width: 0; width: auto; font-weight: normal; }
+#reset-confirm-row { align-items: center; flex-wrap: wrap; gap: var(--spacing-md); }
+#reset-question { flex: 1 1 20em; }
+#reset-confirm { color: var(--error-text-color); border-color: var(--error-border-color);
+  background: var(--error-background-fill); }
+.narrow-only { display: none !important; }
+/* A phone needs its width for text: gradio's 32 px side padding took 16 % of 390 px.
+   12 px below 640 px, gradio's own above (a step via clamp: gradio scopes custom
+   rules inside @media to its .contain box, and this padding is outside it). */
+.main.fillable.app { padding-inline: clamp(12px, (100vw - 640px) * 1000, var(--size-8)); }
+
+@media (max-width: 640px) {
+  .narrow-only { display: block !important; }
+  /* Tap targets of at least 44 px (gradio's buttons are 40 px, small ones 26). */
+  button.lg, button.md, button.sm { min-height: 44px; }
+  #reset-confirm, #reset-cancel { flex: 1 1 auto; }
+  /* A wide table scrolls inside its own box; its cells keep whole words
+     (squeezed to 390 px they broke mid-word: "Wh/at chan/ges"). */
+  .prose table { display: block; max-width: 100%; overflow-x: auto; }
+  .prose th, .prose td { min-width: 7.5em; overflow-wrap: normal; word-break: normal; }
+  /* Training's rows stack: side by side, two controls of 160 px were too cramped to use. */
+  #training-tab .row > *, #training-tab .row > .form > * { min-width: 100% !important; }
+  .progress-breakdown { display: none; }
+  #app-intro p { font-size: 0.9em; margin: 0; }
+  #app-intro h1 { font-size: 1.5em; margin: 0 0 0.25em; }
+  #progress-summary details > summary { padding: 12px 0; white-space: nowrap; }
+  /* Every top-level destination stays on screen: the tab bar becomes a grid of
+     two columns of labelled buttons instead of gradio's overflow "…" menu. */
+  #course-nav > .tab-wrapper > .tab-container { display: grid; grid-template-columns: 1fr 1fr; gap: 6px;
+    background: none; }
+  #course-nav > .tab-wrapper > .tab-container::after { display: none; }
+  #course-nav > .tab-wrapper > .tab-container > button { height: auto; min-height: 44px; white-space: normal;
+    text-align: left; line-height: 1.2; padding: 6px 10px; border: 1px solid var(--border-color-primary);
+    border-radius: var(--radius-md); }
+  #course-nav > .tab-wrapper > .tab-container > button::after { display: none; }
+  #course-nav > .tab-wrapper > .tab-container > button.selected { border-color: var(--color-accent);
+    background: var(--background-fill-secondary); }
+  /* Nested tab sets (Lesson/Quiz/Lab, workbench tools): taller rows for a thumb. */
+  #course-nav .tab-container.wrap { background: none; }
+  #course-nav .tab-container.wrap > button { height: auto; min-height: 44px; }
+}
 """ + QUIZ_CSS
 
 
@@ -41,6 +92,42 @@ def on_load(progress):
 def reset_progress():
     fresh = prog.empty()
     return fresh, prog.summary_markdown(fresh), "Progress reset."
+
+
+def _show(visible: bool):
+    return gr.update(visible=visible)
+
+
+RESET_QUESTION = (
+    "**Reset your progress?** This deletes, in this browser, which lessons you read and your quiz and "
+    "module test scores. It can't be undone."
+)
+
+
+def _build_header(progress_state):
+    """Title, the compact progress line, and Reset behind a confirmation (it deletes progress).
+
+    Reset is small and secondary; the real reset (api_name reset_progress) is
+    the confirm button, so a slip of the thumb on a phone deletes nothing.
+    """
+    gr.Markdown(INTRO, elem_id="app-intro")
+    with gr.Row(elem_id="progress-row"):
+        summary = gr.Markdown(prog.summary_markdown(None), elem_id="progress-summary")
+        reset = gr.Button("Reset progress", size="sm", variant="secondary", scale=0, elem_id="reset-progress")
+    with gr.Row(visible=False, elem_id="reset-confirm-row") as confirm_row:
+        gr.Markdown(RESET_QUESTION, elem_id="reset-question")
+        confirm = gr.Button("Yes, delete my progress", size="sm", variant="stop", scale=0, elem_id="reset-confirm")
+        cancel = gr.Button("Cancel", size="sm", scale=0, elem_id="reset-cancel")
+    notice = gr.Markdown(elem_id="progress-notice")
+
+    # Showing or hiding the question skips the queue (it must not wait behind
+    # chats or training) and is not part of the API.
+    toggle = {"queue": False, "api_visibility": "private"}
+    reset.click(lambda: _show(True), None, confirm_row, **toggle)
+    cancel.click(lambda: _show(False), None, confirm_row, **toggle)
+    confirm.click(lambda: _show(False), None, confirm_row, **toggle)
+    confirm.click(reset_progress, outputs=[progress_state, summary, notice], api_name="reset_progress")
+    return summary, notice
 
 
 def _lab_builder():
@@ -77,7 +164,24 @@ def tab_label(lesson) -> str:
     return f"L{lesson.number} · {NAV_LABELS.get(lesson.id, lesson.title)}"
 
 
+TRAINING_ON_PHONE = (
+    "📱 Training is easiest on a larger screen (charts, logs and tables are wide). "
+    "Everything works here too: scroll down through the steps."
+)
+
 ADVISOR_FOR_LESSON = {"lesson1": "strategy", "lesson2": "dataset", "lesson3": "lora", "lesson4": "eval"}
+
+
+def _tabs_never_hide(demo: gr.Blocks) -> None:
+    """Every tab set wraps onto more rows instead of gradio's overflow "…" menu.
+
+    On a 390 px phone the menu hid the module test, Training and most of a
+    lab's workbench tools. Applies to tab sets other packages build too (the
+    workbench), so it runs before the Blocks computes its config.
+    """
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Tabs):
+            block.overflow_behavior = "wrap"
 
 
 def build_app() -> gr.Blocks:
@@ -92,13 +196,10 @@ def build_app() -> gr.Blocks:
         # Progress lives in the learner's browser; fixed key + secret so it
         # survives reloads and Space restarts. No personal data in it.
         progress_state = gr.BrowserState(prog.empty(), storage_key=prog.STORAGE_KEY, secret=secret)
-        gr.Markdown(INTRO)
-        with gr.Row(equal_height=True):
-            summary = gr.Markdown(prog.summary_markdown(None), elem_id="progress-summary")
-            reset = gr.Button("Reset progress", size="sm", scale=0, elem_id="reset-progress")
-        notice = gr.Markdown(elem_id="progress-notice")
+        summary, notice = _build_header(progress_state)
 
-        with gr.Tabs():
+        # On a phone the CSS turns this tab bar into a grid of labelled buttons.
+        with gr.Tabs(elem_id="course-nav"):
             for lesson in lessons:
                 with gr.Tab(tab_label(lesson), id=lesson.id):
                     with gr.Tabs():
@@ -112,12 +213,13 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Module Test", id=MODULE_TEST_ID):
                 build_quiz(MODULE_TEST_ID, progress_state, summary)
             if build_training_tab is not None:
-                with gr.Tab("Training", id="training"):
+                with gr.Tab("Training", id="training", elem_id="training-tab"):
+                    gr.Markdown(TRAINING_ON_PHONE, elem_classes=["narrow-only"], elem_id="training-phone-note")
                     parts = build_training_tab()
                     if build_publish_panel is not None:
                         build_publish_panel(parts["run_id"])
 
-        reset.click(reset_progress, outputs=[progress_state, summary, notice], api_name="reset_progress")
+        _tabs_never_hide(demo)
         demo.load(on_load, inputs=[progress_state], outputs=[progress_state, summary, notice], api_visibility="private")
 
     # Quizzes and chat are cheap; GPU work has its own queue (concurrency_id
@@ -148,6 +250,11 @@ def warm_in_background() -> threading.Thread:
     return thread
 
 
+def launch_style() -> dict:
+    """The page's look, which gradio 6 takes at launch(): tests launch with it too."""
+    return {"css": CSS, "theme": gr.themes.Soft()}
+
+
 def launch(demo: gr.Blocks | None = None, **kwargs):
     from training import runs  # no torch: the run registry only
 
@@ -155,8 +262,8 @@ def launch(demo: gr.Blocks | None = None, **kwargs):
     demo = demo or build_app()
     kwargs.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     kwargs.setdefault("server_port", env_int("GRADIO_SERVER_PORT", 7860))
-    kwargs.setdefault("css", CSS)
-    kwargs.setdefault("theme", gr.themes.Soft())
+    for key, value in launch_style().items():
+        kwargs.setdefault(key, value)
     block = not kwargs.pop("prevent_thread_lock", False)
     result = demo.launch(prevent_thread_lock=True, **kwargs)
     warm_in_background()  # after the server answers, so the page is not kept waiting

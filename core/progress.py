@@ -123,19 +123,54 @@ def record_quiz(progress: Any, quiz_id: str, score: int) -> dict:
     return p
 
 
-def summary_markdown(progress: Any, titles: dict[str, str] | None = None) -> str:
-    p, _ = repair(progress)
-    titles = titles or {}
-    cells = []
+# The course's steps: read each lesson, take its quiz, pass the module test.
+STEP_COUNT = 2 * len(LESSON_IDS) + 1
+
+
+def steps_done(progress: dict) -> int:
+    """How many of STEP_COUNT steps a (repaired) progress has done."""
+    return len(progress["lessons_read"]) + len(progress["best"]) + int(progress["test"]["passed"])
+
+
+def _detail_lines(p: dict) -> list[str]:
+    """One line per lesson and one for the module test: the details on demand."""
+    lines = []
     for n, lesson in enumerate(LESSON_IDS, start=1):
         read = "✓ read" if lesson in p["lessons_read"] else "not read"
         best = p["best"].get(lesson)
         quiz = f"quiz {best}/{QUESTION_COUNTS[lesson]}" if best is not None else "quiz not taken"
-        cells.append(f"**L{n}** {read} · {quiz}")
+        lines.append(f"**L{n}** {read} · {quiz}")
     t = p["test"]
     if t["best"] is None:
-        test = "**Module test** not taken"
+        lines.append("**Module test** not taken")
     else:
         verdict = "passed ✅" if t["passed"] else "not passed yet"
-        test = f"**Module test** best {t['best']}/{QUESTION_COUNTS[MODULE_TEST_ID]} — {verdict}"
-    return "Your progress: " + " | ".join(cells + [test])
+        lines.append(f"**Module test** best {t['best']}/{QUESTION_COUNTS[MODULE_TEST_ID]} — {verdict}")
+    return lines
+
+
+def _test_word(p: dict) -> str:
+    t = p["test"]
+    if t["best"] is None:
+        return "not taken"
+    return "passed" if t["passed"] else f"best {t['best']}/{QUESTION_COUNTS[MODULE_TEST_ID]}"
+
+
+def summary_markdown(progress: Any) -> str:
+    """A one-line summary (a bar and n/9 steps) with the per-lesson details behind a toggle.
+
+    It is Markdown with a <details> element, so a phone shows one short line and
+    the learner taps for the rest; the `.progress-breakdown` counts are hidden
+    on narrow screens by app.py's CSS (wide screens have room for them).
+    """
+    p, _ = repair(progress)
+    done = steps_done(p)
+    breakdown = (f"lessons read {len(p['lessons_read'])}/{len(LESSON_IDS)} · "
+                 f"quizzes taken {len(p['best'])}/{len(LESSON_IDS)} · module test {_test_word(p)}")
+    head = (f'<summary>Your progress <progress value="{done}" max="{STEP_COUNT}" aria-label="{done} of {STEP_COUNT} steps done"></progress> '
+            f"<b>{done}/{STEP_COUNT}</b> steps"
+            f'<span class="progress-breakdown"> · {breakdown}</span></summary>')
+    items = "\n".join(f"- {line}" for line in _detail_lines(p))
+    steps = ("The steps: read each lesson (“I've read this lesson”), take its quiz, "
+             "and pass the module test.")
+    return f"<details>{head}\n\n{items}\n\n{steps}\n\n</details>"
