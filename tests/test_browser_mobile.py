@@ -142,7 +142,9 @@ def test_phone_first_view_and_every_tab_fits(app_url, browser):
     # Its controls stack: the method is under the base model, not squeezed beside it.
     model, method = _box(page.locator("#train-model")), _box(page.locator("#train-method"))
     assert method["y"] >= model["y"] + model["height"], "Training's controls sit side by side on a phone"
+    page.get_by_text("3 · Train", exact=True).click()  # the step's accordion (it opens itself after a check)
     _assert_tappable(page.locator("#train-start"), "Start training")
+    _assert_no_sideways_scroll(page, "Training, step 3 open")
     context.close()
 
 
