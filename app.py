@@ -144,6 +144,11 @@ def _training_builders():
         from training.ui import build_training_tab
     except ImportError:
         return None, None
+    from training import hub_timeouts  # no torch; huggingface_hub only
+
+    # Every Hub request the app makes (model and dataset downloads, sign-in,
+    # pushes) waits at most FTLAB_HUB_TIMEOUT_S for each answer.
+    hub_timeouts.install()
     try:
         from training.publish_ui import build_publish_panel
     except ImportError:
@@ -222,6 +227,11 @@ def build_app() -> gr.Blocks:
         _tabs_never_hide(demo)
         demo.load(on_load, inputs=[progress_state], outputs=[progress_state, summary, notice], api_visibility="private")
 
+    return configure_queue(demo)
+
+
+def configure_queue(demo: gr.Blocks) -> gr.Blocks:
+    """The app's queue settings (tests that serve one panel reuse them)."""
     # Quizzes and chat are cheap; GPU work has its own queue (concurrency_id
     # "gpu") set where it is wired. An explicit max_size: on ZeroGPU gradio's
     # default would be 1.

@@ -203,6 +203,17 @@ def explain_error(exc: BaseException, stage: str, repo_id: str) -> tuple[str, bo
     return f"The push stopped during {stage} ({type(exc).__name__})." + keep, True
 
 
+def timeout_message(stage: str, seconds: float, last_status: int | None) -> str:
+    """The message when the Hub did not finish within the push's deadline (training/hub_timeouts.py)."""
+    keep = " Nothing was lost: your adapter is still saved here and can be downloaded below."
+    where = f" ({stage})" if stage else ""
+    if last_status is not None and (last_status == 429 or last_status >= 500):
+        return (f"The Hub kept failing (HTTP {last_status}) for {seconds:.0f} s{where}, so the push was "
+                "stopped." + keep + " Press Retry in a minute.")
+    return (f"The Hub did not answer within {seconds:.0f} s{where}, so the push was stopped." + keep +
+            " Press Retry in a minute; if it keeps happening, the Hub may be down (status.huggingface.co).")
+
+
 # ---------------------------------------------------------------- push
 def whoami_name(token: str, endpoint: str | None = None) -> tuple[str | None, str | None]:
     """User name for a token, or (None, message)."""

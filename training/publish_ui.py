@@ -16,7 +16,7 @@ import os
 import gradio as gr
 
 from core.config import on_space
-from training import publish, recipe, runs
+from training import hub_timeouts, publish, recipe, runs
 
 INTRO = (
     "### Share your adapter\n"
@@ -49,6 +49,35 @@ def _downloadable(path):
     return runs.downloadable_copy(path)
 
 
+def _merge_first(path, repo_name):
+    """Merge before the Hub deadline starts: it is local work that may take a while. -> message or None."""
+    try:
+        publish.merge_to_dir(path)  # push_run then reuses the merged folder
+    except Exception as exc:  # noqa: BLE001 - the learner gets a message, the adapter stays
+        return publish.explain_error(exc, "merging the model", repo_name or "")[0]
+    return None
+
+
+def _upload_bytes(path, include_merged):
+    files = list(publish.adapter_files(path))
+    if include_merged and (path / "merged").is_dir():
+        files += [f for f in (path / "merged").iterdir() if f.is_file()]
+    return sum(f.stat().st_size for f in files)
+
+
+def _hub_push(path, repo_name, namespace, token, private, include_merged):
+    """Every Hub call of one push (sign-in lookup, create, upload, commit). -> PushResult."""
+    if not namespace and "/" not in (repo_name or ""):
+        namespace, error = publish.whoami_name(token, endpoint=_endpoint())
+        if error:
+            return publish.PushResult(False, error, retryable=True)
+    repo_id, error = publish.validate_repo_id(repo_name, namespace)
+    if error:
+        return publish.PushResult(False, error)
+    return publish.push_run(path, repo_id, token, bool(private), include_merged=bool(include_merged),
+                            endpoint=_endpoint())
+
+
 def push_handler(run_id, repo_name, private, include_merged, token_text,
                  oauth_token: gr.OAuthToken | None = None, oauth_profile: gr.OAuthProfile | None = None):
     """-> (status markdown, retry button update, adapter download, token box update)."""
@@ -61,17 +90,21 @@ def push_handler(run_id, repo_name, private, include_merged, token_text,
     if not token:
         how = "Sign in with Hugging Face above" if login_enabled() else "Paste a Hugging Face access token with write access"
         return f"{how}, then push.", gr.update(visible=False), download, keep_token
-    namespace = oauth_profile.username if oauth_profile is not None else None
-    if not namespace and "/" not in (repo_name or ""):
-        namespace, error = publish.whoami_name(token, endpoint=_endpoint())
+    if include_merged:
+        error = _merge_first(path, repo_name)
         if error:
             return error, gr.update(visible=True), download, keep_token
-    repo_id, error = publish.validate_repo_id(repo_name, namespace)
-    if error:
-        return error, gr.update(visible=False), download, keep_token
-    result = publish.push_run(path, repo_id, token, bool(private), include_merged=bool(include_merged),
-                              endpoint=_endpoint())
-    del token  # nothing keeps it past this call
+    namespace = oauth_profile.username if oauth_profile is not None else None
+    # The whole Hub conversation gets one deadline, so the learner hears back
+    # (and this handler frees its concurrency slot) even if the Hub never answers.
+    budget = hub_timeouts.push_budget_s(_upload_bytes(path, include_merged))
+    finished, result, watch = hub_timeouts.run_with_deadline(
+        lambda: _hub_push(path, repo_name, namespace, token, private, include_merged), budget)
+    del token  # the worker drops its reference when it ends
+    if not finished or (watch.timed_out and not result.ok):
+        # The abandoned worker may still touch publish/: keep the zip made before the push.
+        message = publish.timeout_message(watch.stage, min(budget, watch.elapsed()), watch.last_status)
+        return message, gr.update(visible=True), download, keep_token
     download = _downloadable(publish.adapter_zip(path))  # now with the model card inside
     if result.ok:
         # A pasted token is cleared once it has done its job.

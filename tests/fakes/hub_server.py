@@ -7,8 +7,12 @@ preupload (with `shouldIgnore` and remote `oid`), the LFS batch API with a
 basic PUT and a verify call, and the NDJSON commit. Files are kept in memory.
 
 Failure modes are switched on per route with `FakeHub.fail(...)`: an HTTP
-status (401, 403, 5xx) or "drop" (close the socket without an answer), for a
+status (401, 403, 5xx), "drop" (close the socket without an answer) or "hang"
+(read the request, then answer nothing and keep the connection open), for a
 number of requests, so a test can make the Hub fail once and then recover.
+A hang ends by itself after `hang_max_s` (then the socket is closed unanswered),
+or at once on `release_hangs()` / `stop()`; `wait_for_hang()` lets a test wait
+until a request is being held.
 
 Tokens carry scopes like an OAuth token on a Space: creating a repo needs
 `manage-repos`, writing to one needs `write-repos` (the fake's reading of the
@@ -52,7 +56,7 @@ class FakeRepo:
 @dataclass
 class Failure:
     route: str
-    status: object  # int or "drop"
+    status: object  # int, "drop" or "hang"
     times: int
 
 
@@ -65,7 +69,7 @@ def git_blob_sha1(data: bytes) -> str:
 class FakeHub:
     """In-memory Hub. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, users: dict | None = None):
+    def __init__(self, users: dict | None = None, hang_max_s: float = 60.0):
         # token -> FakeUser
         self.users: dict[str, FakeUser] = dict(users or {"hf_test_good_token": FakeUser("learner")})
         self.repos: dict[str, FakeRepo] = {}
@@ -73,6 +77,10 @@ class FakeHub:
         self.requests: list[dict] = []  # method, route, path, token
         self.failures: list[Failure] = []
         self._lock = threading.Lock()
+        self.hang_max_s = hang_max_s
+        self.hanging = 0  # requests held by "hang" right now
+        self._hang_started = threading.Event()
+        self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -93,6 +101,7 @@ class FakeHub:
         return self.url
 
     def stop(self) -> None:
+        self.release_hangs()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -109,13 +118,22 @@ class FakeHub:
         self.users[token] = FakeUser(name, frozenset(scopes))
 
     def fail(self, status, on: str = "create", times: int = 1) -> None:
-        """Answer the next `times` requests to route `on` with `status` ("drop" closes the socket)."""
+        """Answer the next `times` requests to route `on` with `status` ("drop" closes the socket,
+        "hang" never answers)."""
         with self._lock:
             self.failures.append(Failure(on, status, times))
 
     def clear_failures(self) -> None:
         with self._lock:
             self.failures.clear()
+
+    def wait_for_hang(self, timeout: float) -> bool:
+        """True once a request is being held by "hang" (False if none arrived within `timeout`)."""
+        return self._hang_started.wait(timeout)
+
+    def release_hangs(self) -> None:
+        """End every hang now: the held connections are closed without an answer."""
+        self._release.set()
 
     def routes_called(self) -> list[str]:
         return [r["route"] for r in self.requests]
@@ -170,6 +188,19 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _hang(self) -> None:
+        # "Accepts and never answers": the request was read; nothing is written
+        # until the hang ends by itself or is released, then the socket closes.
+        with self.hub._lock:
+            self.hub.hanging += 1
+        self.hub._hang_started.set()
+        try:
+            self.hub._release.wait(self.hub.hang_max_s)
+        finally:
+            with self.hub._lock:
+                self.hub.hanging -= 1
+        self._drop()
+
     def _user(self) -> FakeUser | None:
         token = self._token()
         return self.hub.users.get(token) if token else None
@@ -184,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
         forced = self.hub._take_failure(route)
         if forced == "drop":
             return self._drop()
+        if forced == "hang":
+            return self._hang()
         if isinstance(forced, int):
             if forced == 401:
                 return self._error(401, "Invalid credentials in Authorization header")
