@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import env_int
+from training import hub_timeouts
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
 
@@ -693,10 +694,15 @@ def load_hub_dataset(dataset_id: str, method: str, split: str = "train", limit: 
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is in requirements.txt
         raise DataError("the 'datasets' library is not installed, so Hub datasets can't be loaded") from exc
+    budget = hub_timeouts.dataset_budget_s()
     try:
-        # Streaming reads only the first `cap` rows instead of downloading everything.
-        stream = datasets.load_dataset(dataset_id, split=split, streaming=True)
-        records = list(itertools.islice(stream, cap))
+        # Streaming reads only the first `cap` rows instead of downloading everything;
+        # the whole load gets one deadline, so a Hub that never answers can't hold the tab.
+        finished, records, _watch = hub_timeouts.run_with_deadline(
+            lambda: list(itertools.islice(datasets.load_dataset(dataset_id, split=split, streaming=True), cap)),
+            budget)
+    except hub_timeouts.HubTimeout:
+        finished = False
     except Exception as exc:  # every failure becomes a message; the app stays up
         text = f"{type(exc).__name__}: {exc}"
         low = text.lower()
@@ -707,6 +713,10 @@ def load_hub_dataset(dataset_id: str, method: str, split: str = "train", limit: 
             raise DataError(f"no dataset {dataset_id!r} with split {split!r} could be opened (it may not exist, "
                             f"be private or gated) — check the id and split on the Hub") from exc
         raise DataError(f"loading {dataset_id!r} failed ({text[:200]}) — try a built-in set or an upload") from exc
+    if not finished:
+        raise DataError(f"the Hugging Face Hub did not answer in time while loading {dataset_id!r} (this tab waits "
+                        f"at most {budget:.0f} s) — try again in a minute, or use a built-in set or upload a JSONL "
+                        f"file instead")
     if not records:
         raise DataError(f"{dataset_id!r} split {split!r} has no rows")
     text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)

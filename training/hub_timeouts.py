@@ -7,13 +7,13 @@ connection and never answers would hold the caller forever. Two layers:
 
 1. `install()` gives that shared client a `send` that fills every timeout the
    caller left unset or None with `FTLAB_HUB_TIMEOUT_S` (connect, read, write
-   and pool), so no request waits longer than that for its next byte.
+   and pool), so no request waits without a bound for its next byte.
 2. `run_with_deadline(fn, budget_s)` runs `fn` (a whole push) in a worker
    thread and waits at most `budget_s`: the client's retries (up to 5, with
    back-off, ~23 s of sleeps) can no longer stretch the wait, and the gradio
    handler, with its concurrency slot, is free again by the deadline. Inside
    the worker each request's timeouts are clamped to the time left, and a
-   request started after the deadline fails at once with `HubDeadlineExceeded`
+   request started after the deadline fails at once with `HubTimeout`
    (the client does not retry it), so an abandoned worker ends soon after.
    LFS uploads run in the client's own thread pool, which does not see the
    deadline; those requests are still bounded by layer 1.
@@ -31,13 +31,19 @@ from typing import Any, Callable
 from core.config import env_float
 
 DEFAULT_TIMEOUT_S = 20.0
-# Upload speed assumed when a push's deadline grows with its size: a slower
-# link needs a larger FTLAB_HUB_TIMEOUT_S or FTLAB_HUB_MIN_UPLOAD_MB_S lowered.
-DEFAULT_MIN_UPLOAD_MB_S = 2.0
+# Upload speed a push's deadline allows for. A Space uploads to the Hub far
+# faster; at 5 MB/s the largest adapter preset (r=32 on all linear layers of
+# SmolLM2-135M, ~39 MB) still hears back within 30 s. A slower uplink needs
+# FTLAB_HUB_MIN_UPLOAD_MB_S lowered.
+DEFAULT_MIN_UPLOAD_MB_S = 5.0
+# Streaming a dataset's first rows takes a handful of requests (repo info, file
+# list, parquet footer, row groups), each bounded by timeout_s().
+DATASET_BUDGET_FACTOR = 3
 
 
-class HubDeadlineExceeded(Exception):
-    """A request was about to start after its push's deadline (never retried by the client)."""
+class HubTimeout(Exception):
+    """The Hub did not answer in time: a request refused after its call's deadline (the client
+    never retries this type), or what `run_with_deadline` raises when fn failed on a timeout."""
 
 
 def timeout_s() -> float:
@@ -49,6 +55,11 @@ def push_budget_s(upload_bytes: int) -> float:
     """Deadline for one push: the fixed bound plus the upload at the slowest speed we accept."""
     rate = max(0.01, env_float("FTLAB_HUB_MIN_UPLOAD_MB_S", DEFAULT_MIN_UPLOAD_MB_S)) * 1_000_000
     return timeout_s() + max(0, upload_bytes) / rate
+
+
+def dataset_budget_s() -> float:
+    """Deadline for loading the first rows of a Hub dataset (several metadata and data requests)."""
+    return DATASET_BUDGET_FACTOR * timeout_s()
 
 
 @dataclass
@@ -81,14 +92,14 @@ def stage_of(path: str) -> str:
 
 def _bounded(timeouts: dict, watch: Watch | None) -> dict:
     """Fill unset/None timeouts with the bound; inside a deadline, never wait past it."""
-    bound = timeout_s()
-    if watch is not None:
-        left = watch.deadline - time.monotonic()
-        if left <= 0:
-            watch.timed_out = True
-            raise HubDeadlineExceeded(watch.stage)
-        bound = min(bound, left)
-    return {key: bound if value is None else min(value, bound) for key, value in timeouts.items()}
+    filled = {key: timeout_s() if value is None else value for key, value in timeouts.items()}
+    if watch is None:
+        return filled  # a caller's explicit timeout (e.g. HF_HUB_DOWNLOAD_TIMEOUT) is kept
+    left = watch.deadline - time.monotonic()
+    if left <= 0:
+        watch.timed_out = True
+        raise HubTimeout(watch.stage)
+    return {key: min(value, left) for key, value in filled.items()}
 
 
 def _client_class():
@@ -130,9 +141,10 @@ def install() -> None:
         client_class = _client_class()
 
         def factory():
-            # Same as huggingface_hub's default factory (offline check, request ids), plus bounds.
+            # Same as huggingface_hub's default factory (offline check, request ids). Its default
+            # timeout stays None so send() fills in FTLAB_HUB_TIMEOUT_S as read at each request.
             return client_class(event_hooks={"request": [hf_http.hf_request_event_hook]},
-                                follow_redirects=True, timeout=timeout_s())
+                                follow_redirects=True, timeout=None)
 
         huggingface_hub.set_client_factory(factory)
         _installed = True
@@ -141,8 +153,9 @@ def install() -> None:
 def run_with_deadline(fn: Callable[[], Any], budget_s: float) -> tuple[bool, Any, Watch]:
     """Run fn() in a worker thread for at most budget_s. -> (finished, its value or None, watch).
 
-    An exception from fn is raised here when it finishes in time; after the
-    deadline its outcome is dropped (the worker ends by itself, see above).
+    An exception from fn is raised here when it finishes in time (as HubTimeout
+    when a timeout caused it); after the deadline its outcome is dropped (the
+    worker ends by itself, see above).
     """
     install()
     now = time.monotonic()
@@ -164,5 +177,7 @@ def run_with_deadline(fn: Callable[[], Any], budget_s: float) -> tuple[bool, Any
         watch.timed_out = True
         return False, None, watch
     if "error" in box:
+        if watch.timed_out:
+            raise HubTimeout(watch.stage) from box["error"]
         raise box["error"]
     return True, box.get("value"), watch

@@ -11,6 +11,7 @@ the handler returns.
 No `from __future__ import annotations` here: gradio reads the OAuth
 parameter annotations at run time.
 """
+import functools
 import os
 
 import gradio as gr
@@ -99,7 +100,7 @@ def push_handler(run_id, repo_name, private, include_merged, token_text,
     # (and this handler frees its concurrency slot) even if the Hub never answers.
     budget = hub_timeouts.push_budget_s(_upload_bytes(path, include_merged))
     finished, result, watch = hub_timeouts.run_with_deadline(
-        lambda: _hub_push(path, repo_name, namespace, token, private, include_merged), budget)
+        functools.partial(_hub_push, path, repo_name, namespace, token, private, include_merged), budget)
     del token  # the worker drops its reference when it ends
     if not finished or (watch.timed_out and not result.ok):
         # The abandoned worker may still touch publish/: keep the zip made before the push.
