@@ -6,7 +6,11 @@ token through its `gr.OAuthToken | None` parameter (gradio fills it from the
 session; it is never a component value, so it never reaches browser storage).
 Elsewhere gradio would only mock the login, so a password-type token field is
 the fallback. Either way the token is passed to `push_run` and dropped when
-the handler returns.
+the push's worker ends.
+
+Every push runs under one deadline (training/hub_timeouts.py): if the Hub
+never answers, the learner gets a message, Retry and the download by then,
+and the handler's concurrency slot is free again.
 
 No `from __future__ import annotations` here: gradio reads the OAuth
 parameter annotations at run time.
