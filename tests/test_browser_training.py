@@ -10,13 +10,14 @@ import re
 
 import pytest
 
+from core.text import plural
 from test_browser import browser  # noqa: F401  (module-scoped fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 # Each click is a round trip through gradio's queue; on a busy 2-core machine that can take seconds.
 expect.set_options(timeout=30_000)
-TRAIN_TIMEOUT_MS = 300_000  # model load + a few CPU steps on a busy 2-core machine
+TRAIN_TIMEOUT_MS = 600_000  # model load + a few CPU steps; generous for a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,9 @@ def _set_number(page, label: str, value: int) -> None:
 def _train(page, steps: int) -> None:
     _set_number(page, r"^Max steps", steps)
     page.locator("#train-start").click()
-    expect(page.locator("#train-status")).to_contain_text("Finished", timeout=TRAIN_TIMEOUT_MS)
+    # "Finished 3 steps." names this run's end, not the previous run's status still on screen.
+    expect(page.locator("#train-status")).to_contain_text(f"Finished {plural(steps, 'step')}.",
+                                                          timeout=TRAIN_TIMEOUT_MS)
 
 
 def _markers(page, gid: str) -> int:
@@ -85,8 +88,8 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     expect(chart.locator("g#curve-train-loss use")).to_have_count(3)
     assert _markers(page, "curve-eval-loss") == 3
     # "Your runs" lists both runs without pressing "Show run".
-    page.locator("#train-my-runs").click()
-    expect(page.get_by_role("option")).to_have_count(2)
+    page.locator("#train-my-runs input").click()
+    expect(page.locator("#train-my-runs").get_by_role("option")).to_have_count(2)
     page.keyboard.press("Escape")
 
     # Step 4 opened when the run saved its adapter: evaluate one example.
