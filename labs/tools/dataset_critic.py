@@ -20,7 +20,8 @@ import zlib
 from collections import Counter, defaultdict
 from typing import Any, Callable
 
-MAX_PASTE_BYTES = 2_000_000
+from labs.tools.spec import MAX_PASTE_BYTES, ToolSpec, num
+
 # Beyond this many approximate tokens an example is likely truncated by the
 # usual max_length settings (TRL's SFTConfig default is 1024).
 LONG_EXAMPLE_TOKENS = 1024
@@ -551,3 +552,34 @@ def critique_markdown(result: dict) -> str:
         out += ["", "**Date styles in outputs:** " + ", ".join(
             f"{k}: {v['count']}" for k, v in result["date_formats"].items())]
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------ tool spec
+
+SPECS = (
+    ToolSpec(
+        name="critique_jsonl",
+        description="Validate a JSONL fine-tuning dataset line by line (chat 'messages', prompt/completion, "
+            "or prompt/chosen/rejected preference pairs). Reports problems with line numbers and the "
+            "fix, counts, approximate token-length statistics, exact and near-duplicate line pairs "
+            "(MinHash), mixed date conventions, assistant outputs that look like JSON but do not "
+            "parse, DPO pairs whose chosen equals rejected, and a prioritised fix list.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "text": {"type": "string", "maxLength": MAX_PASTE_BYTES,
+                         "description": "The JSONL dataset exactly as pasted, one JSON object per line."},
+                "near_duplicate_threshold": num(
+                    0.5, 1.0, "Jaccard similarity (character 5-grams, found with MinHash LSH) at or above which two "
+                    "lines count as near duplicates. Default 0.8."),
+            },
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+        fn=critique_jsonl,
+        markdown=critique_markdown,
+        reads_paste=True,
+        empty_help=("Nothing to check yet: paste your dataset as JSONL, one JSON object per line, e.g. "
+                    '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'),
+    ),
+)

@@ -15,6 +15,8 @@ import re
 import string
 from collections import Counter
 from typing import Any
+from labs.tools.spec import TEXT_OR_LINES, ToolSpec, enum, num
+from labs.tools.strategy import KNOWLEDGE_CHANGE
 
 OUTPUT_FORMATS = ("text", "json", "label", "code")
 MAX_ROWS = 20_000
@@ -600,3 +602,91 @@ def monitoring_markdown(result: dict) -> str:
            "", "**Retrain when**", *[f"- {t}" for t in result["retrain_triggers"]],
            "", "**Rollout**", *[f"- {r}" for r in result["rollout"]]]
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------ tool spec
+
+SPECS = (
+    ToolSpec(
+        name="score_predictions",
+        description="Score model outputs against references: exact match, token F1, ROUGE-L, JSON validity, "
+            "and per-field accuracy for JSON objects (nested keys flattened).",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "predictions": dict(TEXT_OR_LINES, description=(
+                    "Model outputs: one per line, a list of strings, or JSONL whose lines have "
+                    "'prediction' and 'reference' keys (then omit references).")),
+                "references": dict(TEXT_OR_LINES, description="Expected outputs, aligned one per line with predictions."),
+            },
+            "required": ["predictions"],
+            "additionalProperties": False,
+        },
+        fn=score_predictions,
+        markdown=scores_markdown,
+        reads_paste=True,
+        empty_help=("Nothing to score yet: paste the model's outputs, one per line (and the expected "
+                    "outputs in references), or JSONL lines with 'prediction' and 'reference'."),
+    ),
+    ToolSpec(
+        name="judge_rubric",
+        description="Write an LLM-as-judge rubric for a task: dimensions with 1-5 anchors, a judge prompt "
+            "with position- and length-bias mitigations, and the JSON schema the judge must answer in.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "task_description": {"type": "string", "minLength": 3, "maxLength": 4000,
+                                     "description": "What the fine-tuned model does."},
+                "output_format": enum(list(OUTPUT_FORMATS), "Shape of the model's answer."),
+                "criteria": {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": 10,
+                             "description": "Optional extra dimensions to judge."},
+                "pairwise": {"type": "boolean", "description": "Compare two answers (A/B) instead of grading one. Default false."},
+            },
+            "required": ["task_description"],
+            "additionalProperties": False,
+        },
+        fn=judge_rubric,
+        markdown=rubric_markdown,
+    ),
+    ToolSpec(
+        name="adversarial_cases",
+        description="Propose adversarial test inputs for a task, by category (empty/missing fields, "
+            "contradictions, prompt injection, unusual units/formats, near-duplicates with different "
+            "answers, out-of-domain), with concrete examples tailored to the task's wording.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "task_description": {"type": "string", "minLength": 3, "maxLength": 4000,
+                                     "description": "What the fine-tuned model does."},
+                "input_fields": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 30,
+                                 "description": "Optional names of fields the input contains."},
+                "examples_per_category": num(1, 5, "Concrete examples per category. Default 2.", True),
+            },
+            "required": ["task_description"],
+            "additionalProperties": False,
+        },
+        fn=adversarial_cases,
+        markdown=adversarial_markdown,
+    ),
+    ToolSpec(
+        name="monitoring_plan",
+        description="Production monitoring plan for a fine-tuned model: metrics, thresholds, alert rules, "
+            "sampling for human review and a revalidation cadence.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "task_description": {"type": "string", "minLength": 3, "maxLength": 4000,
+                                     "description": "What the fine-tuned model does."},
+                "requests_per_day": num(0, 1e9, "Production volume.", True),
+                "output_format": enum(list(OUTPUT_FORMATS), "Shape of the model's answer."),
+                "risk": enum(["low", "medium", "high"], "Harm from a wrong answer. Default medium."),
+                "baseline_accuracy": num(0, 1, "Offline accuracy (0-1) at launch, if known."),
+                "knowledge_change": enum(list(KNOWLEDGE_CHANGE), "How fast the domain changes."),
+            },
+            "required": ["task_description"],
+            "additionalProperties": False,
+        },
+        fn=monitoring_plan,
+        markdown=monitoring_markdown,
+    ),
+)
