@@ -5,8 +5,11 @@
 
 All metrics are computed here (no model calls): exact match after light
 normalisation, token F1 (SQuAD-style bag of words), ROUGE-L F-measure from the
-longest common subsequence, JSON validity, and per-field accuracy over JSON
-objects with nested keys flattened to dotted paths.
+longest common subsequence, JSON validity, and per-field accuracy and field F1
+over JSON values with nested keys flattened to dotted paths. This is the one
+scorer: the Training tab's run evaluation (``training/evaluate.py``) calls
+``score_predictions`` too, so Lab 4 and a run never score the same answers
+differently.
 """
 from __future__ import annotations
 
@@ -104,6 +107,17 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def field_f1(pred_obj: Any, ref_obj: Any) -> float:
+    """F1 over (dotted path, value) pairs of two JSON values: credit for each
+    field the prediction gets right, a penalty for fields it invents."""
+    pf = {(k, json.dumps(v, sort_keys=True)) for k, v in flatten(pred_obj).items()}
+    rf = {(k, json.dumps(v, sort_keys=True)) for k, v in flatten(ref_obj).items()}
+    tp = len(pf & rf)
+    precision = tp / len(pf) if pf else 0.0
+    recall = tp / len(rf) if rf else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def _split_block(value: str | list) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [v if isinstance(v, str) else json.dumps(v) for v in value]
@@ -172,6 +186,7 @@ def score_predictions(predictions: str | list, references: str | list | None = N
             # spacing do not matter, but a Python-style dict that fails to parse does.
             row["exact_match"] = float(pred_ok and pred_obj == ref_obj)
             json_valid += pred_ok
+            row["field_f1"] = round(field_f1(pred_obj, ref_obj), 4) if pred_ok else 0.0
             if isinstance(ref_obj, dict):
                 ref_flat = flatten(ref_obj)
                 pred_flat = flatten(pred_obj) if pred_ok and isinstance(pred_obj, dict) else {}
@@ -194,6 +209,7 @@ def score_predictions(predictions: str | list, references: str | list | None = N
     if json_expected:
         result["json_rows"] = json_expected
         result["json_validity"] = round(json_valid / json_expected, 4)
+        result["field_f1"] = round(sum(r["field_f1"] for r in rows if "field_f1" in r) / json_expected, 4)
     if field_total:
         result["field_accuracy"] = round(sum(field_hits.values()) / sum(field_total.values()), 4)
         result["per_field"] = {k: {"accuracy": round(field_hits[k] / field_total[k], 4),
@@ -222,6 +238,8 @@ def scores_markdown(result: dict) -> str:
         out.append(f"| JSON valid ({result['json_rows']} JSON references) | {result['json_validity']:.1%} |")
     if "field_accuracy" in result:
         out.append(f"| field accuracy | {result['field_accuracy']:.1%} |")
+    if "field_f1" in result:
+        out.append(f"| field F1 | {result['field_f1']:.3f} |")
     if result.get("per_field"):
         out += ["", "**Per field** (weakest first)", "", "| field | accuracy | n |", "|---|---:|---:|"]
         out += [f"| `{k}` | {v['accuracy']:.0%} | {v['count']} |"
