@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from core import chat_rows
 from training import data
 from training.data import (BUILTIN, DataError, completion_pairs, fingerprint, from_upload, load_builtin,
                            load_hub_dataset, parse_jsonl, split_rows, to_jsonl)
@@ -314,7 +315,7 @@ def test_method_mismatch_is_one_message_for_the_whole_file():
 # ------------------------------------------------------------------ limits
 
 def test_size_cap_refuses_before_parsing(monkeypatch):
-    monkeypatch.setattr(data, "MAX_UPLOAD_MB", 1)
+    monkeypatch.setattr(chat_rows, "MAX_UPLOAD_MB", 1)
     big = lines(*[chat("x" * 1000) for _ in range(1100)])
     assert len(big) > 2**20
     for payload in (big, big.encode()):
@@ -324,7 +325,7 @@ def test_size_cap_refuses_before_parsing(monkeypatch):
 
 
 def test_row_cap(monkeypatch):
-    monkeypatch.setattr(data, "MAX_ROWS", 3)
+    monkeypatch.setattr(chat_rows, "MAX_ROWS", 3)
     r = parse_jsonl(lines(*[chat(str(i)) for i in range(4)]), "sft")
     assert not r.rows and r.errors == ["the file has 4 rows; the limit is 3 (FTLAB_MAX_ROWS) — keep the first 3 "
                                        "or split the file"]
