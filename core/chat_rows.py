@@ -62,6 +62,7 @@ class ParseResult:
     warnings: list[str] = field(default_factory=list)
     detected_format: str = "empty"  # "messages" | "prompt_completion" | "preference" | "mixed: a + b" | "empty" | "unknown"
     lines_read: int = 0             # non-blank lines looked at
+    file_problem: str = ""          # why the file as a whole could not be read ("" when it could)
 
     @property
     def ok(self) -> bool:
@@ -69,8 +70,12 @@ class ParseResult:
 
     def markdown(self) -> str:
         """A short report for the UI: what was understood, then every problem."""
-        head = (f"**{len(self.rows)} valid row(s)** of {self.lines_read} read · format: "
-                f"`{self.detected_format}`")
+        if self.file_problem:
+            # Not "0 valid rows of 0 read · format: empty": say what is wrong with the file.
+            head = f"**The file could not be read: {self.file_problem}.**"
+        else:
+            head = (f"**{len(self.rows)} valid row(s)** of {self.lines_read} read · format: "
+                    f"`{self.detected_format}`")
         parts = [head]
         if self.errors:
             parts.append("**Fix these before training:**\n" + "\n".join(f"- {e}" for e in self.errors))
@@ -83,6 +88,17 @@ class ParseResult:
 def _canonical(row) -> str:
     return json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
+
+
+def content_text(content) -> str | None:
+    """Text of a message's content: a string, or a list of ``{"type": "text", "text": str}``
+    parts joined with newlines; None for anything else (images, numbers, objects)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
+                                         and isinstance(p.get("text"), str) for p in content):
+        return "\n".join(p["text"] for p in content)
+    return None
 
 
 def _type_name(value) -> str:
@@ -167,8 +183,12 @@ class _Line:
             self.err(f"{path} is null — write the text, or {drop}")
             return None
         if isinstance(value, list):
-            self.err(f"{path} must be a string; lists of content parts aren't supported — join the text parts into one string")
-            return None
+            joined = content_text(value)
+            if joined is None:
+                self.err(f"{path} must be a string or a list of {{\"type\": \"text\", \"text\": ...}} parts; "
+                         f"other parts (images, files) aren't supported — keep the text parts only")
+                return None
+            value = joined
         if not isinstance(value, str):
             self.err(f"{path} must be a string, got {_type_name(value)} — put the text in double quotes")
             return None
@@ -323,24 +343,29 @@ def _split_lines(data, limit_bytes: int, limit_rows: int, result: ParseResult) -
     costs a counter, not millions of tuples.
     """
     if data is None:
+        result.file_problem = "no file was given"
         result.errors.append("no file was given — choose a .jsonl file")
         return None
     size_text = "the file is {:.1f} MB; the limit is {:g} MB (FTLAB_MAX_UPLOAD_MB) — trim it or split it"
     if isinstance(data, str):
         # Characters never outnumber UTF-8 bytes, so check before encoding a huge string.
         if len(data) > limit_bytes or len(data.encode("utf-8", "surrogatepass")) > limit_bytes:
+            result.file_problem = "it is larger than the upload limit"
             result.errors.append(size_text.format(len(data.encode("utf-8", "surrogatepass")) / 2**20, limit_bytes / 2**20))
             return None
         text = data
     elif isinstance(data, (bytes, bytearray)):
         if len(data) > limit_bytes:
+            result.file_problem = "it is larger than the upload limit"
             result.errors.append(size_text.format(len(data) / 2**20, limit_bytes / 2**20))
             return None
         data = bytes(data)
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data):
+            result.file_problem = "it is UTF-16 text, not UTF-8"
             result.errors.append("the file is UTF-16 encoded — save it as UTF-8 and upload again")
             return None
         if b"\x00" in data:
+            result.file_problem = "it is a binary file, not JSONL text"
             # JSON text never holds a raw NUL byte: this is a binary file.
             result.errors.append("the file contains NUL bytes — it is not a UTF-8 JSONL text file; "
                                  "export the data as JSON Lines")
@@ -348,6 +373,8 @@ def _split_lines(data, limit_bytes: int, limit_rows: int, result: ParseResult) -
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
+            result.file_problem = ("it is not UTF-8 text (probably Latin-1/Windows-1252 or another "
+                                   "encoding): save it as UTF-8 and upload again")
             _report_bad_bytes(data, result)
             return None
     else:
@@ -361,6 +388,15 @@ def _split_lines(data, limit_bytes: int, limit_rows: int, result: ParseResult) -
             if count <= limit_rows:
                 lines.append((i + 1, ln.rstrip("\r")))
     return lines, count
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """UTF-16 without a byte-order mark: ASCII text with a NUL after (or before) every character."""
+    sample = data[:2000]
+    if len(sample) < 4:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    return odd.count(0) > 0.9 * len(odd) or even.count(0) > 0.9 * len(even)
 
 
 def _report_bad_bytes(data: bytes, result: ParseResult) -> None:
@@ -379,6 +415,45 @@ def _report_bad_bytes(data: bytes, result: ParseResult) -> None:
         result.errors.append(f"… and {bad - MAX_ERRORS_SHOWN:,} more lines with bytes that are not UTF-8")
 
 
+def json_error_hint(text: str, exc: json.JSONDecodeError) -> str:
+    """The likely cause of a JSON parse error on one line, and the fix.
+
+    Read from where the parser stopped, not from the characters on the line:
+    a record cut off after a comma also fails with "Expecting property name
+    enclosed in double quotes", and that is not a quoting problem."""
+    rest = text[exc.pos:].strip()
+    if exc.msg.startswith("Unterminated string"):
+        return ("a string never closes before the line ends: the record looks cut off, or a line break inside "
+                "the text split it over several lines (write line breaks as \\n)")
+    if not rest:
+        return ("the line ends before the JSON is complete: the record looks cut off, or split over several "
+                "lines — finish it, or join its lines into one")
+    if exc.msg.startswith("Extra data"):
+        return "there is more than one object on this line — put each on its own line"
+    if rest[0] == "'":
+        return "JSON needs double quotes around keys and strings, not single quotes"
+    if rest[0] in "}]" and exc.msg.startswith(("Expecting property name", "Expecting value")):
+        return f"there is a trailing comma before '{rest[0]}' — remove it"
+    if re.match(r"(True|False|None)\b", rest):
+        return "write true, false and null in lower case (JSON, not Python)"
+    if exc.msg.startswith("Invalid control character"):
+        return "a raw tab or line break is inside a string — write it as \\t or \\n"
+    return "each line must be one complete JSON object (is a quote, comma or bracket missing?)"
+
+
+@dataclass
+class _Tally:
+    """What the line-by-line pass collects for the summary."""
+    errors: list[str] = field(default_factory=list)
+    formats: Counter = field(default_factory=Counter)
+    mismatched: list[int] = field(default_factory=list)
+    extra_top: Counter = field(default_factory=Counter)
+    extra_msg: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    seen: dict[str, int] = field(default_factory=dict)
+    duplicates: list[tuple[int, int]] = field(default_factory=list)
+
+
 def parse_jsonl(data: bytes | str, method: str, *, max_bytes: int | None = None,
                 max_rows: int | None = None, max_message_chars: int | None = None) -> ParseResult:
     """Parse and check a JSONL upload for `method` ("sft" or "dpo"); never raises on bad data.
@@ -392,129 +467,143 @@ def parse_jsonl(data: bytes | str, method: str, *, max_bytes: int | None = None,
     limit_rows = max_rows if max_rows is not None else MAX_ROWS
     max_chars = max_message_chars if max_message_chars is not None else MAX_MESSAGE_CHARS
     result = ParseResult()
+    lines = _read_lines(data, limit_bytes, limit_rows, result)
+    if lines is None:
+        return result
+    tally = _Tally()
+    first_is_array = lines[0][1].lstrip().startswith("[")
+    for lineno, text in lines:
+        _parse_line(lineno, text, method, max_chars, first_is_array and lineno == lines[0][0], result, tally)
+    result.errors = _ordered_errors(tally, method)
+    _summarise(result, tally)
+    return result
+
+
+def _read_lines(data, limit_bytes: int, limit_rows: int, result: ParseResult) -> list[tuple[int, str]] | None:
+    """The file's non-blank lines, or None with the file-level problem in ``result``."""
     try:
         split = _split_lines(data, limit_bytes, limit_rows, result)
     except MemoryError:
+        result.file_problem = "it is too large to read"
         result.errors.append("the file is too large to read — upload a smaller file")
-        return result
+        return None
     if split is None:
-        return result
+        return None
     lines, count = split
     result.lines_read = count
     if not count:
+        result.file_problem = "it is empty (no JSON lines in it)"
         result.errors.append("the file is empty — it needs one JSON object per line")
-        return result
+        return None
     if count > limit_rows:
+        result.file_problem = f"it has {count:,} rows; the limit is {limit_rows:,}"
         result.errors.append(f"the file has {count:,} rows; the limit is {limit_rows:,} (FTLAB_MAX_ROWS) — "
                              f"keep the first {limit_rows:,} or split the file")
-        return result
+        return None
+    return lines
 
-    all_errors = list(result.errors)
-    formats: Counter = Counter()
-    mismatched: list[int] = []
-    extra_top: Counter = Counter()
-    extra_msg: Counter = Counter()
-    notes: Counter = Counter()
-    seen: dict[str, int] = {}
-    duplicates: list[tuple[int, int]] = []
-    expect_array = lines[0][1].lstrip().startswith("[")
 
-    for lineno, text in lines:
-        line = _Line(lineno, max_chars)
-        if len(text) > MAX_LINE_CHARS:
-            line.err(f"the line is {len(text):,} characters; the limit is {MAX_LINE_CHARS:,} — shorten the texts")
-            all_errors += line.errors
-            continue
-        try:
-            obj = json.loads(text)
-        except RecursionError:
-            line.err("the JSON is nested too deeply to read — a row is one flat object with a few lists")
-            all_errors += line.errors
-            continue
-        except MemoryError:
-            line.err("the JSON on this line is too large to read — shorten it")
-            all_errors += line.errors
-            continue
-        except json.JSONDecodeError as exc:
-            hint = "each line must be one complete JSON object"
-            if expect_array and lineno == lines[0][0]:
-                hint = "this looks like a JSON array; JSONL needs one object per line, without [ ] or commas between rows"
-            elif "double quotes" in exc.msg or ("'" in text and '"' not in text):
-                hint = "JSON needs double quotes around keys and strings, not single quotes"
-            elif exc.msg.startswith("Extra data"):
-                hint = "there is more than one object on this line — put each on its own line"
-            elif "Unterminated string" in exc.msg or "Expecting" in exc.msg:
-                hint += " (is a quote, comma or bracket missing, or a line break inside a string? write it as \\n)"
-            line.err(f"not valid JSON ({exc.msg} at column {exc.colno}) — {hint}")
-            all_errors += line.errors
-            continue
-        if not isinstance(obj, dict):
-            line.err(f"expected a JSON object {{...}}, got {_type_name(obj)} — each line must be one object")
-            all_errors += line.errors
-            continue
-        fmt = _detect(obj)
-        if fmt == "unknown":
-            _unknown_format(obj, line, method)
-            all_errors += line.errors
-            continue
-        formats[fmt] += 1
-        if (method == "sft") != (fmt != "preference"):
-            mismatched.append(lineno)
-            continue
-        known = {"messages"} if fmt == "messages" else (
-            {"prompt", "completion"} if fmt == "prompt_completion" else {"prompt", "chosen", "rejected"})
-        extra_top.update(k for k in obj if k not in known)
-        row = _sft_row(obj, fmt, line) if method == "sft" else _dpo_row(obj, line, notes)
-        extra_msg.update(line.extra_keys)
-        if row is None:
-            all_errors += line.errors or [f"line {lineno}: row could not be read"]
-            continue
-        key = _canonical(row)
-        if key in seen:
-            duplicates.append((lineno, seen[key]))
-        else:
-            seen[key] = lineno
-        result.rows.append(row)
+def _load_json(text: str, first_is_array: bool, line: _Line) -> dict | None:
+    """The line's JSON object, or None with the reason in ``line.errors``."""
+    if len(text) > MAX_LINE_CHARS:
+        line.err(f"the line is {len(text):,} characters; the limit is {MAX_LINE_CHARS:,} — shorten the texts")
+        return None
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        line.err("the JSON is nested too deeply to read — a row is one flat object with a few lists")
+        return None
+    except MemoryError:
+        line.err("the JSON on this line is too large to read — shorten it")
+        return None
+    except json.JSONDecodeError as exc:
+        hint = ("this looks like a JSON array; JSONL needs one object per line, without [ ] or commas between rows"
+                if first_is_array else json_error_hint(text, exc))
+        line.err(f"not valid JSON ({exc.msg} at column {exc.colno}) — {hint}")
+        return None
+    if not isinstance(obj, dict):
+        line.err(f"expected a JSON object {{...}}, got {_type_name(obj)} — each line must be one object")
+        return None
+    return obj
 
-    if mismatched:
-        first, more = mismatched[0], len(mismatched) - 1
+
+def _parse_line(lineno: int, text: str, method: str, max_chars: int, first_is_array: bool,
+                result: ParseResult, tally: _Tally) -> None:
+    line = _Line(lineno, max_chars)
+    obj = _load_json(text, first_is_array, line)
+    if obj is None:
+        tally.errors += line.errors
+        return
+    _parse_object(obj, lineno, method, line, result, tally)
+
+
+def _parse_object(obj: dict, lineno: int, method: str, line: _Line, result: ParseResult, tally: _Tally) -> None:
+    fmt = _detect(obj)
+    if fmt == "unknown":
+        _unknown_format(obj, line, method)
+        tally.errors += line.errors
+        return
+    tally.formats[fmt] += 1
+    if (method == "sft") != (fmt != "preference"):
+        tally.mismatched.append(lineno)
+        return
+    known = {"messages"} if fmt == "messages" else (
+        {"prompt", "completion"} if fmt == "prompt_completion" else {"prompt", "chosen", "rejected"})
+    tally.extra_top.update(k for k in obj if k not in known)
+    row = _sft_row(obj, fmt, line) if method == "sft" else _dpo_row(obj, line, tally.notes)
+    tally.extra_msg.update(line.extra_keys)
+    if row is None:
+        tally.errors += line.errors or [f"line {lineno}: row could not be read"]
+        return
+    key = _canonical(row)
+    if key in tally.seen:
+        tally.duplicates.append((lineno, tally.seen[key]))
+    else:
+        tally.seen[key] = lineno
+    result.rows.append(row)
+
+
+def _ordered_errors(tally: _Tally, method: str) -> list[str]:
+    """Every problem in file order (so the learner can walk down the file), capped."""
+    errors = list(tally.errors)
+    if tally.mismatched:
+        first, more = tally.mismatched[0], len(tally.mismatched) - 1
         where = f"line {first}" + (f" (and {more:,} more)" if more else "")
         if method == "dpo":
-            all_errors.insert(0, f"{where}: this is SFT data (messages or prompt/completion) but the method is DPO — "
-                                 f"switch the method to SFT, or give rows with 'prompt', 'chosen' and 'rejected'")
+            errors.insert(0, f"{where}: this is SFT data (messages or prompt/completion) but the method is DPO — "
+                             f"switch the method to SFT, or give rows with 'prompt', 'chosen' and 'rejected'")
         else:
-            all_errors.insert(0, f"{where}: this is preference data (prompt/chosen/rejected) but the method is SFT — "
-                                 f"switch the method to DPO, or give rows with 'messages' or 'prompt' + 'completion'")
+            errors.insert(0, f"{where}: this is preference data (prompt/chosen/rejected) but the method is SFT — "
+                             f"switch the method to DPO, or give rows with 'messages' or 'prompt' + 'completion'")
+    errors.sort(key=lambda e: int(m.group(1)) if (m := re.match(r"line (\d+)", e)) else 0)
+    if len(errors) > MAX_ERRORS_SHOWN:
+        hidden = len(errors) - MAX_ERRORS_SHOWN
+        errors = errors[:MAX_ERRORS_SHOWN] + [f"… and {hidden:,} more problems not shown — fix the ones above first"]
+    return errors
 
-    # Decode errors and the one-line method mismatch were collected apart; show
-    # everything in file order so the learner can walk down the file.
-    all_errors.sort(key=lambda e: int(m.group(1)) if (m := re.match(r"line (\d+)", e)) else 0)
-    if len(all_errors) > MAX_ERRORS_SHOWN:
-        hidden = len(all_errors) - MAX_ERRORS_SHOWN
-        all_errors = all_errors[:MAX_ERRORS_SHOWN] + [f"… and {hidden:,} more problems not shown — fix the ones above first"]
-    result.errors = all_errors
 
+def _summarise(result: ParseResult, tally: _Tally) -> None:
+    """The detected format and the warnings (nothing here refuses a row)."""
+    formats = tally.formats
     if formats:
         ranked = [f for f, _ in formats.most_common()]
         result.detected_format = ranked[0] if len(ranked) == 1 else "mixed: " + " + ".join(ranked)
-        if len(ranked) > 1 and not mismatched:
+        if len(ranked) > 1 and not tally.mismatched:
             result.warnings.append(f"the file mixes formats ({', '.join(f'{f}: {c}' for f, c in formats.most_common())}); "
                                    f"all are converted to the same form")
     else:
         result.detected_format = "unknown"
-    if extra_top:
-        result.warnings.append("ignored fields: " + ", ".join(f"'{k}' ({c} rows)" for k, c in extra_top.most_common(6)))
-    if extra_msg:
-        result.warnings.append("ignored message fields: " + ", ".join(repr(k) for k, _ in extra_msg.most_common(6)))
-    if notes["implicit"]:
-        result.warnings.append(f"{notes['implicit']} row(s) had no 'prompt'; it was taken from the turns "
+    if tally.extra_top:
+        result.warnings.append("ignored fields: " + ", ".join(f"'{k}' ({c} rows)" for k, c in tally.extra_top.most_common(6)))
+    if tally.extra_msg:
+        result.warnings.append("ignored message fields: " + ", ".join(repr(k) for k, _ in tally.extra_msg.most_common(6)))
+    if tally.notes["implicit"]:
+        result.warnings.append(f"{tally.notes['implicit']} row(s) had no 'prompt'; it was taken from the turns "
                                f"'chosen' and 'rejected' share")
-    if duplicates:
-        shown = ", ".join(f"line {a} repeats line {b}" for a, b in duplicates[:3])
-        result.warnings.append(f"{len(duplicates)} exact duplicate row(s) ({shown}) — duplicates weigh those "
+    if tally.duplicates:
+        shown = ", ".join(f"line {a} repeats line {b}" for a, b in tally.duplicates[:3])
+        result.warnings.append(f"{len(tally.duplicates)} exact duplicate row(s) ({shown}) — duplicates weigh those "
                                f"examples more; consider removing them")
     if result.rows and len(result.rows) < 10 and not result.errors:
         result.warnings.append(f"only {len(result.rows)} row(s): everything goes to training and nothing is held "
                                f"out for validation or testing")
-    return result
-

@@ -387,7 +387,8 @@ def test_critic_accepts_bytes_and_reports_bad_utf8_lines():
     data = good + b"\n" + b'{"text": "caf\xe9"}' + b"\n" + good.replace(b"hello", b"howdy")
     r = dataset_critic.critique_jsonl(data)
     not_utf8 = next(f for f in r["fixes"] if f["kind"] == "not_utf8")
-    assert not_utf8["lines"] == [2] and r["summary"]["usable_examples"] == 2
+    # Line 2 is named; like the Training tab, nothing is usable until the file is re-saved as UTF-8.
+    assert not_utf8["lines"] == [2] and r["summary"]["usable_examples"] == 0 and not r["ok"]
 
 
 def test_critic_token_stats_and_custom_counter():
@@ -418,7 +419,7 @@ def test_critic_is_fast_on_10k_lines():
                   json.dumps({"id": i, "total": rnd.randint(1, 999)})) for i in range(10_000)]
     start = time.perf_counter()
     # ~2.7 MB: over the chat paste limit, so pass the larger limit the Training tab uses.
-    r = dataset_critic.critique_jsonl("\n".join(lines), max_bytes=10_000_000)
+    r = dataset_critic.critique_jsonl("\n".join(lines), max_bytes=10_000_000, max_rows=10_000)
     elapsed = time.perf_counter() - start
     assert r["summary"]["usable_examples"] == 10_000
     assert elapsed < 15, f"{elapsed:.1f}s"  # ~1-2 s normally; generous for a shared CPU

@@ -20,21 +20,22 @@ import zlib
 from collections import Counter, defaultdict
 from typing import Any, Callable
 
+from core import chat_rows
 from labs.tools.spec import MAX_PASTE_BYTES, ToolSpec, num
 
 # Beyond this many approximate tokens an example is likely truncated by the
 # usual max_length settings (TRL's SFTConfig default is 1024).
 LONG_EXAMPLE_TOKENS = 1024
-ROLES = ("system", "user", "assistant", "tool")
-# Common role spellings from other formats (ShareGPT, older OpenAI dumps).
-ROLE_FIXES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant",
-              "ai": "assistant", "chatgpt": "assistant", "customer": "user", "agent": "assistant"}
+# Roles and their common misspellings are the Training tab's (core/chat_rows.py).
+ROLES = chat_rows.ROLES
+ROLE_FIXES = chat_rows.ROLE_RENAMES
 MAX_LINES_PER_FIX = 12
 MAX_PAIRS = 50
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 _FIXES = {
+    "too_many_rows": "Keep at most the Training tab's row limit (FTLAB_MAX_ROWS) per file, or split the file.",
     "not_utf8": "Re-save the file as UTF-8 (most editors: 'Save with encoding' → UTF-8).",
     "bad_json": "Make each line one complete JSON object: double-quoted keys and strings, no "
                 "trailing commas, no line breaks inside a record.",
@@ -48,10 +49,11 @@ _FIXES = {
     "unknown_role": "Use only system, user, assistant or tool as roles.",
     "missing_content": "Give every message a 'content' string.",
     "empty_content": "Fill in or delete messages with empty content; empty targets teach the "
-                     "model to say nothing.",
+                     "model to say nothing (the Training tab refuses them).",
     "wrong_type": "Make the field a string (or, for conversational prompt/completion, a list of "
                   "messages).",
     "no_assistant": "Add the assistant reply: without one there is nothing to learn.",
+    "not_trainable": "The Training tab refuses these lines for the reason shown; fix each as its message says.",
     "ends_with_user": "End each conversation with the assistant turn you want learned.",
     "mixed_formats": "Convert every line to one layout; trainers read the columns of the first "
                      "rows and fail or drop the rest.",
@@ -74,8 +76,9 @@ _SEVERITY = {
     "not_utf8": "error", "bad_json": "error", "not_object": "error", "unknown_format": "error",
     "sharegpt": "error", "bad_messages": "error", "missing_role": "error", "unknown_role": "error",
     "missing_content": "error", "wrong_type": "error", "no_assistant": "error",
+    "too_many_rows": "error", "not_trainable": "error", "empty_content": "error",
     "mixed_formats": "error", "broken_json_output": "error", "chosen_equals_rejected": "error",
-    "conflicting_answers": "warning", "empty_content": "warning", "ends_with_user": "warning",
+    "conflicting_answers": "warning", "ends_with_user": "warning",
     "exact_duplicate": "warning", "near_duplicate": "warning", "mixed_dates": "warning",
     "long_example": "warning", "blank_line": "info",
 }
@@ -137,25 +140,7 @@ def _decode(text: str | bytes, limit: int) -> tuple[list[str], list[int]]:
 
 
 def _json_error_fix(line: str, exc: json.JSONDecodeError) -> str:
-    msg = f"not valid JSON ({exc.msg} at column {exc.colno})"
-    if "property name enclosed in double quotes" in exc.msg or re.search(r"'[^']*'\s*:", line):
-        msg += "; it looks like single quotes or a trailing comma"
-    elif exc.msg.startswith("Extra data"):
-        msg += "; two records on one line?"
-    elif exc.msg.startswith("Unterminated string") or exc.msg.startswith("Expecting"):
-        msg += "; the record may be cut off or split over several lines"
-    return msg
-
-
-def _content_text(content: Any) -> str | None:
-    """Text of a message content: a string, or a list of {'type': 'text'} parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        parts = [p.get("text") for p in content if p.get("type") == "text"]
-        if all(isinstance(p, str) for p in parts):
-            return "\n".join(parts)
-    return None
+    return f"not valid JSON ({exc.msg} at column {exc.colno}); {chat_rows.json_error_hint(line, exc)}"
 
 
 def _check_messages(messages: Any, where: str, add) -> tuple[list[str], list[str]] | None:
@@ -190,7 +175,7 @@ def _check_messages(messages: Any, where: str, add) -> tuple[list[str], list[str
             add("missing_content", f"{where} item {i} ({role}) has no 'content'")
             ok = False
             continue
-        text = _content_text(msg["content"])
+        text = chat_rows.content_text(msg["content"])
         if text is None:
             add("wrong_type", f"{where} item {i} ({role}) content is "
                               f"{type(msg['content']).__name__}, not a string")
@@ -342,12 +327,36 @@ def _near_duplicates(examples: list[_Example], threshold: float, keys: dict[int,
     return [{"lines": list(k), "jaccard": v} for k, v in ranked]
 
 
+def _training_view(text: str | bytes, lines: list[str], dominant: str | None, max_bytes: int,
+                   max_rows: int | None, problems: dict) -> int:
+    """Read the paste with the Training tab's own parser (``core/chat_rows.py``):
+    every line it refuses is an error here too, and the usable count is its
+    count, so the critic never calls ready what Training would refuse."""
+    method = "dpo" if dominant == "preference" else "sft"
+    parsed = chat_rows.parse_jsonl(text, method, max_bytes=max_bytes, max_rows=max_rows)
+    flagged = {n for kind, items in problems.items() if _SEVERITY[kind] == "error" for n, _ in items}
+    limit = chat_rows.MAX_ROWS if max_rows is None else max_rows
+    if parsed.lines_read > limit:
+        first_over = [i for i, ln in enumerate(lines, 1) if ln.strip()][limit]
+        problems["too_many_rows"].append(
+            (first_over, f"{parsed.lines_read:,} rows; the Training tab takes at most {limit:,} (FTLAB_MAX_ROWS)"))
+        return 0
+    for error in parsed.errors:
+        m = re.match(r"line (\d+)(?: \(and [\d,]+ more\))?: (.*)", error, re.S)
+        if m and int(m.group(1)) not in flagged:
+            problems["not_trainable"].append((int(m.group(1)), m.group(2)))
+        elif not m and parsed.file_problem and parsed.lines_read and not flagged:
+            problems["not_trainable"].append((1, error))
+    return len(parsed.rows)
+
+
 def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | None = None,
                    near_duplicate_threshold: float = 0.8,
-                   max_bytes: int = MAX_PASTE_BYTES) -> dict:
+                   max_bytes: int = MAX_PASTE_BYTES, max_rows: int | None = None) -> dict:
     """Review a JSONL dataset; see the module docstring. Raises ValueError only
     for input it cannot look at (too large, wrong type). ``max_bytes`` lets the
-    Training tab accept a larger uploaded file than a chat paste."""
+    Training tab accept a larger uploaded file than a chat paste; ``max_rows``
+    defaults to the Training tab's row limit."""
     if not 0.0 < float(near_duplicate_threshold) <= 1.0:
         raise ValueError("near_duplicate_threshold must be between 0 and 1")
     lines, not_utf8 = _decode(text, max_bytes)
@@ -455,6 +464,8 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
                     (e.line, f"output starts like JSON but does not parse: {why}"))
                 break
 
+    usable = _training_view(text, lines, dominant, max_bytes, max_rows, problems)
+
     # Token statistics.
     lengths = [count_tokens(e.full) for e in examples]
     for e, n in zip(examples, lengths):
@@ -484,9 +495,9 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
                      and kind not in ("mixed_formats",) for n, _ in items}
     errors = sum(f["count"] for f in fixes if f["severity"] == "error")
     return {
-        "ok": errors == 0 and bool(examples),
+        "ok": errors == 0 and usable > 0,
         "summary": {
-            "lines": non_blank, "blank_lines": blank, "usable_examples": len(examples),
+            "lines": non_blank, "blank_lines": blank, "usable_examples": usable,
             "lines_with_errors": len(invalid_lines), "formats": dict(formats),
             "dominant_format": dominant, "json_targets": json_targets,
             "errors": errors, "warnings": sum(f["count"] for f in fixes if f["severity"] == "warning"),
