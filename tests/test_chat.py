@@ -284,3 +284,12 @@ def test_settings_from_env_and_key_not_in_repr(monkeypatch):
     s = ChatSettings.from_env()
     assert s.api_key == KEY and s.model == "claude-haiku-5-5" and s.limits.max_tool_rounds == 7
     assert KEY not in repr(s)
+
+
+def test_an_over_long_turn_already_in_the_history_is_never_sent(fake):
+    # E.g. a 1 MB paste the offline calculator read before a key was set, or a hand-made history.
+    fake.add_text("ok")
+    history = [{"role": "user", "content": "z" * 1_000_000}, {"role": "assistant", "content": "🧮 offline result"}]
+    run("dataset", history, "now with the AI", settings_for(fake.url))
+    sent = fake.message_requests[0].body["messages"]
+    assert sent == [{"role": "user", "content": "now with the AI"}]
