@@ -7,10 +7,14 @@ collapsible "🔧 ran <tool>" note per tool call, and any error notice. It never
 raises: every failure becomes a visible message and the history (including the
 learner's last message) is kept, so **Retry** can send it again.
 
-Flow for one learner message::
+Flow for one learner message, one function per step::
 
-    input checks (size, UTF-8) -> no key? offline calculator -> budget -> model
-    model --tool_use--> run_tool -> tool_result -> model ... (at most N rounds)
+    admit_text (size, UTF-8, message cap) -> no key? offline_reply -> _Turn.admit (budget)
+    -> _open_stream (retries) -> _read_stream -> stop_reason tool_use? _tool_round -> again
+       (at most N rounds)
+
+A message ``admit_text`` refuses never enters the history, so it cannot reach
+the model on a later turn either.
 
 Settings are read from the environment *at call time* (``ChatSettings.from_env``):
 ``ANTHROPIC_API_KEY``, ``ANTHROPIC_MODEL`` (default ``claude-sonnet-5-5``),
