@@ -22,12 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import chat_rows
-from core.chat_rows import (MAX_ERRORS_SHOWN, MAX_LINE_CHARS, MAX_MESSAGE_CHARS, MAX_ROWS,  # noqa: F401
-                             MAX_TURNS, MAX_UPLOAD_MB, METHODS, ROLE_RENAMES, ROLES, ParseResult,
-                             _canonical, parse_jsonl)
+from core.chat_rows import (MAX_ERRORS_SHOWN, MAX_LINE_CHARS, MAX_TURNS, METHODS,  # noqa: F401
+                             ROLE_RENAMES, ROLES, ParseResult, _canonical, parse_jsonl)
 from training import hub_timeouts
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
+
+# The upload limits live in core/chat_rows.py and may be changed there at run
+# time (tests, the UI); read through, never copied, so there is one value.
+_LIMITS = ("MAX_UPLOAD_MB", "MAX_ROWS", "MAX_MESSAGE_CHARS")
+
+
+def __getattr__(name: str):
+    if name in _LIMITS:
+        return getattr(chat_rows, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 HUB_ID_RE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 SPLIT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
