@@ -360,15 +360,51 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
     if not 0.0 < float(near_duplicate_threshold) <= 1.0:
         raise ValueError("near_duplicate_threshold must be between 0 and 1")
     lines, not_utf8 = _decode(text, max_bytes)
-    count_tokens = tokenizer_count or approx_token_count
-
     problems: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    examples, blank, non_blank = _read_examples(lines, not_utf8, problems)
+    formats = Counter(e.fmt for e in examples)
+    dominant = formats.most_common(1)[0][0] if formats else None
+    _mixed_formats(examples, dominant, problems)
+    keys, exact_pairs = _exact_duplicates(examples, problems)
+    conflicts = _conflicting_answers(examples, problems)
+    near = _near_duplicates(examples, float(near_duplicate_threshold), keys)
+    for pair in near:
+        problems["near_duplicate"].append(
+            (pair["lines"][1], f"about {pair['jaccard']:.0%} the same as line {pair['lines'][0]}"))
+    date_hits = _mixed_dates(examples, problems)
+    json_targets = _json_targets(examples, problems)
+    usable = _training_view(text, lines, dominant, max_bytes, max_rows, problems)
+    token_stats = _token_stats(examples, tokenizer_count, problems)
+    fixes = _fixes(problems)
+    errors = sum(f["count"] for f in fixes if f["severity"] == "error")
+    invalid_lines = {n for kind, items in problems.items() if _SEVERITY[kind] == "error"
+                     and kind not in ("mixed_formats",) for n, _ in items}
+    return {
+        "ok": errors == 0 and usable > 0,
+        "summary": {
+            "lines": non_blank, "blank_lines": blank, "usable_examples": usable,
+            "lines_with_errors": len(invalid_lines), "formats": dict(formats),
+            "dominant_format": dominant, "json_targets": json_targets,
+            "errors": errors, "warnings": sum(f["count"] for f in fixes if f["severity"] == "warning"),
+        },
+        "token_stats": token_stats,
+        "exact_duplicates": exact_pairs[:MAX_PAIRS],
+        "exact_duplicate_count": len(exact_pairs),
+        "near_duplicates": near[:MAX_PAIRS],
+        "near_duplicate_count": len(near),
+        "near_duplicate_threshold": float(near_duplicate_threshold),
+        "conflicting_inputs": conflicts[:MAX_PAIRS],
+        "date_formats": {k: {"count": len(v), "lines": v[:MAX_LINES_PER_FIX]} for k, v in date_hits.items()},
+        "fixes": fixes,
+    }
+
+
+def _read_examples(lines: list[str], not_utf8: list[int], problems: dict) -> tuple[list[_Example], int, int]:
+    """Parse each line into an example, noting its problems; -> (examples, blank lines, non-blank lines)."""
     for n in not_utf8:
         problems["not_utf8"].append((n, "the line is not valid UTF-8"))
-
     examples: list[_Example] = []
-    blank = 0
-    non_blank = 0
+    blank = non_blank = 0
     last_content = max((i for i, ln in enumerate(lines, 1) if ln.strip()), default=0)
     bad_set = set(not_utf8)
     for number, line in enumerate(lines, 1):
@@ -396,30 +432,33 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
         example = _parse_example(number, obj, add)
         if example is not None:
             examples.append(example)
+    return examples, blank, non_blank
 
-    # Mixed layouts.
-    formats = Counter(e.fmt for e in examples)
-    dominant = formats.most_common(1)[0][0] if formats else None
-    if len(formats) > 1:
-        for e in examples:
-            if e.fmt != dominant:
-                problems["mixed_formats"].append(
-                    (e.line, f"{e.fmt} record in a mostly {dominant} file"))
 
-    # Exact duplicates (by the example's text, so key order and spacing do not hide them).
+def _mixed_formats(examples: list[_Example], dominant: str | None, problems: dict) -> None:
+    for e in examples:
+        if e.fmt != dominant:
+            problems["mixed_formats"].append((e.line, f"{e.fmt} record in a mostly {dominant} file"))
+
+
+def _exact_duplicates(examples: list[_Example], problems: dict) -> tuple[dict[int, str], list[list[int]]]:
+    """By the example's text, so key order and spacing do not hide them."""
     seen: dict[str, int] = {}
     keys: dict[int, str] = {}
-    exact_pairs: list[list[int]] = []
+    pairs: list[list[int]] = []
     for e in examples:
         key = hashlib.sha1(("\x00".join([e.inputs, *e.targets])).encode("utf-8", "replace")).hexdigest()
         keys[e.line] = key
         if key in seen:
-            exact_pairs.append([seen[key], e.line])
+            pairs.append([seen[key], e.line])
             problems["exact_duplicate"].append((e.line, f"same as line {seen[key]}"))
         else:
             seen[key] = e.line
+    return keys, pairs
 
-    # Same input, different answer (only meaningful when there is an input).
+
+def _conflicting_answers(examples: list[_Example], problems: dict) -> list[list[int]]:
+    """Same input, different answer (only meaningful when there is an input)."""
     by_input: dict[str, list[_Example]] = defaultdict(list)
     for e in examples:
         if e.inputs.strip() and e.fmt in ("chat", "prompt_completion"):
@@ -432,13 +471,11 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
             for e in group[1:]:
                 problems["conflicting_answers"].append(
                     (e.line, f"same input as line {group[0].line}, different answer"))
+    return conflicts
 
-    near = _near_duplicates(examples, float(near_duplicate_threshold), keys)
-    for pair in near:
-        problems["near_duplicate"].append(
-            (pair["lines"][1], f"about {pair['jaccard']:.0%} the same as line {pair['lines'][0]}"))
 
-    # Conventions in the targets the model will learn to copy.
+def _mixed_dates(examples: list[_Example], problems: dict) -> dict[str, list[int]]:
+    """Date conventions in the targets, which the model learns to copy."""
     date_hits: dict[str, list[int]] = {}
     for e in examples:
         joined = "\n".join(e.targets)
@@ -451,7 +488,11 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
             if label != main:
                 for n in hit_lines:
                     problems["mixed_dates"].append((n, f"date written as {label}; most use {main}"))
+    return date_hits
 
+
+def _json_targets(examples: list[_Example], problems: dict) -> int:
+    """Count targets that are JSON; flag those that start like JSON but do not parse."""
     json_targets = 0
     for e in examples:
         for t in e.targets[:1] if e.fmt == "preference" else e.targets:
@@ -463,19 +504,25 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
                 problems["broken_json_output"].append(
                     (e.line, f"output starts like JSON but does not parse: {why}"))
                 break
+    return json_targets
 
-    usable = _training_view(text, lines, dominant, max_bytes, max_rows, problems)
 
-    # Token statistics.
+def _token_stats(examples: list[_Example], tokenizer_count: Callable[[str], int] | None, problems: dict) -> dict:
+    count_tokens = tokenizer_count or approx_token_count
     lengths = [count_tokens(e.full) for e in examples]
     for e, n in zip(examples, lengths):
         if n > LONG_EXAMPLE_TOKENS:
             problems["long_example"].append((e.line, f"about {n:,} tokens"))
-    token_stats = _stats(lengths)
-    token_stats["counter"] = "custom tokenizer" if tokenizer_count else \
-        "approximate (about 4 characters per token)"
-    token_stats["total"] = sum(lengths)
+    stats = _stats(lengths)
+    stats["counter"] = "custom tokenizer" if tokenizer_count else "approximate (about 4 characters per token)"
+    stats["total"] = sum(lengths)
+    return stats
 
+
+def _fixes(problems: dict) -> list[dict]:
+    """One entry per kind of problem. Errors first; within a severity, what breaks
+    loading before what hurts quality (the _FIXES order), so the first fix is
+    always the one to do first."""
     fixes = []
     for kind, items in problems.items():
         unique_lines = list(dict.fromkeys(n for n, _ in items))
@@ -484,34 +531,11 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
                       "lines": unique_lines[:MAX_LINES_PER_FIX],
                       "examples": [f"line {n}: {m}" for n, m in items[:3]],
                       "fix": _FIXES[kind]})
-    # Errors first; within a severity, what breaks loading before what hurts
-    # quality (the _FIXES order), so the first fix is always the one to do first.
     order = list(_FIXES)
     fixes.sort(key=lambda f: (SEVERITY_ORDER[f["severity"]], order.index(f["kind"])))
     for priority, fix in enumerate(fixes, 1):
         fix["priority"] = priority
-
-    invalid_lines = {n for kind, items in problems.items() if _SEVERITY[kind] == "error"
-                     and kind not in ("mixed_formats",) for n, _ in items}
-    errors = sum(f["count"] for f in fixes if f["severity"] == "error")
-    return {
-        "ok": errors == 0 and usable > 0,
-        "summary": {
-            "lines": non_blank, "blank_lines": blank, "usable_examples": usable,
-            "lines_with_errors": len(invalid_lines), "formats": dict(formats),
-            "dominant_format": dominant, "json_targets": json_targets,
-            "errors": errors, "warnings": sum(f["count"] for f in fixes if f["severity"] == "warning"),
-        },
-        "token_stats": token_stats,
-        "exact_duplicates": exact_pairs[:MAX_PAIRS],
-        "exact_duplicate_count": len(exact_pairs),
-        "near_duplicates": near[:MAX_PAIRS],
-        "near_duplicate_count": len(near),
-        "near_duplicate_threshold": float(near_duplicate_threshold),
-        "conflicting_inputs": conflicts[:MAX_PAIRS],
-        "date_formats": {k: {"count": len(v), "lines": v[:MAX_LINES_PER_FIX]} for k, v in date_hits.items()},
-        "fixes": fixes,
-    }
+    return fixes
 
 
 def _stats(values: list[int]) -> dict:
