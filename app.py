@@ -130,30 +130,24 @@ def _build_header(progress_state):
     return summary, notice
 
 
-def _lab_builder():
-    """The advisor lab builder, once the labs package provides it."""
+def _tab_builders():
+    """The builders of the Lab, Training and Publish views.
+
+    Imported here rather than at the top so importing app.py stays light, and
+    never behind ``except ImportError``: a tab whose builder cannot be imported
+    stops the app at start with the reason, instead of silently vanishing."""
     try:
         from labs.ui import build_lab
-    except ImportError:  # labs not installed in this build: no Lab views, never a placeholder
-        return None
-    return build_lab
-
-
-def _training_builders():
-    try:
+        from training.publish_ui import build_publish_panel
         from training.ui import build_training_tab
-    except ImportError:
-        return None, None
+    except ImportError as exc:
+        raise RuntimeError(f"A tab's builder could not be imported, so the app cannot start: {exc}") from exc
     from training import hub_timeouts  # no torch; huggingface_hub only
 
     # Every Hub request the app makes (model and dataset downloads, sign-in,
     # pushes) waits at most FTLAB_HUB_TIMEOUT_S for each answer.
     hub_timeouts.install()
-    try:
-        from training.publish_ui import build_publish_panel
-    except ImportError:
-        build_publish_panel = None
-    return build_training_tab, build_publish_panel
+    return build_lab, build_training_tab, build_publish_panel
 
 
 # Short tab labels: full lesson titles overflow the tab bar.
@@ -174,9 +168,6 @@ TRAINING_ON_PHONE = (
     "Everything works here too: scroll down through the steps."
 )
 
-ADVISOR_FOR_LESSON = {"lesson1": "strategy", "lesson2": "dataset", "lesson3": "lora", "lesson4": "eval"}
-
-
 def _tabs_never_hide(demo: gr.Blocks) -> None:
     """Every tab set wraps onto more rows instead of gradio's overflow "…" menu.
 
@@ -191,8 +182,7 @@ def _tabs_never_hide(demo: gr.Blocks) -> None:
 
 def build_app() -> gr.Blocks:
     lessons = load_lessons()
-    build_lab = _lab_builder()
-    build_training_tab, build_publish_panel = _training_builders()
+    build_lab, build_training_tab, build_publish_panel = _tab_builders()
     secret = env_str("FTLAB_STATE_SECRET", prog.DEFAULT_SECRET)
 
     # Gradio's upload/served-file cache is swept hourly of files older than
@@ -212,17 +202,14 @@ def build_app() -> gr.Blocks:
                             build_lesson(lesson.id, progress_state, summary)
                         with gr.Tab("Quiz", id=f"{lesson.id}-quiz"):
                             build_quiz(lesson.id, progress_state, summary)
-                        if build_lab is not None:
-                            with gr.Tab("Lab", id=f"{lesson.id}-lab"):
-                                build_lab(ADVISOR_FOR_LESSON[lesson.id])
+                        with gr.Tab("Lab", id=f"{lesson.id}-lab"):
+                            build_lab(lesson.id)  # the advisor of this lesson (labs/advisors.py)
             with gr.Tab("Module Test", id=MODULE_TEST_ID):
                 build_quiz(MODULE_TEST_ID, progress_state, summary)
-            if build_training_tab is not None:
-                with gr.Tab("Training", id="training", elem_id="training-tab"):
-                    gr.Markdown(TRAINING_ON_PHONE, elem_classes=["narrow-only"], elem_id="training-phone-note")
-                    parts = build_training_tab()
-                    if build_publish_panel is not None:
-                        build_publish_panel(parts["run_id"])
+            with gr.Tab("Training", id="training", elem_id="training-tab"):
+                gr.Markdown(TRAINING_ON_PHONE, elem_classes=["narrow-only"], elem_id="training-phone-note")
+                parts = build_training_tab()
+                build_publish_panel(parts["run_id"])
 
         _tabs_never_hide(demo)
         demo.load(on_load, inputs=[progress_state], outputs=[progress_state, summary, notice], api_visibility="private")

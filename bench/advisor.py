@@ -56,7 +56,7 @@ def _served(client) -> tuple[float, float]:
 
 
 def run(quick_mode: bool | None = None) -> list[Row]:
-    from tests.fakes.anthropic_server import FakeAnthropic
+    from devtools.fake_anthropic import FakeAnthropic
 
     q = quick() if quick_mode is None else quick_mode
     repeats = int(os.environ.get("BENCH_ADVISOR_REPEATS") or (2 if q else 15))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from quizzes.grading import LESSON_QUIZ_IDS, MODULE_TEST_ID, passes
+from core.course import MODULE_TEST_ID, lesson_quiz_ids, passes, question_counts
 
 SCHEMA = 2
-LESSON_IDS = LESSON_QUIZ_IDS  # one quiz per lesson, same ids
-QUESTION_COUNTS = {"lesson1": 4, "lesson2": 4, "lesson3": 4, "lesson4": 4, MODULE_TEST_ID: 15}
+# From the quiz banks (core/course.py), never typed in twice.
+LESSON_IDS = lesson_quiz_ids()  # one quiz per lesson, same ids
+QUESTION_COUNTS = question_counts()
 
 # BrowserState must keep the same key and secret across restarts, or a Space
 # restart silently drops every learner's progress (see platform-notes).

@@ -14,6 +14,9 @@ course source's mistakes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+from labs import offline
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class Advisor:
     examples: tuple[str, ...]     # clickable example prompts
     welcome: str                  # the chat's first message
     system_prompt: str
+    tools: tuple[str, ...]        # tool names (labs/tools/*.py SPECS) offered to the model and the workbench
+    # No key: the learner's message -> [(tool, input, assumptions)] (labs/offline.py) ...
+    offline_plan: Callable[[str], list]
+    offline_hint: str             # ... and what to write when nothing matched
 
 
 # Rules every advisor shares. Kept separate so a change to the safety rules
@@ -155,6 +162,9 @@ ADVISORS: dict[str, Advisor] = {
             "each option needs."
         ),
         system_prompt=_system(_STRATEGY_FACTS),
+        tools=("assess_use_case",),
+        offline_plan=offline.plan_strategy,
+        offline_hint="Describe the use case: output format, requests per day, how often the facts change, privacy needs.",
     ),
     "dataset": Advisor(
         id="dataset",
@@ -194,6 +204,9 @@ ADVISORS: dict[str, Advisor] = {
             "compute is wasted on bad data."
         ),
         system_prompt=_system(_DATASET_FACTS),
+        tools=("critique_jsonl",),
+        offline_plan=offline.plan_dataset,
+        offline_hint="Paste your examples as JSONL (one JSON object per line) and the critic will check them.",
     ),
     "lora": Advisor(
         id="lora",
@@ -230,6 +243,9 @@ ADVISORS: dict[str, Advisor] = {
             "can read a pasted loss log to work out what went wrong."
         ),
         system_prompt=_system(_LORA_FACTS),
+        tools=("recommend_lora_config", "count_lora_params", "diagnose_training_curve"),
+        offline_plan=offline.plan_lora,
+        offline_hint="Name a model (e.g. Mistral 7B, SmolLM2-360M), your dataset size and GPU memory, or paste a loss log.",
     ),
     "eval": Advisor(
         id="eval",
@@ -267,6 +283,9 @@ ADVISORS: dict[str, Advisor] = {
             "can also paste predictions next to references and I'll score them."
         ),
         system_prompt=_system(_EVAL_FACTS),
+        tools=("diagnose_training_curve", "score_predictions", "judge_rubric", "adversarial_cases", "monitoring_plan"),
+        offline_plan=offline.plan_eval,
+        offline_hint="Paste JSONL lines with `prediction` and `reference`, or describe your model's task.",
     ),
 }
 

@@ -7,10 +7,14 @@ collapsible "🔧 ran <tool>" note per tool call, and any error notice. It never
 raises: every failure becomes a visible message and the history (including the
 learner's last message) is kept, so **Retry** can send it again.
 
-Flow for one learner message::
+Flow for one learner message, one function per step::
 
-    input checks (size, UTF-8) -> no key? offline calculator -> budget -> model
-    model --tool_use--> run_tool -> tool_result -> model ... (at most N rounds)
+    admit_text (size, UTF-8, message cap) -> no key? offline_reply -> _Turn.admit (budget)
+    -> _open_stream (retries) -> _read_stream -> stop_reason tool_use? _tool_round -> again
+       (at most N rounds)
+
+A message ``admit_text`` refuses never enters the history, so it cannot reach
+the model on a later turn either.
 
 Settings are read from the environment *at call time* (``ChatSettings.from_env``):
 ``ANTHROPIC_API_KEY``, ``ANTHROPIC_MODEL`` (default ``claude-sonnet-5-5``),
@@ -23,11 +27,10 @@ never logged, never put in a message, and scrubbed from anything shown.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -159,12 +162,19 @@ def _is_app_message(msg: dict) -> bool:
     return text.startswith((NOTICE, WAITING, OFFLINE))
 
 
-def to_model_messages(history: list[dict], max_chars: int = MAX_CONTEXT_CHARS) -> list[dict]:
+def to_model_messages(history: list[dict], max_chars: int = MAX_CONTEXT_CHARS,
+                      max_message_chars: int | None = None) -> list[dict]:
     """The conversation as the Messages API wants it: user first, roles
-    alternating, no empty turns, no app notices, trimmed from the oldest end."""
+    alternating, no empty turns, no app notices, trimmed from the oldest end.
+
+    A user turn over ``max_message_chars`` is left out: the app never sends
+    one (``admit_text``), so one in the history came from the offline
+    calculator or a hand-made history, and must not reach the model."""
     turns: list[dict] = []
     for msg in history:
         if _is_app_message(msg):
+            continue
+        if max_message_chars and msg["role"] == "user" and len(msg["content"]) > max_message_chars:
             continue
         text = msg["content"]
         if msg["role"] == "assistant" and CUT_OFF in text:
@@ -231,156 +241,22 @@ def split_for_retry(history: Any) -> tuple[list[dict], str | None]:
 
 # -------------------------------------------------------- offline calculator
 
-_JSON_LINE = re.compile(r"^\s*\{.*\}\s*$")
-_LOG_LINE = re.compile(r"^\s*(?:step\s*[:=]?\s*)?\d+[\s,;|\t:]+[-+]?(?:\d+\.?\d*|\.\d+|nan|inf)", re.I)
-_NUM = r"(\d[\d,]*(?:\.\d+)?\s*[kKmM]?)"
-
-_PRESETS = (  # (pattern, preset) — most specific first
-    (r"smollm2?[-\s]?135m|\b135m\b", "SmolLM2-135M"),
-    (r"smollm2?[-\s]?360m|\b360m\b", "SmolLM2-360M"),
-    (r"smollm2?[-\s]?1\.7b|\b1\.7b\b", "SmolLM2-1.7B"),
-    (r"qwen[\w.\s-]*0\.5b|\b0\.5b\b", "Qwen2.5-0.5B"),
-    (r"qwen[\w.\s-]*7b", "Qwen2.5-7B"),
-    (r"llama[\w.\s-]*8b|llama[-\s]?3", "Llama-3.1-8B"),
-    (r"mistral", "Mistral-7B"),
-)
-_GPUS = (("h200", 141), ("h100", 80), ("a100", 80), ("a6000", 48), ("l40", 48), ("4090", 24), ("3090", 24),
-         ("a10g", 24), ("l4", 24), ("t4", 16), ("v100", 16))
-
-
-def _number(raw: str) -> int:
-    raw = raw.strip().replace(",", "").lower()
-    mult = 1000 if raw.endswith("k") else 1_000_000 if raw.endswith("m") else 1
-    return int(float(raw.rstrip("km").strip()) * mult)
-
-
-def _json_lines(text: str) -> list[str]:
-    return [ln.strip() for ln in text.splitlines() if _JSON_LINE.match(ln)]
-
-
-def _looks_like_loss_log(text: str) -> bool:
-    if re.search(r"""["']?(eval_)?loss["']?\s*[:=]""", text) and len(re.findall(r"\d", text)) >= 6:
-        return True
-    return sum(1 for ln in text.splitlines() if _LOG_LINE.match(ln)) >= 3
-
-
-def _task_kind(low: str) -> str:
-    if re.search(r"json|extract|structured|schema|format", low):
-        return "format"
-    if re.search(r"tone|style|voice|brand", low):
-        return "style"
-    if re.search(r"prefer|dpo|chosen|rejected|ranking", low):
-        return "preference"
-    if re.search(r"medical|clinical|legal|financ|domain|jargon", low):
-        return "domain"
-    return "general"
-
-
-def _strategy_input(text: str) -> tuple[dict, list[str]]:
-    low = text.lower()
-    notes: list[str] = []
-    m = re.search(_NUM + r"\s+(?:[a-z-]+\s+){0,4}?(?:per|a|each|every|/)\s*day|" + _NUM + r"\s+(?:[a-z-]+\s+){0,2}?daily", low)
-    if m:
-        per_day = _number(m.group(1) or m.group(2))
-    else:
-        per_day = 1000
-        notes.append("volume: 1,000 requests a day (you didn't say)")
-    m = re.search(_NUM + r"\s+(?:[a-z-]+\s+){0,2}?(?:examples|samples|labell?ed|pairs|records)", low)
-    examples = _number(m.group(1)) if m else 0
-    if not m:
-        notes.append("examples on hand: none yet")
-    strict = ("strict" if re.search(r"json|strict|schema|xml|must parse", low)
-              else "moderate" if re.search(r"template|format|tone|style|brand", low) else "loose")
-    m = re.search(r"(?:chang|updat)\w*\s+(?:\w+\s+){0,3}?(daily|weekly|monthly|yearly|every\s+(day|week|month|year))", low)
-    if m:
-        word = m.group(2) or m.group(1)
-        change = {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}.get(word, word)
-    else:
-        change = "yearly"
-        notes.append("knowledge changes: about yearly")
-    privacy = ("on_premises" if re.search(r"on[- ]?prem|own servers|may not leave|must not leave|air[- ]?gapped", low)
-               else "sensitive" if re.search(r"patient|medical|clinical|health|hipaa|pii|personal|legal|contract", low)
-               else "none")
-    latency = ("realtime" if re.search(r"real[- ]?time|half a second|\d+\s*ms\b|millisecond", low)
-               else "relaxed" if re.search(r"batch|overnight|offline|nightly", low) else "interactive")
-    return ({"format_strictness": strict, "requests_per_day": per_day, "knowledge_change": change,
-             "privacy": privacy, "latency": latency, "examples_on_hand": examples,
-             "task_kind": _task_kind(low)}, notes)
-
-
-def _lora_input(text: str) -> tuple[dict | None, list[str]]:
-    low = text.lower()
-    model = next((preset for pat, preset in _PRESETS if re.search(pat, low)), None)
-    if model is None:
-        return None, []
-    notes: list[str] = []
-    m = re.search(_NUM + r"\s+(?:[a-z-]+\s+){0,3}?(?:examples|samples|rows|pairs|records|conversations)", low)
-    size = _number(m.group(1)) if m else 1000
-    if not m:
-        notes.append("dataset size: 1,000 examples (you didn't say)")
-    m = re.search(r"(\d+(?:\.\d+)?)\s*gb", low)
-    gpu = float(m.group(1)) if m else next((gb for name, gb in _GPUS if name in low), None)
-    if gpu is None:
-        gpu = 24
-        notes.append("GPU memory: 24 GB (you didn't say)")
-    return {"model": model, "dataset_size": max(1, size), "task_kind": _task_kind(low), "gpu_memory_gb": gpu}, notes
-
-
 def plan_offline_tools(advisor_id: str, text: str) -> list[tuple[str, dict, list[str]]]:
-    """Which tools to run on a learner's message without the AI: a list of
-    ``(tool name, input, assumptions made)``; empty when nothing fits."""
-    low = text.lower()
-    lines = _json_lines(text)
-    if advisor_id == "dataset":
-        return [("critique_jsonl", {"text": "\n".join(lines)}, [])] if lines else []
-    if advisor_id == "eval":
-        if lines and any('"prediction"' in ln for ln in lines):
-            return [("score_predictions", {"predictions": "\n".join(lines)}, [])]
-        if _looks_like_loss_log(text):
-            return [("diagnose_training_curve", {"log_text": text}, [])]
-        task = text.strip()[:4000]
-        if len(task) < 3:
-            return []
-        plan = []
-        if re.search(r"rubric|judge", low):
-            plan.append(("judge_rubric", {"task_description": task}, []))
-        if re.search(r"adversarial|red[- ]?team|attack|break", low):
-            plan.append(("adversarial_cases", {"task_description": task}, []))
-        if re.search(r"monitor|drift|alert|production", low):
-            plan.append(("monitoring_plan", {"task_description": task}, []))
-        return plan or [("judge_rubric", {"task_description": task}, []),
-                        ("adversarial_cases", {"task_description": task}, [])]
-    if advisor_id == "lora":
-        if _looks_like_loss_log(text):
-            return [("diagnose_training_curve", {"log_text": text}, [])]
-        tool_input, notes = _lora_input(text)
-        return [("recommend_lora_config", tool_input, notes)] if tool_input else []
-    if advisor_id == "strategy":
-        tool_input, notes = _strategy_input(text)
-        return [("assess_use_case", tool_input, notes)]
-    return []
-
-
-# Tools whose input is the learner's pasted data (see stream_reply).
-_DATA_TOOLS = ("critique_jsonl", "diagnose_training_curve", "score_predictions")
-
-_OFFLINE_HINTS = {
-    "strategy": "Describe the use case: output format, requests per day, how often the facts change, privacy needs.",
-    "dataset": "Paste your examples as JSONL (one JSON object per line) and the critic will check them.",
-    "lora": "Name a model (e.g. Mistral 7B, SmolLM2-360M), your dataset size and GPU memory, or paste a loss log.",
-    "eval": "Paste JSONL lines with `prediction` and `reference`, or describe your model's task.",
-}
+    """Which tools to run on a learner's message without the AI (the advisor's
+    own planner, ``Advisor.offline_plan``); empty when nothing fits."""
+    return get_advisor(advisor_id).offline_plan(text)
 
 
 def offline_reply(advisor_id: str, text: str) -> str:
     """What the chat answers without a key: a plain statement that the AI is
     off, then the matching calculator's Markdown. Never pretends to be an AI."""
+    advisor = get_advisor(advisor_id)
     head = (f"{OFFLINE} **Offline calculator, not an AI reply.** The AI advisor needs an Anthropic API key "
             f"and this app doesn't have one. {SECRET_HELP}\n\n")
-    plan = plan_offline_tools(advisor_id, text)
+    plan = advisor.offline_plan(text)
     if not plan:
         return head + ("I couldn't match your message to one of this lab's calculators. "
-                       + _OFFLINE_HINTS.get(advisor_id, "") + " The **workbench** below runs them with a form.")
+                       + advisor.offline_hint + " The **workbench** below runs them with a form.")
     parts = [head + "Meanwhile, here is what this lab's calculator computes from your message:"]
     for name, tool_input, notes in plan:
         result, error = registry.execute(name, tool_input)
@@ -437,6 +313,21 @@ def _retry_wait(settings: ChatSettings, attempt: int, exc: Exception) -> float:
     return min(wait, settings.backoff_max_s)
 
 
+def _busy(exc: Exception) -> bool:
+    """Rate-limited or overloaded (429, 529, 408/409): the service is up but full."""
+    status = getattr(exc, "status_code", None)
+    return status in (408, 409, 429, 529)
+
+
+def _trouble(exc: Exception) -> str:
+    """What is wrong with the service, as the retry note says it."""
+    if _busy(exc):
+        return "The AI service is busy"
+    if getattr(exc, "status_code", None):
+        return "The AI service had an error"
+    return "Couldn't reach the AI service"
+
+
 def _failure_message(exc: Exception, settings: ChatSettings, attempts: int) -> tuple[str, bool]:
     """A learner-facing message for an error, and whether the call cost nothing
     (so the budget is refunded). Never includes the exception text verbatim
@@ -444,6 +335,7 @@ def _failure_message(exc: Exception, settings: ChatSettings, attempts: int) -> t
     import anthropic
 
     kept = "Your message is kept: press **Retry** to send it again."
+    tries = f" (tried {attempts} time{'s' if attempts != 1 else ''})"
     if isinstance(exc, anthropic.AuthenticationError):
         return (f"{NOTICE} The Anthropic API key was rejected (HTTP 401), so the advisor can't answer. "
                 f"If you run this Space, check the `ANTHROPIC_API_KEY` secret (Settings → Variables and "
@@ -453,11 +345,13 @@ def _failure_message(exc: Exception, settings: ChatSettings, attempts: int) -> t
     if isinstance(exc, anthropic.NotFoundError):
         return (f"{NOTICE} The model `{settings.model}` isn't available (HTTP 404). The Space owner can set "
                 f"`ANTHROPIC_MODEL` to a current model id. {kept}"), True
-    if isinstance(exc, (anthropic.RateLimitError, anthropic.InternalServerError)) or (
-            isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 500):
-        tries = f" (tried {attempts} time{'s' if attempts != 1 else ''})"
+    if isinstance(exc, anthropic.APIStatusError) and _busy(exc):
         return (f"{NOTICE} The AI service is busy right now{tries}. {kept} Waiting a minute usually helps.",
                 True)
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 500:
+        # Not "busy": a persistent 5xx is the service failing, which waiting may not fix.
+        return (f"{NOTICE} The AI service had an error (HTTP {exc.status_code}){tries}. {kept} If it keeps "
+                f"happening, the problem is on the service's side: try again later."), True
     if isinstance(exc, anthropic.APITimeoutError):
         return f"{NOTICE} The AI service took too long to answer. {kept}", True
     if isinstance(exc, anthropic.APIConnectionError):
@@ -485,6 +379,228 @@ def _retryable(exc: Exception) -> bool:
     return False
 
 
+# ------------------------------------------------------- one reply, in steps
+
+def too_long_notice(chars: int, settings: ChatSettings) -> str:
+    return (f"{NOTICE} That message is {chars:,} characters; the AI advisor reads at most "
+            f"{settings.max_message_chars:,} per message to keep this Space affordable, so it was not sent. "
+            f"Your text is still in the box: shorten it to a representative sample, or run the calculator "
+            f"on the whole text in the **workbench** below (up to {MAX_INPUT_BYTES / 1e6:.0f} MB).")
+
+
+def admit_text(user_text: Any, settings: ChatSettings | None = None) -> tuple[str, str | None]:
+    """``(text, None)`` when the message may go to the advisor, else ``("", notice)``.
+
+    With a key, a message over ``max_message_chars`` is refused here, before it
+    enters the history, so it can never reach the model on a later turn either.
+    Without a key the offline calculator reads up to ``MAX_INPUT_BYTES``."""
+    text, problem = check_user_text(user_text)
+    if problem:
+        return "", f"{NOTICE} {problem}"
+    settings = settings or ChatSettings.from_env()
+    if settings.api_key and len(text) > settings.max_message_chars:
+        return "", too_long_notice(len(text), settings)
+    return text, None
+
+
+@dataclass
+class _Turn:
+    """The state one learner message's reply shares across its steps."""
+    advisor: Any
+    settings: ChatSettings
+    msgs: list[dict]
+    session: dict | None
+    counter: budget_mod.GlobalCounter | None
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    rounds: int = 0
+    produced: bool = False           # anything shown yet (then a failure is not refunded)
+    before: dict | None = None       # the session budget before this message was counted
+
+    def say(self, text: str, **extra) -> None:
+        self.msgs.append({"role": "assistant", "content": _scrub(text, self.settings.api_key), **extra})
+
+    def admit(self) -> str | None:
+        """Count this message against the budgets; a refusal message when over."""
+        if self.session is None and self.counter is None:
+            return None
+        new_state, refusal = budget_mod.admit(self.session, self.settings.limits, self.counter, self.clock())
+        if refusal:
+            return f"{NOTICE} {refusal}"
+        if self.session is not None:
+            self.before = dict(self.session)
+            self.session.clear()
+            self.session.update(new_state)
+        return None
+
+    def refund(self) -> None:
+        """A call that cost nothing does not use up the learner's budget."""
+        if self.session is not None and self.before is not None:
+            self.session.clear()
+            self.session.update(self.before)
+        if self.counter is not None:
+            self.counter.give_back(self.clock())
+
+
+def _open_stream(turn: _Turn, client, request: dict, stack: contextlib.ExitStack):
+    """Enter ``client.messages.stream(...)`` on ``stack``, retrying a busy or
+    unreachable service with back-off (shown to the learner). Returns the
+    stream, or None after saying why it could not be opened."""
+    settings, waiting = turn.settings, None
+    for attempt in range(settings.max_retries + 1):
+        try:
+            stream = stack.enter_context(client.messages.stream(**request))
+        except Exception as exc:
+            if _retryable(exc) and attempt < settings.max_retries:
+                wait = _retry_wait(settings, attempt, exc)
+                note = {"role": "assistant", "content": (
+                    f"{WAITING} {_trouble(exc)}; trying again in {wait:.0f} s "
+                    f"(attempt {attempt + 2} of {settings.max_retries + 1})…")}
+                if waiting is None:
+                    turn.msgs.append(note)
+                    waiting = len(turn.msgs) - 1
+                else:
+                    turn.msgs[waiting] = note
+                yield turn.msgs
+                turn.sleep(wait)
+                continue
+            if waiting is not None:
+                turn.msgs.pop(waiting)
+            message, free = _failure_message(exc, settings, attempt + 1)
+            log.warning("advisor call failed: %s (status %s)", type(exc).__name__, getattr(exc, "status_code", "-"))
+            if free and not turn.produced:
+                turn.refund()
+            turn.say(message)
+            yield turn.msgs
+            return None
+        if waiting is not None:
+            turn.msgs.pop(waiting)
+        return stream
+    return None
+
+
+def _read_stream(turn: _Turn, stream):
+    """Show the reply as it streams. Returns ``(final message, index of the
+    text bubble or None)``, or None when the stream broke (what arrived is kept,
+    marked cut off; not retried, since the learner already saw part of it)."""
+    text_index = None
+    try:
+        for event in stream:
+            if event.type == "text" and event.text:
+                if text_index is None:
+                    turn.say("")
+                    text_index = len(turn.msgs) - 1
+                turn.msgs[text_index]["content"] = _scrub(event.snapshot, turn.settings.api_key)
+                turn.produced = True
+                yield turn.msgs
+        return stream.get_final_message(), text_index
+    except Exception as exc:  # an `event: error` (e.g. overloaded) or a dropped connection
+        log.warning("advisor stream interrupted: %s", type(exc).__name__)
+        reason = "the AI service was overloaded" if "overloaded" in str(getattr(exc, "type", "") or exc) \
+            else "the connection dropped" if "Connection" in type(exc).__name__ else "the AI service reported an error"
+        if text_index is None:
+            turn.say(f"{NOTICE} The reply was cut off before any text arrived ({reason}). "
+                     f"Your message is kept: press **Retry**.")
+        else:
+            turn.msgs[text_index]["content"] += f"{CUT_OFF} because {reason}. Press **Retry** for a complete answer.*"
+        yield turn.msgs
+        return None
+
+
+def _tool_round(turn: _Turn, final, model_messages: list[dict]):
+    """Run the tools the model asked for and return the messages for its next
+    call, or None when the reply is out of tool rounds."""
+    limits = turn.settings.limits
+    if turn.rounds >= limits.tool_rounds:
+        turn.say(f"{NOTICE} The advisor reached the limit of {limits.tool_rounds} tool rounds for one "
+                 f"reply. Ask it to continue, or narrow the question.")
+        yield turn.msgs
+        return None
+    turn.rounds += 1
+    assistant_blocks: list[dict] = []
+    results: list[dict] = []
+    for block in final.content:
+        if block.type == "text" and block.text.strip():
+            assistant_blocks.append({"type": "text", "text": block.text})
+        elif block.type == "tool_use":
+            assistant_blocks.append({"type": "tool_use", "id": block.id, "name": block.name, "input": block.input})
+            out, is_error = registry.run_tool(block.name, block.input)
+            results.append({"type": "tool_result", "tool_use_id": block.id, "content": out,
+                            **({"is_error": True} if is_error else {})})
+            note = _tool_note(block.name, block.input, out, is_error)
+            turn.say(note["content"], metadata=note["metadata"])
+            turn.produced = True
+            yield turn.msgs
+    return model_messages + [{"role": "assistant", "content": assistant_blocks},
+                             {"role": "user", "content": results}]
+
+
+def _analyse_paste(turn: _Turn, text: str, model_messages: list[dict]):
+    """Run the tools that read pasted data (JSONL, loss logs, predictions) before
+    the model sees it: asking the model to copy a long paste into a tool call
+    would cost output tokens and could be cut off by max_tokens."""
+    for name, tool_input, _ in turn.advisor.offline_plan(text):
+        if not registry.TOOLS[name].reads_paste:
+            continue
+        out, is_error = registry.run_tool(name, tool_input)
+        note = _tool_note(name, {"input": "(your pasted data)"}, out, is_error)
+        turn.msgs.append(note)
+        model_messages[-1]["content"] += (
+            f"\n\n[The app already ran the {name} tool on the data pasted above. Its result is below; "
+            f"use it instead of calling {name} again on the same data.]\n{out}")
+        yield turn.msgs
+
+
+def _request(turn: _Turn, model_messages: list[dict], tools: list[dict]) -> dict:
+    limits = turn.settings.limits
+    request: dict[str, Any] = {"model": turn.settings.model, "max_tokens": limits.output_tokens,
+                               "system": turn.advisor.system_prompt, "messages": model_messages}
+    if tools:
+        request["tools"] = tools
+        if turn.rounds >= limits.tool_rounds:
+            request["tool_choice"] = {"type": "none"}  # out of tool rounds: answer with what it has
+    return request
+
+
+def _finish(turn: _Turn, final, text_index: int | None) -> None:
+    """Label an empty, truncated or declined reply."""
+    if text_index is None:
+        turn.say(f"{NOTICE} The advisor returned an empty reply. Press **Retry**.")
+    elif final.stop_reason == "max_tokens":
+        turn.msgs[text_index]["content"] += (f"\n\n*(This reply hit the {turn.settings.limits.output_tokens}-token "
+                                             f"limit per answer; ask me to continue.)*")
+    elif final.stop_reason == "refusal":
+        turn.msgs[text_index]["content"] += "\n\n*(The model declined to continue this answer.)*"
+
+
+def _converse(turn: _Turn, client, text: str):
+    """Model calls until it answers without asking for a tool."""
+    tools = [spec.to_anthropic() for spec in registry.tools_for(turn.advisor.id)]
+    model_messages = to_model_messages(turn.msgs, max_message_chars=turn.settings.max_message_chars)
+    yield from _analyse_paste(turn, text, model_messages)
+    while True:
+        request = _request(turn, model_messages, tools)
+        with contextlib.ExitStack() as stack:
+            stream = yield from _open_stream(turn, client, request, stack)
+            if stream is None:
+                return
+            read = yield from _read_stream(turn, stream)
+        if read is None:
+            return
+        final, text_index = read
+        usage = getattr(final, "usage", None)
+        if turn.counter is not None and usage is not None:
+            turn.counter.add_tokens((usage.input_tokens or 0) + (usage.output_tokens or 0), turn.clock())
+        if final.stop_reason == "tool_use" and any(getattr(b, "type", "") == "tool_use" for b in final.content):
+            model_messages = yield from _tool_round(turn, final, model_messages)
+            if model_messages is None:
+                return
+            continue
+        _finish(turn, final, text_index)
+        yield turn.msgs
+        return
+
+
 def stream_reply(
     advisor_id: str,
     history: Any,
@@ -505,200 +621,36 @@ def stream_reply(
     """
     advisor = get_advisor(advisor_id)
     settings = settings or ChatSettings.from_env()
-    key = settings.api_key
     msgs = normalize_history(history)
-
-    text, problem = check_user_text(user_text)
+    text, problem = admit_text(user_text, settings)
     if problem:
-        # The oversize/binary text is not added to the chat; the textbox keeps it.
-        yield msgs + [{"role": "assistant", "content": f"{NOTICE} {problem}"}]
+        # A refused message never enters the history (so no later turn can send
+        # it); the textbox keeps it for the learner to shorten.
+        yield msgs + [{"role": "assistant", "content": problem}]
         return
     msgs.append({"role": "user", "content": text})
     yield msgs
-
-    if not key:
+    turn = _Turn(advisor, settings, msgs, session, counter, clock, sleep)
+    if not settings.api_key:
         try:
             reply = offline_reply(advisor.id, text)
         except Exception as exc:  # a calculator bug must not lose the conversation
             log.exception("offline calculator failed")
             reply = f"{OFFLINE} The offline calculator failed ({type(exc).__name__}). {SECRET_HELP}"
-        msgs.append({"role": "assistant", "content": reply})
+        turn.say(reply)
         yield msgs
         return
-
-    if len(text) > settings.max_message_chars:
-        msgs.append({"role": "assistant", "content": (
-            f"{NOTICE} That message is {len(text):,} characters; the AI advisor reads at most "
-            f"{settings.max_message_chars:,} per message to keep this Space affordable. Paste a "
-            f"representative sample, or run the calculator on the whole text in the **workbench** below "
-            f"(up to {MAX_INPUT_BYTES / 1e6:.0f} MB).")})
+    refusal = turn.admit()
+    if refusal:
+        turn.say(refusal)
         yield msgs
         return
-
-    now = clock()
-    limits = settings.limits
-    if session is not None or counter is not None:
-        new_state, refusal = budget_mod.admit(session, limits, counter, now)
-        if refusal:
-            msgs.append({"role": "assistant", "content": f"{NOTICE} {refusal}"})
-            yield msgs
-            return
-        if session is not None:
-            before = dict(session)
-            session.clear()
-            session.update(new_state)
-
-    def refund():
-        if session is not None:
-            session.clear()
-            session.update(before)
-        if counter is not None:
-            counter.give_back(clock())
-
     try:
         client = (client_factory or default_client_factory)(settings)
     except Exception as exc:
         log.error("could not create the Anthropic client: %s", type(exc).__name__)
-        refund()
-        msgs.append({"role": "assistant", "content": f"{NOTICE} The AI client could not start ({type(exc).__name__}). Your message is kept."})
+        turn.refund()
+        turn.say(f"{NOTICE} The AI client could not start ({type(exc).__name__}). Your message is kept.")
         yield msgs
         return
-
-    tools = [spec.to_anthropic() for spec in registry.tools_for(advisor.id)]
-    model_messages: list[dict] = to_model_messages(msgs)
-    # Pasted data (JSONL, loss logs, predictions) is analysed here, before the
-    # model sees it: asking the model to copy a long paste into a tool call would
-    # cost output tokens and could be cut off by max_tokens.
-    for name, tool_input, _ in plan_offline_tools(advisor.id, text):
-        if name not in _DATA_TOOLS:
-            continue
-        out, is_error = registry.run_tool(name, tool_input)
-        note = _tool_note(name, {"input": "(your pasted data)"}, out, is_error)
-        msgs.append(note)
-        model_messages[-1]["content"] += (
-            f"\n\n[The app already ran the {name} tool on the data pasted above. Its result is below; "
-            f"use it instead of calling {name} again on the same data.]\n{out}")
-        yield msgs
-    rounds = 0
-    produced_anything = False
-
-    while True:
-        request: dict[str, Any] = {"model": settings.model, "max_tokens": limits.output_tokens,
-                                   "system": advisor.system_prompt, "messages": model_messages}
-        if tools:
-            request["tools"] = tools
-            if rounds >= limits.tool_rounds:
-                # Out of tool rounds: the model must answer with what it has.
-                request["tool_choice"] = {"type": "none"}
-
-        # --- open the stream, retrying busy/unreachable service with back-off
-        stream = manager = None
-        attempt = 0
-        waiting_index = None
-        while stream is None:
-            try:
-                manager = client.messages.stream(**request)
-                stream = manager.__enter__()
-            except Exception as exc:
-                if _retryable(exc) and attempt < settings.max_retries:
-                    wait = _retry_wait(settings, attempt, exc)
-                    attempt += 1
-                    note = {"role": "assistant", "content": (
-                        f"{WAITING} The AI service is busy; trying again in {wait:.0f} s "
-                        f"(attempt {attempt + 1} of {settings.max_retries + 1})…")}
-                    if waiting_index is None:
-                        msgs.append(note)
-                        waiting_index = len(msgs) - 1
-                    else:
-                        msgs[waiting_index] = note
-                    yield msgs
-                    sleep(wait)
-                    continue
-                if waiting_index is not None:
-                    msgs.pop(waiting_index)
-                message, free = _failure_message(exc, settings, attempt + 1)
-                log.warning("advisor call failed: %s (status %s)", type(exc).__name__, getattr(exc, "status_code", "-"))
-                if free and not produced_anything:
-                    refund()
-                msgs.append({"role": "assistant", "content": _scrub(message, key)})
-                yield msgs
-                return
-        if waiting_index is not None:
-            msgs.pop(waiting_index)
-
-        # --- read the stream
-        text_index = None
-        final = None
-        try:
-            for event in stream:
-                if event.type == "text" and event.text:
-                    if text_index is None:
-                        msgs.append({"role": "assistant", "content": ""})
-                        text_index = len(msgs) - 1
-                    msgs[text_index]["content"] = _scrub(event.snapshot, key)
-                    produced_anything = True
-                    yield msgs
-            final = stream.get_final_message()
-        except Exception as exc:
-            # An `event: error` (e.g. overloaded) or a dropped connection mid-reply:
-            # not retried (the learner already saw part of it); keep what arrived.
-            log.warning("advisor stream interrupted: %s", type(exc).__name__)
-            reason = "the AI service was overloaded" if "overloaded" in str(getattr(exc, "type", "") or exc) \
-                else "the connection dropped" if "Connection" in type(exc).__name__ else "the AI service reported an error"
-            mark = f"{CUT_OFF} because {reason}. Press **Retry** for a complete answer.*"
-            if text_index is None:
-                msgs.append({"role": "assistant", "content": f"{NOTICE} The reply was cut off before any text arrived ({reason}). Your message is kept: press **Retry**."})
-            else:
-                msgs[text_index]["content"] += mark
-            yield msgs
-            return
-        finally:
-            try:
-                manager.__exit__(None, None, None)
-            except Exception:
-                pass
-
-        usage = getattr(final, "usage", None)
-        if counter is not None and usage is not None:
-            counter.add_tokens((usage.input_tokens or 0) + (usage.output_tokens or 0), clock())
-
-        tool_uses = [b for b in final.content if getattr(b, "type", "") == "tool_use"]
-        if final.stop_reason == "tool_use" and tool_uses:
-            if rounds >= limits.tool_rounds:
-                msgs.append({"role": "assistant", "content": (
-                    f"{NOTICE} The advisor reached the limit of {limits.tool_rounds} tool rounds for one "
-                    f"reply. Ask it to continue, or narrow the question.")})
-                yield msgs
-                return
-            rounds += 1
-            assistant_blocks: list[dict] = []
-            results: list[dict] = []
-            for block in final.content:
-                if block.type == "text" and block.text.strip():
-                    assistant_blocks.append({"type": "text", "text": block.text})
-                elif block.type == "tool_use":
-                    assistant_blocks.append({"type": "tool_use", "id": block.id, "name": block.name,
-                                             "input": block.input})
-                    out, is_error = registry.run_tool(block.name, block.input)
-                    result = {"type": "tool_result", "tool_use_id": block.id, "content": out}
-                    if is_error:
-                        result["is_error"] = True
-                    results.append(result)
-                    note = _tool_note(block.name, block.input, out, is_error)
-                    note["content"] = _scrub(note["content"], key)
-                    msgs.append(note)
-                    produced_anything = True
-                    yield msgs
-            model_messages = model_messages + [{"role": "assistant", "content": assistant_blocks},
-                                               {"role": "user", "content": results}]
-            continue
-
-        if text_index is None:
-            msgs.append({"role": "assistant", "content": f"{NOTICE} The advisor returned an empty reply. Press **Retry**."})
-        elif final.stop_reason == "max_tokens":
-            msgs[text_index]["content"] += (f"\n\n*(This reply hit the {limits.output_tokens}-token limit per "
-                                            f"answer; ask me to continue.)*")
-        elif final.stop_reason == "refusal":
-            msgs[text_index]["content"] += "\n\n*(The model declined to continue this answer.)*"
-        yield msgs
-        return
+    yield from _converse(turn, client, text)

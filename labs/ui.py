@@ -19,7 +19,7 @@ import gradio as gr
 from core.config import env_int
 from labs import budget
 from labs.advisors import get_advisor
-from labs.chat import check_user_text, split_for_retry, stream_reply, welcome_history
+from labs.chat import admit_text, check_user_text, split_for_retry, stream_reply, welcome_history
 from labs.tools import examples, registry
 
 # Every chat event across the four labs shares one concurrency group: calls are
@@ -38,8 +38,8 @@ def _chat_handlers(advisor_id: str):
             yield gr.skip(), gr.skip(), gr.skip()
             return
         session = session if isinstance(session, dict) else budget.new_session_state()
-        _, problem = check_user_text(text)
-        # Accepted text leaves the box; refused text (too big, binary) stays so nothing is lost.
+        _, problem = admit_text(text)
+        # Accepted text leaves the box; refused text (too long, binary) stays so nothing is lost.
         box = "" if problem is None else gr.skip()
         for updated in stream_reply(advisor_id, history, text, session=session, counter=budget.global_counter()):
             yield updated, box, session

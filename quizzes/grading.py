@@ -13,18 +13,16 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
+from core.course import MODULE_TEST_ID, PASS_MARK, lesson_quiz_ids, passes  # noqa: F401  (re-exported)
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
-# The one pass mark of the course (the module test and any quiz that reports
-# pass/fail). 12/15 passes, 11/15 fails. Every page reads it from here.
-PASS_MARK = 0.8
-
-LESSON_QUIZ_IDS = ("lesson1", "lesson2", "lesson3", "lesson4")
-MODULE_TEST_ID = "module_test"
+# The pass mark, the quiz ids and passes() live in core/course.py (read from
+# the banks in DATA_DIR), so progress and grading share them.
+LESSON_QUIZ_IDS = lesson_quiz_ids()
 QUIZ_IDS = LESSON_QUIZ_IDS + (MODULE_TEST_ID,)
 
 
@@ -53,13 +51,6 @@ def shuffled_options(question: dict, seed: int) -> list[str]:
     texts = [o["text"] for o in question["options"]]
     random.Random(f"{seed}:{question['id']}").shuffle(texts)
     return texts
-
-
-def passes(score: int, total: int) -> bool:
-    """score/total >= PASS_MARK, in exact arithmetic (no float edge cases)."""
-    if total <= 0:
-        return False
-    return Fraction(score, total) >= Fraction(str(PASS_MARK))
 
 
 def pass_threshold(total: int) -> int:

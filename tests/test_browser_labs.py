@@ -8,7 +8,8 @@ import pytest
 
 from test_browser import app_url, browser  # noqa: F401  (module-scoped fixtures)
 
-from app import ADVISOR_FOR_LESSON, tab_label
+from app import tab_label
+from labs.advisors import LESSON_TO_ADVISOR as ADVISOR_FOR_LESSON
 from labs.tools import registry
 from lessons import get_lesson
 

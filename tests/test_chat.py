@@ -123,13 +123,20 @@ def test_429_then_success_is_retried(fake):
     assert not any("trying again" in m["content"] for m in frames[-1])  # and it is gone once answered
 
 
-@pytest.mark.parametrize("status", [529, 500])
-def test_busy_service_gives_up_with_busy_message(fake, status):
+@pytest.mark.parametrize("status, says, not_says", [
+    (529, "busy", "had an error"), (429, "busy", "had an error"),
+    (500, "had an error (HTTP 500)", "busy"), (503, "had an error (HTTP 503)", "busy")])
+def test_busy_service_and_failing_service_give_up_with_different_messages(fake, status, says, not_says):
     for _ in range(4):
         fake.add_http_error(status, retry_after=0)
-    final = run("strategy", [], "hello", settings_for(fake.url, max_retries=2))[-1]
+    frames = run("strategy", [], "hello", settings_for(fake.url, max_retries=2))
+    final = frames[-1]
     assert len(fake.message_requests) == 3
-    assert "busy" in final[-1]["content"] and "Retry" in final[-1]["content"]
+    assert says in final[-1]["content"] and "Retry" in final[-1]["content"]
+    assert not_says not in final[-1]["content"]
+    # The retry note while waiting says the same thing.
+    notes = [m["content"] for f in frames for m in f if "trying again" in m["content"]]
+    assert notes and all(not_says not in n for n in notes)
     assert texts(final)[0] == "hello"
 
 
@@ -193,8 +200,9 @@ def test_oversize_and_binary_input_get_clear_messages_and_nothing_is_sent(fake):
     assert "MB" in final[-1]["content"] and texts(final)[0] == "keep me" and len(final) == 2
     final = run("dataset", [], b"\xff\xfe\x00binary", s)[-1]
     assert "UTF-8" in final[-1]["content"]
-    final = run("dataset", [], "y" * 50_000, s)[-1]
-    assert "at most 40,000" in final[-1]["content"] and final[-2]["role"] == "user"
+    final = run("dataset", [{"role": "user", "content": "keep me"}], "y" * 50_000, s)[-1]
+    # Refused, and not added to the history (a later turn would otherwise send it).
+    assert "at most 40,000" in final[-1]["content"] and texts(final)[:-1] == ["keep me"]
     assert fake.requests == []
 
 
@@ -276,3 +284,12 @@ def test_settings_from_env_and_key_not_in_repr(monkeypatch):
     s = ChatSettings.from_env()
     assert s.api_key == KEY and s.model == "claude-haiku-5-5" and s.limits.max_tool_rounds == 7
     assert KEY not in repr(s)
+
+
+def test_an_over_long_turn_already_in_the_history_is_never_sent(fake):
+    # E.g. a 1 MB paste the offline calculator read before a key was set, or a hand-made history.
+    fake.add_text("ok")
+    history = [{"role": "user", "content": "z" * 1_000_000}, {"role": "assistant", "content": "🧮 offline result"}]
+    run("dataset", history, "now with the AI", settings_for(fake.url))
+    sent = fake.message_requests[0].body["messages"]
+    assert sent == [{"role": "user", "content": "now with the AI"}]

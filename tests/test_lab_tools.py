@@ -50,7 +50,7 @@ def test_every_tool_is_registered_with_a_usable_schema():
         assert schema["type"] == "object" and schema["additionalProperties"] is False
         assert set(schema["required"]) <= set(schema["properties"])
         assert all("description" in p for p in schema["properties"].values()), name
-        assert len(spec.description) > 60 and set(spec.advisors) <= set(ADVISOR_IDS)
+        assert len(spec.description) > 60
         assert spec.to_anthropic() == {"name": name, "description": spec.description,
                                        "input_schema": schema}
         json.dumps(schema)  # sendable as-is
@@ -58,6 +58,20 @@ def test_every_tool_is_registered_with_a_usable_schema():
         assert tools_for(advisor), advisor
     assert [t.name for t in tools_for("strategy")] == ["assess_use_case"]
     assert tools_for("nobody") == []
+    # Every tool an advisor names exists, and every tool is offered by some advisor.
+    from labs.advisors import ADVISORS
+    offered = {name for a in ADVISORS.values() for name in a.tools}
+    assert offered == set(TOOLS)
+
+
+@pytest.mark.parametrize("name, blank", [("critique_jsonl", {}), ("critique_jsonl", {"text": "  \n"}),
+                                         ("diagnose_training_curve", {"log_text": ""}),
+                                         ("score_predictions", {})])
+def test_empty_paste_says_what_to_paste(name, blank):
+    result, error = execute(name, blank)
+    assert result is None and error.startswith("Nothing to ")
+    assert "Invalid input" not in error and "missing required field" not in error
+    assert "paste" in error
 
 
 def test_importing_the_registry_pulls_in_no_heavy_libraries():
@@ -373,7 +387,8 @@ def test_critic_accepts_bytes_and_reports_bad_utf8_lines():
     data = good + b"\n" + b'{"text": "caf\xe9"}' + b"\n" + good.replace(b"hello", b"howdy")
     r = dataset_critic.critique_jsonl(data)
     not_utf8 = next(f for f in r["fixes"] if f["kind"] == "not_utf8")
-    assert not_utf8["lines"] == [2] and r["summary"]["usable_examples"] == 2
+    # Line 2 is named; like the Training tab, nothing is usable until the file is re-saved as UTF-8.
+    assert not_utf8["lines"] == [2] and r["summary"]["usable_examples"] == 0 and not r["ok"]
 
 
 def test_critic_token_stats_and_custom_counter():
@@ -394,7 +409,7 @@ def test_critic_handles_other_layouts_and_empty_input():
     empty = dataset_critic.critique_jsonl("")
     assert not empty["ok"] and empty["summary"]["usable_examples"] == 0
     text, is_error = run_tool("critique_jsonl", {"text": "\n\n"})
-    assert not is_error
+    assert is_error and "paste your dataset as JSONL" in text  # the model is told what is missing too
 
 
 def test_critic_is_fast_on_10k_lines():
@@ -404,7 +419,7 @@ def test_critic_is_fast_on_10k_lines():
                   json.dumps({"id": i, "total": rnd.randint(1, 999)})) for i in range(10_000)]
     start = time.perf_counter()
     # ~2.7 MB: over the chat paste limit, so pass the larger limit the Training tab uses.
-    r = dataset_critic.critique_jsonl("\n".join(lines), max_bytes=10_000_000)
+    r = dataset_critic.critique_jsonl("\n".join(lines), max_bytes=10_000_000, max_rows=10_000)
     elapsed = time.perf_counter() - start
     assert r["summary"]["usable_examples"] == 10_000
     assert elapsed < 15, f"{elapsed:.1f}s"  # ~1-2 s normally; generous for a shared CPU

@@ -113,3 +113,45 @@ def test_optional_number_left_empty_lets_the_tool_decide_and_bad_text_is_named()
     for text, words in (("lots", "must be a number"), ("2.5", "whole number"), ("5000", "from 1 to 1024")):
         message = run_workbench_tool("recommend_lora_config", kinds, "SmolLM2-135M", 2000, "format", 24, text)
         assert message.startswith("⚠️ r ") and words in message, message
+
+
+def test_over_long_message_never_reaches_the_model_now_or_later(app, fake):
+    """Issue 14: a refused message stays in the box, not in the history, and the
+    next short message is sent alone."""
+    _, _, client = app
+    before = len(fake.message_requests)
+    long_text = "x" * 1_000_000  # 1 MB: under the paste cap, over the 40,000-character message cap
+    history, box = client.predict([wire("assistant", ADVISORS["dataset"].welcome)], long_text,
+                                  api_name="/lab_dataset_send")
+    assert "at most 40,000" in text_of(history[-1]) and "still in the box" in text_of(history[-1])
+    # A no-change update (gr.skip): the box keeps the learner's text to shorten (accepted text gets "").
+    assert box == {"__type__": "update"}
+    assert len(fake.message_requests) == before  # nothing sent
+    assert all(long_text not in text_of(m) for m in history)
+    fake.add_text("Short answer.")
+    history, box = client.predict(history, "a short question", api_name="/lab_dataset_send")
+    assert text_of(history[-1]) == "Short answer." and box == ""
+    sent = fake.message_requests[-1].body["messages"]
+    assert sum(len(m["content"]) for m in sent) < 200, sent
+    assert sent == [{"role": "user", "content": "a short question"}]
+    # Retry re-sends the short question, never the refused one.
+    fake.add_text("Again.")
+    client.predict(history, api_name="/lab_dataset_retry")
+    assert fake.message_requests[-1].body["messages"] == [{"role": "user", "content": "a short question"}]
+
+
+def test_persistent_500_says_service_error_not_busy_through_the_app(app, fake):
+    _, _, client = app
+    for _ in range(4):
+        fake.add_http_error(500, retry_after=0)
+    history, box = client.predict([], "what rank?", api_name="/lab_lora_send")
+    last = text_of(history[-1])
+    assert "had an error (HTTP 500)" in last and "busy" not in last and "Retry" in last
+    assert fake.pending == 0  # retried with back-off until it gave up
+
+
+def test_empty_workbench_paste_says_what_to_paste(app):
+    _, _, client = app
+    out = client.predict("", None, api_name="/wb_dataset_critique_jsonl")
+    assert out.startswith("⚠️ Nothing to check yet: paste your dataset as JSONL")
+    assert "Invalid input" not in out and "missing required field" not in out

@@ -109,10 +109,11 @@ def test_pasted_text_caps_keep_the_chat(fake, monkeypatch):
 
 
 def test_upload_size_and_row_caps_keep_the_loaded_dataset(ftlab_data_dir, tmp_path, monkeypatch):
-    from training import data, ui
+    from core import chat_rows
+    from training import ui
     # The data caps are read once at import (FTLAB_MAX_UPLOAD_MB / FTLAB_MAX_ROWS): set the values here.
-    monkeypatch.setattr(data, "MAX_UPLOAD_MB", 1)
-    monkeypatch.setattr(data, "MAX_ROWS", 5)
+    monkeypatch.setattr(chat_rows, "MAX_UPLOAD_MB", 1)
+    monkeypatch.setattr(chat_rows, "MAX_ROWS", 5)
     ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
     row = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
     big = tmp_path / "big.jsonl"

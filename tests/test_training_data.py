@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from core import chat_rows
 from training import data
 from training.data import (BUILTIN, DataError, completion_pairs, fingerprint, from_upload, load_builtin,
                            load_hub_dataset, parse_jsonl, split_rows, to_jsonl)
@@ -228,8 +229,8 @@ BAD = [
      ["messages[0]", "no 'content'"]),
     (lines({"messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "a"}]}), "sft", 1,
      ["messages[0].content", "must be a string", "a number"]),
-    (lines({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
-                         {"role": "assistant", "content": "a"}]}), "sft", 1, ["messages[0].content", "join"]),
+    (lines({"messages": [{"role": "user", "content": [{"type": "image", "url": "x.png"}]},
+                         {"role": "assistant", "content": "a"}]}), "sft", 1, ["messages[0].content", "text parts only"]),
     (lines({"messages": "hello"}), "sft", 1, ["'messages' must be a list"]),
     (lines({"messages": []}), "sft", 1, ["'messages' is empty"]),
     (lines({"messages": [{"role": "user", "content": "hi"}]}), "sft", 1, ["no 'assistant' turn"]),
@@ -314,7 +315,7 @@ def test_method_mismatch_is_one_message_for_the_whole_file():
 # ------------------------------------------------------------------ limits
 
 def test_size_cap_refuses_before_parsing(monkeypatch):
-    monkeypatch.setattr(data, "MAX_UPLOAD_MB", 1)
+    monkeypatch.setattr(chat_rows, "MAX_UPLOAD_MB", 1)
     big = lines(*[chat("x" * 1000) for _ in range(1100)])
     assert len(big) > 2**20
     for payload in (big, big.encode()):
@@ -324,7 +325,7 @@ def test_size_cap_refuses_before_parsing(monkeypatch):
 
 
 def test_row_cap(monkeypatch):
-    monkeypatch.setattr(data, "MAX_ROWS", 3)
+    monkeypatch.setattr(chat_rows, "MAX_ROWS", 3)
     r = parse_jsonl(lines(*[chat(str(i)) for i in range(4)]), "sft")
     assert not r.rows and r.errors == ["the file has 4 rows; the limit is 3 (FTLAB_MAX_ROWS) — keep the first 3 "
                                        "or split the file"]
@@ -430,3 +431,62 @@ def test_hub_offline_gives_a_clear_message(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert "offline" in out.stdout and "built-in set" in out.stdout, out.stdout + out.stderr
+
+
+# ------------------------------------------------- upload messages, through the launched tab
+
+@pytest.fixture(scope="module")
+def training_app(tmp_path_factory):
+    import gradio as gr
+    from gradio_client import Client
+
+    from training.ui import build_training_tab
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FTLAB_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    with gr.Blocks() as demo:
+        build_training_tab()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield Client(url, verbose=False)
+    finally:
+        demo.close()
+        mp.undo()
+
+
+def _upload(client, path) -> str:
+    from gradio_client import handle_file
+
+    message = client.predict("Upload JSONL", "clinical_soap", handle_file(str(path)), "", "sft",
+                             api_name="/load_dataset_handler")  # the State output is not part of the API
+    return message
+
+
+ROW = '{"messages": [{"role": "user", "content": "Caf\u00e9 order?"}, {"role": "assistant", "content": "ok"}]}\n'
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("latin1.jsonl", ROW.encode("latin-1"), "not UTF-8 text"),
+    ("utf16.jsonl", ROW.encode("utf-16"), "UTF-16"),
+    ("utf16-no-bom.jsonl", ROW.encode("utf-16-le"), "UTF-16"),
+    ("binary.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "binary file"),
+    ("too-many.jsonl", ROW.encode() * 5001, "5,001 rows; the limit is 5,000"),
+    ("empty.jsonl", b"\n\n", "empty"),
+])
+def test_upload_headline_says_what_is_wrong_with_the_file(training_app, tmp_path, name, content, says):
+    path = tmp_path / name
+    path.write_bytes(content)
+    message = _upload(training_app, path)
+    headline = message.splitlines()[0]
+    assert headline.startswith("**The file could not be read:") and says in headline, message
+    assert "0 valid row(s)" not in message and "format: `empty`" not in message
+    assert "previous dataset is kept" in message
+
+
+def test_cut_off_line_gets_the_cut_off_hint_through_the_tab(training_app, tmp_path):
+    path = tmp_path / "cut.jsonl"
+    path.write_text(ROW + '{"messages": [{"role": "user", "content": "Pt\'s dose is 5 mg"}, {"role": "assis\n',
+                    encoding="utf-8")
+    message = _upload(training_app, path)
+    assert "line 2" in message and "cut off" in message and "single quotes" not in message

@@ -5,13 +5,9 @@ learner's file before any GPU time is spent, and importing this module must stay
 cheap -- no torch, transformers or datasets at import (`load_hub_dataset` imports
 `datasets` lazily).
 
-Row formats every other module can rely on (issue 4):
-
-* SFT rows:  ``{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}``
-  ending with an assistant turn (the text the loss is computed on).
-* DPO rows:  TRL's conversational preference format
-  ``{"prompt": [system?, user, ...], "chosen": [{"role": "assistant", ...}],
-  "rejected": [{"role": "assistant", ...}]}``.
+Reading and checking rows (formats, roles, limits, ``parse_jsonl``) lives in
+``core/chat_rows.py``, shared with the Lab 2 dataset critic so the two never
+disagree about a row; the names are re-exported here.
 
 Try it::
 
@@ -22,38 +18,25 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import env_int
+from core import chat_rows
+from core.chat_rows import (MAX_ERRORS_SHOWN, MAX_LINE_CHARS, MAX_TURNS, METHODS,  # noqa: F401
+                             ROLE_RENAMES, ROLES, ParseResult, _canonical, parse_jsonl)
 from training import hub_timeouts
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
 
-# Input limits (issue 7). Read once at import from the environment so a learner
-# who duplicates the Space can raise them; every function also reads the module
-# attribute at call time, so tests (and the UI) can adjust them.
-MAX_UPLOAD_MB = max(1, env_int("FTLAB_MAX_UPLOAD_MB", 5))
-MAX_ROWS = max(1, env_int("FTLAB_MAX_ROWS", 5000))
-MAX_MESSAGE_CHARS = max(1, env_int("FTLAB_MAX_MESSAGE_CHARS", 20_000))
-# A single line longer than this is refused before json.loads sees it, so one
-# enormous line cannot tie up the worker or balloon memory.
-MAX_LINE_CHARS = 200_000
-MAX_TURNS = 200
-# Enough to show a learner the pattern of what is wrong without a wall of text.
-MAX_ERRORS_SHOWN = 40
+# The upload limits live in core/chat_rows.py and may be changed there at run
+# time (tests, the UI); read through, never copied, so there is one value.
+_LIMITS = ("MAX_UPLOAD_MB", "MAX_ROWS", "MAX_MESSAGE_CHARS")
 
-METHODS = ("sft", "dpo")
-ROLES = ("system", "user", "assistant")
-# Roles other tools use; we name the rename instead of guessing silently, so the
-# learner's file and what we train on never disagree.
-ROLE_RENAMES = {
-    "human": "user", "usr": "user", "prompter": "user", "customer": "user",
-    "bot": "assistant", "gpt": "assistant", "model": "assistant", "ai": "assistant",
-    "assistent": "assistant", "chatbot": "assistant", "response": "assistant",
-    "sys": "system", "developer": "system", "instruction": "system",
-}
+
+def __getattr__(name: str):
+    if name in _LIMITS:
+        return getattr(chat_rows, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 HUB_ID_RE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 SPLIT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -119,29 +102,6 @@ class Splits:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
 
 
-@dataclass
-class ParseResult:
-    rows: list[dict] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    detected_format: str = "empty"  # "messages" | "prompt_completion" | "preference" | "mixed: a + b" | "empty" | "unknown"
-    lines_read: int = 0             # non-blank lines looked at
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.rows) and not self.errors
-
-    def markdown(self) -> str:
-        """A short report for the UI: what was understood, then every problem."""
-        head = (f"**{len(self.rows)} valid row(s)** of {self.lines_read} read · format: "
-                f"`{self.detected_format}`")
-        parts = [head]
-        if self.errors:
-            parts.append("**Fix these before training:**\n" + "\n".join(f"- {e}" for e in self.errors))
-        if self.warnings:
-            parts.append("**Worth a look:**\n" + "\n".join(f"- {w}" for w in self.warnings))
-        return "\n\n".join(parts)
-
 
 # --------------------------------------------------------------------------- built-ins
 
@@ -165,9 +125,6 @@ def to_jsonl(rows) -> str:
     """One compact JSON object per line, key order kept, non-ASCII kept readable."""
     return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
 
-
-def _canonical(row) -> str:
-    return json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def fingerprint(rows: list[dict]) -> dict:
@@ -221,441 +178,6 @@ def split_rows(rows: list[dict], seed: int = 0, val_frac: float = 0.1,
     return [rows[i] for i in train_idx], [rows[i] for i in val_idx], [rows[i] for i in test_idx]
 
 
-# --------------------------------------------------------------------------- parsing
-
-def _type_name(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "true/false",
-            int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-class _Line:
-    """Collects the problems of one line so messages all start the same way."""
-
-    def __init__(self, lineno: int, max_chars: int):
-        self.n = lineno
-        self.max_chars = max_chars
-        self.errors: list[str] = []
-        self.extra_keys: set[str] = set()
-
-    def err(self, text: str) -> None:
-        self.errors.append(f"line {self.n}: {text}")
-
-    def messages(self, value, where: str, only_role: str | None = None) -> list[dict] | None:
-        """Validate a list of {role, content} turns; return them normalised or None."""
-        if not isinstance(value, list):
-            self.err(f"'{where}' must be a list of {{\"role\", \"content\"}} objects, got {_type_name(value)} — "
-                     f"wrap the turns in [ ]")
-            return None
-        if not value:
-            self.err(f"'{where}' is empty — add the conversation turns")
-            return None
-        if len(value) > MAX_TURNS:
-            self.err(f"'{where}' has {len(value)} turns; the limit is {MAX_TURNS} — split the conversation")
-            return None
-        out, bad = [], False
-        for i, msg in enumerate(value):
-            path = f"{where}[{i}]"
-            if not isinstance(msg, dict):
-                self.err(f"{path} must be an object like {{\"role\": \"user\", \"content\": \"...\"}}, got {_type_name(msg)}")
-                bad = True
-                continue
-            self.extra_keys.update(k for k in msg if k not in ("role", "content"))
-            role = self.role(msg, path, only_role)
-            content = self.content(msg, path)
-            if role is None or content is None:
-                bad = True
-                continue
-            out.append({"role": role, "content": content})
-        return None if bad else out
-
-    def role(self, msg: dict, path: str, only_role: str | None) -> str | None:
-        if "role" not in msg:
-            hint = " (this looks like ShareGPT: rename 'from' to 'role')" if "from" in msg else ""
-            self.err(f"{path} has no 'role' — add \"role\": \"user\" or \"assistant\"{hint}")
-            return None
-        role = msg["role"]
-        if not isinstance(role, str):
-            self.err(f"{path}.role must be a string, got {_type_name(role)} — use \"user\" or \"assistant\"")
-            return None
-        if role not in ROLES:
-            key = role.strip().lower()
-            if key in ROLES:
-                fix = f"write it in lower case without spaces: '{key}'"
-            elif key in ROLE_RENAMES:
-                fix = f"rename it to '{ROLE_RENAMES[key]}'"
-            else:
-                fix = "rename it"
-            self.err(f"{path}.role must be one of system/user/assistant, got {role[:40]!r} — {fix}")
-            return None
-        if only_role and role != only_role:
-            self.err(f"{path}.role must be '{only_role}' here, got '{role}' — put earlier turns in 'prompt'")
-            return None
-        return role
-
-    def content(self, msg: dict, path: str) -> str | None:
-        if "content" not in msg:
-            hint = " (this looks like ShareGPT: rename 'value' to 'content')" if "value" in msg else ""
-            self.err(f"{path} has no 'content' — add the text as \"content\": \"...\"{hint}")
-            return None
-        return self.text(msg["content"], f"{path}.content")
-
-    def text(self, value, path: str) -> str | None:
-        drop = "drop this turn" if "[" in path else "drop the line"
-        if value is None:
-            self.err(f"{path} is null — write the text, or {drop}")
-            return None
-        if isinstance(value, list):
-            self.err(f"{path} must be a string; lists of content parts aren't supported — join the text parts into one string")
-            return None
-        if not isinstance(value, str):
-            self.err(f"{path} must be a string, got {_type_name(value)} — put the text in double quotes")
-            return None
-        if not value.strip():
-            self.err(f"{path} is empty — write the text, or {drop}")
-            return None
-        if len(value) > self.max_chars:
-            self.err(f"{path} is {len(value):,} characters; the limit is {self.max_chars:,} "
-                     f"(FTLAB_MAX_MESSAGE_CHARS) — shorten it")
-            return None
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # json.loads accepts "\ud800" escapes; a lone surrogate would later
-            # crash the tokenizer, so refuse it here with a place to look.
-            self.err(f"{path} contains an unpaired surrogate escape (\\udXXX) — remove it or re-export the file as UTF-8")
-            return None
-        return value
-
-    def turns(self, value, where: str) -> list[dict] | None:
-        """A prompt given as a string or a list of turns."""
-        if isinstance(value, str) or value is None or not isinstance(value, list):
-            if isinstance(value, (dict, int, float, bool)):
-                self.err(f"'{where}' must be a string or a list of turns, got {_type_name(value)}")
-                return None
-            text = self.text(value, f"'{where}'")
-            return None if text is None else [{"role": "user", "content": text}]
-        return self.messages(value, where)
-
-    def answer(self, value, where: str) -> list[dict] | None:
-        """A completion/chosen/rejected given as a string or a list of assistant turns."""
-        if isinstance(value, list):
-            return self.messages(value, where, only_role="assistant")
-        if isinstance(value, (dict, int, float, bool)):
-            self.err(f"'{where}' must be a string or a list of assistant turns, got {_type_name(value)}")
-            return None
-        text = self.text(value, f"'{where}'")
-        return None if text is None else [{"role": "assistant", "content": text}]
-
-    def check_conversation(self, msgs: list[dict], where: str, need_reply: bool) -> bool:
-        before = len(self.errors)
-        for i, m in enumerate(msgs):
-            if m["role"] == "system" and i != 0:
-                self.err(f"{where}[{i}] is a 'system' turn after the start — move it to the first turn or drop it")
-        if not any(m["role"] == "user" for m in msgs):
-            self.err(f"'{where}' has no 'user' turn — add the user's message the reply answers")
-        if need_reply:
-            if not any(m["role"] == "assistant" for m in msgs):
-                self.err(f"'{where}' has no 'assistant' turn — add the reply the model should learn")
-            elif msgs[-1]["role"] != "assistant":
-                self.err(f"the last turn of '{where}' is '{msgs[-1]['role']}', not 'assistant' — end with the reply "
-                         f"to learn (or drop the trailing turn)")
-        else:
-            if msgs[-1]["role"] != "user":
-                self.err(f"'{where}' must end with a 'user' turn, got '{msgs[-1]['role']}' — the answers go in "
-                         f"'chosen' and 'rejected'")
-        return len(self.errors) == before
-
-
-def _detect(obj: dict) -> str:
-    if "messages" in obj:
-        return "messages"
-    if "chosen" in obj or "rejected" in obj:
-        return "preference"
-    if "prompt" in obj and "completion" in obj:
-        return "prompt_completion"
-    return "unknown"
-
-
-def _unknown_format(obj: dict, line: _Line, method: str) -> None:
-    keys = ", ".join(repr(k) for k in list(obj)[:8]) or "no keys"
-    if "conversations" in obj:
-        line.err("ShareGPT 'conversations' rows aren't read directly — rename 'conversations' to 'messages', "
-                 "'from' to 'role', 'value' to 'content', 'human' to 'user' and 'gpt' to 'assistant'")
-    elif "instruction" in obj and "output" in obj:
-        line.err("Alpaca rows (instruction/input/output) aren't read directly — write them as "
-                 "'prompt' (instruction plus input) and 'completion' (output)")
-    elif "prompt" in obj:
-        need = "'chosen' and 'rejected'" if method == "dpo" else "'completion'"
-        line.err(f"has 'prompt' but no {need} — add {need}")
-    elif "text" in obj:
-        line.err("plain 'text' rows aren't supported: training on the reply only needs to know which part is the "
-                 "reply — use 'messages' or 'prompt' + 'completion'")
-    else:
-        want = "'prompt', 'chosen' and 'rejected'" if method == "dpo" else "'messages' (or 'prompt' + 'completion')"
-        line.err(f"no recognised fields (found {keys}) — each row needs {want}")
-
-
-def _sft_row(obj: dict, fmt: str, line: _Line) -> dict | None:
-    if fmt == "messages":
-        msgs = line.messages(obj["messages"], "messages")
-        if msgs is None or not line.check_conversation(msgs, "messages", need_reply=True):
-            return None
-        return {"messages": msgs}
-    prompt = line.turns(obj["prompt"], "prompt")
-    completion = line.answer(obj["completion"], "completion")
-    if prompt is None or completion is None:
-        return None
-    if not line.check_conversation(prompt, "prompt", need_reply=False):
-        return None
-    return {"messages": prompt + completion}
-
-
-def _dpo_row(obj: dict, line: _Line, warnings: Counter) -> dict | None:
-    for key in ("chosen", "rejected"):
-        if key not in obj:
-            line.err(f"missing '{key}' — a preference pair needs 'prompt', 'chosen' and 'rejected'")
-            return None
-    if "prompt" not in obj:
-        # TRL's implicit-prompt form: full conversations that share their start.
-        ch, rj = obj["chosen"], obj["rejected"]
-        if not (isinstance(ch, list) and isinstance(rj, list)):
-            line.err("missing 'prompt' — add the prompt the two answers reply to")
-            return None
-        ch_msgs, rj_msgs = line.messages(ch, "chosen"), line.messages(rj, "rejected")
-        if ch_msgs is None or rj_msgs is None:
-            return None
-        k = 0
-        while k < min(len(ch_msgs), len(rj_msgs)) - 1 and ch_msgs[k] == rj_msgs[k]:
-            k += 1
-        prompt, chosen, rejected = ch_msgs[:k], ch_msgs[k:], rj_msgs[k:]
-        if not prompt:
-            line.err("missing 'prompt' and 'chosen'/'rejected' share no opening turns — add a 'prompt'")
-            return None
-        warnings["implicit"] += 1
-        for where, turns in (("chosen", chosen), ("rejected", rejected)):
-            if any(m["role"] != "assistant" for m in turns):
-                line.err(f"'{where}' continues with a non-assistant turn after the shared prompt — "
-                         f"give an explicit 'prompt' and assistant-only answers")
-                return None
-    else:
-        prompt = line.turns(obj["prompt"], "prompt")
-        chosen = line.answer(obj["chosen"], "chosen")
-        rejected = line.answer(obj["rejected"], "rejected")
-        if prompt is None or chosen is None or rejected is None:
-            return None
-    if not line.check_conversation(prompt, "prompt", need_reply=False):
-        return None
-    if [m["content"].strip() for m in chosen] == [m["content"].strip() for m in rejected]:
-        line.err("'chosen' and 'rejected' are the same — a pair needs a better and a worse answer; "
-                 "fix one of them or drop the line")
-        return None
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-
-
-def _split_lines(data, limit_bytes: int, limit_rows: int, result: ParseResult) -> tuple[list[tuple[int, str]], int] | None:
-    """Size and encoding checks, then the non-blank lines with their 1-based numbers.
-
-    Returns (first limit_rows + 1 non-blank lines, number of non-blank lines),
-    or None with the reason in `result.errors`. Blank lines are dropped and
-    lines past the row cap only counted, so a file of millions of tiny lines
-    costs a counter, not millions of tuples.
-    """
-    if data is None:
-        result.errors.append("no file was given — choose a .jsonl file")
-        return None
-    size_text = "the file is {:.1f} MB; the limit is {:g} MB (FTLAB_MAX_UPLOAD_MB) — trim it or split it"
-    if isinstance(data, str):
-        # Characters never outnumber UTF-8 bytes, so check before encoding a huge string.
-        if len(data) > limit_bytes or len(data.encode("utf-8", "surrogatepass")) > limit_bytes:
-            result.errors.append(size_text.format(len(data.encode("utf-8", "surrogatepass")) / 2**20, limit_bytes / 2**20))
-            return None
-        text = data
-    elif isinstance(data, (bytes, bytearray)):
-        if len(data) > limit_bytes:
-            result.errors.append(size_text.format(len(data) / 2**20, limit_bytes / 2**20))
-            return None
-        data = bytes(data)
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            result.errors.append("the file is UTF-16 encoded — save it as UTF-8 and upload again")
-            return None
-        if b"\x00" in data:
-            # JSON text never holds a raw NUL byte: this is a binary file.
-            result.errors.append("the file contains NUL bytes — it is not a UTF-8 JSONL text file; "
-                                 "export the data as JSON Lines")
-            return None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            _report_bad_bytes(data, result)
-            return None
-    else:
-        raise TypeError("parse_jsonl takes bytes or str")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines, count = [], 0
-    for i, ln in enumerate(text.split("\n")):
-        if ln and not ln.isspace():
-            count += 1
-            if count <= limit_rows:
-                lines.append((i + 1, ln.rstrip("\r")))
-    return lines, count
-
-
-def _report_bad_bytes(data: bytes, result: ParseResult) -> None:
-    """Name each line with bytes that are not UTF-8, and where in the file they are."""
-    offset, bad = 0, 0
-    for i, raw in enumerate(data.split(b"\n")):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad += 1
-            if bad <= MAX_ERRORS_SHOWN:
-                result.errors.append(f"line {i + 1}: byte 0x{raw[exc.start]:02X} at byte offset {offset + exc.start:,} "
-                                     f"is not valid UTF-8 — save the file as UTF-8 (no other encoding) and upload again")
-        offset += len(raw) + 1
-    if bad > MAX_ERRORS_SHOWN:
-        result.errors.append(f"… and {bad - MAX_ERRORS_SHOWN:,} more lines with bytes that are not UTF-8")
-
-
-def parse_jsonl(data: bytes | str, method: str, *, max_bytes: int | None = None,
-                max_rows: int | None = None, max_message_chars: int | None = None) -> ParseResult:
-    """Parse and check a JSONL upload for `method` ("sft" or "dpo"); never raises on bad data.
-
-    Returns ParseResult(rows, errors, warnings, detected_format). Rows are normalised
-    to the module's SFT/DPO formats; each error names the line, the field and the fix.
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    limit_bytes = max_bytes if max_bytes is not None else MAX_UPLOAD_MB * 1024 * 1024
-    limit_rows = max_rows if max_rows is not None else MAX_ROWS
-    max_chars = max_message_chars if max_message_chars is not None else MAX_MESSAGE_CHARS
-    result = ParseResult()
-    try:
-        split = _split_lines(data, limit_bytes, limit_rows, result)
-    except MemoryError:
-        result.errors.append("the file is too large to read — upload a smaller file")
-        return result
-    if split is None:
-        return result
-    lines, count = split
-    result.lines_read = count
-    if not count:
-        result.errors.append("the file is empty — it needs one JSON object per line")
-        return result
-    if count > limit_rows:
-        result.errors.append(f"the file has {count:,} rows; the limit is {limit_rows:,} (FTLAB_MAX_ROWS) — "
-                             f"keep the first {limit_rows:,} or split the file")
-        return result
-
-    all_errors = list(result.errors)
-    formats: Counter = Counter()
-    mismatched: list[int] = []
-    extra_top: Counter = Counter()
-    extra_msg: Counter = Counter()
-    notes: Counter = Counter()
-    seen: dict[str, int] = {}
-    duplicates: list[tuple[int, int]] = []
-    expect_array = lines[0][1].lstrip().startswith("[")
-
-    for lineno, text in lines:
-        line = _Line(lineno, max_chars)
-        if len(text) > MAX_LINE_CHARS:
-            line.err(f"the line is {len(text):,} characters; the limit is {MAX_LINE_CHARS:,} — shorten the texts")
-            all_errors += line.errors
-            continue
-        try:
-            obj = json.loads(text)
-        except RecursionError:
-            line.err("the JSON is nested too deeply to read — a row is one flat object with a few lists")
-            all_errors += line.errors
-            continue
-        except MemoryError:
-            line.err("the JSON on this line is too large to read — shorten it")
-            all_errors += line.errors
-            continue
-        except json.JSONDecodeError as exc:
-            hint = "each line must be one complete JSON object"
-            if expect_array and lineno == lines[0][0]:
-                hint = "this looks like a JSON array; JSONL needs one object per line, without [ ] or commas between rows"
-            elif "double quotes" in exc.msg or ("'" in text and '"' not in text):
-                hint = "JSON needs double quotes around keys and strings, not single quotes"
-            elif exc.msg.startswith("Extra data"):
-                hint = "there is more than one object on this line — put each on its own line"
-            elif "Unterminated string" in exc.msg or "Expecting" in exc.msg:
-                hint += " (is a quote, comma or bracket missing, or a line break inside a string? write it as \\n)"
-            line.err(f"not valid JSON ({exc.msg} at column {exc.colno}) — {hint}")
-            all_errors += line.errors
-            continue
-        if not isinstance(obj, dict):
-            line.err(f"expected a JSON object {{...}}, got {_type_name(obj)} — each line must be one object")
-            all_errors += line.errors
-            continue
-        fmt = _detect(obj)
-        if fmt == "unknown":
-            _unknown_format(obj, line, method)
-            all_errors += line.errors
-            continue
-        formats[fmt] += 1
-        if (method == "sft") != (fmt != "preference"):
-            mismatched.append(lineno)
-            continue
-        known = {"messages"} if fmt == "messages" else (
-            {"prompt", "completion"} if fmt == "prompt_completion" else {"prompt", "chosen", "rejected"})
-        extra_top.update(k for k in obj if k not in known)
-        row = _sft_row(obj, fmt, line) if method == "sft" else _dpo_row(obj, line, notes)
-        extra_msg.update(line.extra_keys)
-        if row is None:
-            all_errors += line.errors or [f"line {lineno}: row could not be read"]
-            continue
-        key = _canonical(row)
-        if key in seen:
-            duplicates.append((lineno, seen[key]))
-        else:
-            seen[key] = lineno
-        result.rows.append(row)
-
-    if mismatched:
-        first, more = mismatched[0], len(mismatched) - 1
-        where = f"line {first}" + (f" (and {more:,} more)" if more else "")
-        if method == "dpo":
-            all_errors.insert(0, f"{where}: this is SFT data (messages or prompt/completion) but the method is DPO — "
-                                 f"switch the method to SFT, or give rows with 'prompt', 'chosen' and 'rejected'")
-        else:
-            all_errors.insert(0, f"{where}: this is preference data (prompt/chosen/rejected) but the method is SFT — "
-                                 f"switch the method to DPO, or give rows with 'messages' or 'prompt' + 'completion'")
-
-    # Decode errors and the one-line method mismatch were collected apart; show
-    # everything in file order so the learner can walk down the file.
-    all_errors.sort(key=lambda e: int(m.group(1)) if (m := re.match(r"line (\d+)", e)) else 0)
-    if len(all_errors) > MAX_ERRORS_SHOWN:
-        hidden = len(all_errors) - MAX_ERRORS_SHOWN
-        all_errors = all_errors[:MAX_ERRORS_SHOWN] + [f"… and {hidden:,} more problems not shown — fix the ones above first"]
-    result.errors = all_errors
-
-    if formats:
-        ranked = [f for f, _ in formats.most_common()]
-        result.detected_format = ranked[0] if len(ranked) == 1 else "mixed: " + " + ".join(ranked)
-        if len(ranked) > 1 and not mismatched:
-            result.warnings.append(f"the file mixes formats ({', '.join(f'{f}: {c}' for f, c in formats.most_common())}); "
-                                   f"all are converted to the same form")
-    else:
-        result.detected_format = "unknown"
-    if extra_top:
-        result.warnings.append("ignored fields: " + ", ".join(f"'{k}' ({c} rows)" for k, c in extra_top.most_common(6)))
-    if extra_msg:
-        result.warnings.append("ignored message fields: " + ", ".join(repr(k) for k, _ in extra_msg.most_common(6)))
-    if notes["implicit"]:
-        result.warnings.append(f"{notes['implicit']} row(s) had no 'prompt'; it was taken from the turns "
-                               f"'chosen' and 'rejected' share")
-    if duplicates:
-        shown = ", ".join(f"line {a} repeats line {b}" for a, b in duplicates[:3])
-        result.warnings.append(f"{len(duplicates)} exact duplicate row(s) ({shown}) — duplicates weigh those "
-                               f"examples more; consider removing them")
-    if result.rows and len(result.rows) < 10 and not result.errors:
-        result.warnings.append(f"only {len(result.rows)} row(s): everything goes to training and nothing is held "
-                               f"out for validation or testing")
-    return result
-
 
 def from_upload(data: bytes | str, method: str, seed: int = 0) -> tuple[Splits | None, ParseResult]:
     """Parse an upload and split it; Splits is None when anything must be fixed first."""
@@ -687,7 +209,7 @@ def load_hub_dataset(dataset_id: str, method: str, split: str = "train", limit: 
                         f"e.g. trl-lib/ultrafeedback_binarized")
     if not isinstance(split, str) or not SPLIT_RE.fullmatch(split):
         raise DataError("the split name may use only letters, digits, '_', '-' and '.' — e.g. train")
-    cap = MAX_ROWS if limit is None else max(1, min(int(limit), MAX_ROWS))
+    cap = chat_rows.MAX_ROWS if limit is None else max(1, min(int(limit), chat_rows.MAX_ROWS))
     try:
         import itertools
 

@@ -2,88 +2,34 @@
 
 For a handful of test examples both models answer greedily (the base is the
 same PEFT model with its adapter switched off, so only the adapter differs),
-then the answers are scored: JSON validity, exact match and field-level F1
-from the Lab 4 tool `labs.tools.evaluation.score_predictions`, with our own
-computation as a fallback when that tool refuses the input.
+then the answers are scored by the one scorer the Lab 4 tool uses
+(`labs.tools.evaluation.score_predictions`): JSON validity, exact match and
+field-level F1, plus field accuracy, token F1 and ROUGE-L.
 """
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from training import checks, runs
 
 
-def _parse_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, TypeError):
-        return None
-
-
-def _flatten(value: Any, prefix: str = "") -> set[tuple[str, str]]:
-    if isinstance(value, dict):
-        out: set[tuple[str, str]] = set()
-        for k, v in value.items():
-            out |= _flatten(v, f"{prefix}.{k}" if prefix else str(k))
-        return out
-    if isinstance(value, list):
-        out = set()
-        for i, v in enumerate(value):
-            out |= _flatten(v, f"{prefix}[{i}]")
-        return out
-    return {(prefix, json.dumps(value, sort_keys=True))}
-
-
-def basic_scores(predictions: list[str], references: list[str]) -> dict:
-    """JSON validity, exact match (JSON-equal when both parse) and field-level F1."""
-    n = len(predictions)
-    if n == 0:
-        return {"n": 0, "json_valid": 0.0, "exact_match": 0.0, "field_f1": 0.0}
-    valid = exact = 0
-    f1s = []
-    for pred, ref in zip(predictions, references):
-        p, r = _parse_json(pred.strip()), _parse_json(ref.strip())
-        valid += p is not None
-        if p is not None and r is not None:
-            exact += p == r
-            pf, rf = _flatten(p), _flatten(r)
-            tp = len(pf & rf)
-            prec = tp / len(pf) if pf else 0.0
-            rec = tp / len(rf) if rf else 0.0
-            f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-        else:
-            exact += pred.strip() == ref.strip()
-            f1s.append(0.0)
-    return {"n": n, "json_valid": round(valid / n, 3), "exact_match": round(exact / n, 3),
-            "field_f1": round(sum(f1s) / n, 3)}
-
-
-def _lab4_scores(predictions: list[str], references: list[str]) -> dict | None:
-    try:
-        from labs.tools.evaluation import score_predictions
-        return score_predictions(predictions, references)
-    except Exception:  # the Lab 4 tool refuses some inputs; our own numbers then stand alone
-        return None
-
-
 def scores(predictions: list[str], references: list[str]) -> dict:
-    """The Lab 4 metrics (labs.tools.evaluation.score_predictions) where it can score the
-    answers, with our own JSON validity / exact match / field F1 as the fallback."""
-    out = basic_scores(predictions, references)
-    out["source"] = "basic"
-    lab4 = _lab4_scores(predictions, references)
-    if lab4:
-        out["source"] = "lab4"
-        out["exact_match"] = lab4.get("exact_match", out["exact_match"])
-        if "json_validity" in lab4:
-            out["json_valid"] = lab4["json_validity"]
-        for key in ("field_accuracy", "token_f1", "rouge_l"):
-            if key in lab4:
-                out[key] = lab4[key]
-        if "per_field" in lab4:
-            out["per_field"] = lab4["per_field"]
+    """JSON validity, exact match and field F1 (with field accuracy, token F1 and
+    ROUGE-L) from the one scorer, the Lab 4 tool's ``score_predictions``."""
+    from labs.tools.evaluation import score_predictions
+
+    if not predictions:
+        return {"n": 0, "exact_match": 0.0}
+    lab4 = score_predictions(list(predictions), list(references))
+    out = {"n": lab4["rows"], "exact_match": lab4["exact_match"],
+           "token_f1": lab4["token_f1"], "rouge_l": lab4["rouge_l"]}
+    # JSON metrics exist only when the references are JSON (the built-in sets; a text task has none).
+    for ours, theirs in (("json_valid", "json_validity"), ("field_f1", "field_f1"),
+                         ("field_accuracy", "field_accuracy"), ("per_field", "per_field")):
+        if theirs in lab4:
+            out[ours] = lab4[theirs]
     return out
 
 

@@ -18,6 +18,7 @@ import math
 import re
 import statistics
 from typing import Any
+from labs.tools.spec import MAX_PASTE_BYTES, ToolSpec, num
 
 MAX_POINTS = 100_000
 
@@ -435,3 +436,30 @@ def curve_markdown(result: dict) -> str:
     if result["notes"]:
         out += ["", *[f"_{n}_" for n in result["notes"]]]
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------ tool spec
+
+SPECS = (
+    ToolSpec(
+        name="diagnose_training_curve",
+        description="Diagnose a pasted training log (step, train loss, eval loss): healthy, overfitting (with "
+            "the best eval step), divergence, loss spikes, plateau, NaN/inf, or oscillation, each with "
+            "the action to take.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "log_text": {"type": "string", "maxLength": MAX_PASTE_BYTES,
+                             "description": "Training log as pasted: CSV/TSV/space columns (step, train loss, "
+                                            "eval loss), Trainer log lines, or a log_history JSON list."},
+            },
+            "required": ["log_text"],
+            "additionalProperties": False,
+        },
+        fn=diagnose_training_curve,
+        markdown=curve_markdown,
+        reads_paste=True,
+        empty_help=("Nothing to diagnose yet: paste a training log with one row per logged step "
+                    "(step, train loss, eval loss), Trainer log lines, or a log_history JSON list."),
+    ),
+)

@@ -20,20 +20,22 @@ import zlib
 from collections import Counter, defaultdict
 from typing import Any, Callable
 
-MAX_PASTE_BYTES = 2_000_000
+from core import chat_rows
+from labs.tools.spec import MAX_PASTE_BYTES, ToolSpec, num
+
 # Beyond this many approximate tokens an example is likely truncated by the
 # usual max_length settings (TRL's SFTConfig default is 1024).
 LONG_EXAMPLE_TOKENS = 1024
-ROLES = ("system", "user", "assistant", "tool")
-# Common role spellings from other formats (ShareGPT, older OpenAI dumps).
-ROLE_FIXES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant",
-              "ai": "assistant", "chatgpt": "assistant", "customer": "user", "agent": "assistant"}
+# Roles and their common misspellings are the Training tab's (core/chat_rows.py).
+ROLES = chat_rows.ROLES
+ROLE_FIXES = chat_rows.ROLE_RENAMES
 MAX_LINES_PER_FIX = 12
 MAX_PAIRS = 50
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 _FIXES = {
+    "too_many_rows": "Keep at most the Training tab's row limit (FTLAB_MAX_ROWS) per file, or split the file.",
     "not_utf8": "Re-save the file as UTF-8 (most editors: 'Save with encoding' → UTF-8).",
     "bad_json": "Make each line one complete JSON object: double-quoted keys and strings, no "
                 "trailing commas, no line breaks inside a record.",
@@ -47,10 +49,11 @@ _FIXES = {
     "unknown_role": "Use only system, user, assistant or tool as roles.",
     "missing_content": "Give every message a 'content' string.",
     "empty_content": "Fill in or delete messages with empty content; empty targets teach the "
-                     "model to say nothing.",
+                     "model to say nothing (the Training tab refuses them).",
     "wrong_type": "Make the field a string (or, for conversational prompt/completion, a list of "
                   "messages).",
     "no_assistant": "Add the assistant reply: without one there is nothing to learn.",
+    "not_trainable": "The Training tab refuses these lines for the reason shown; fix each as its message says.",
     "ends_with_user": "End each conversation with the assistant turn you want learned.",
     "mixed_formats": "Convert every line to one layout; trainers read the columns of the first "
                      "rows and fail or drop the rest.",
@@ -73,8 +76,9 @@ _SEVERITY = {
     "not_utf8": "error", "bad_json": "error", "not_object": "error", "unknown_format": "error",
     "sharegpt": "error", "bad_messages": "error", "missing_role": "error", "unknown_role": "error",
     "missing_content": "error", "wrong_type": "error", "no_assistant": "error",
+    "too_many_rows": "error", "not_trainable": "error", "empty_content": "error",
     "mixed_formats": "error", "broken_json_output": "error", "chosen_equals_rejected": "error",
-    "conflicting_answers": "warning", "empty_content": "warning", "ends_with_user": "warning",
+    "conflicting_answers": "warning", "ends_with_user": "warning",
     "exact_duplicate": "warning", "near_duplicate": "warning", "mixed_dates": "warning",
     "long_example": "warning", "blank_line": "info",
 }
@@ -136,25 +140,7 @@ def _decode(text: str | bytes, limit: int) -> tuple[list[str], list[int]]:
 
 
 def _json_error_fix(line: str, exc: json.JSONDecodeError) -> str:
-    msg = f"not valid JSON ({exc.msg} at column {exc.colno})"
-    if "property name enclosed in double quotes" in exc.msg or re.search(r"'[^']*'\s*:", line):
-        msg += "; it looks like single quotes or a trailing comma"
-    elif exc.msg.startswith("Extra data"):
-        msg += "; two records on one line?"
-    elif exc.msg.startswith("Unterminated string") or exc.msg.startswith("Expecting"):
-        msg += "; the record may be cut off or split over several lines"
-    return msg
-
-
-def _content_text(content: Any) -> str | None:
-    """Text of a message content: a string, or a list of {'type': 'text'} parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        parts = [p.get("text") for p in content if p.get("type") == "text"]
-        if all(isinstance(p, str) for p in parts):
-            return "\n".join(parts)
-    return None
+    return f"not valid JSON ({exc.msg} at column {exc.colno}); {chat_rows.json_error_hint(line, exc)}"
 
 
 def _check_messages(messages: Any, where: str, add) -> tuple[list[str], list[str]] | None:
@@ -189,7 +175,7 @@ def _check_messages(messages: Any, where: str, add) -> tuple[list[str], list[str
             add("missing_content", f"{where} item {i} ({role}) has no 'content'")
             ok = False
             continue
-        text = _content_text(msg["content"])
+        text = chat_rows.content_text(msg["content"])
         if text is None:
             add("wrong_type", f"{where} item {i} ({role}) content is "
                               f"{type(msg['content']).__name__}, not a string")
@@ -341,24 +327,84 @@ def _near_duplicates(examples: list[_Example], threshold: float, keys: dict[int,
     return [{"lines": list(k), "jaccard": v} for k, v in ranked]
 
 
+def _training_view(text: str | bytes, lines: list[str], dominant: str | None, max_bytes: int,
+                   max_rows: int | None, problems: dict) -> int:
+    """Read the paste with the Training tab's own parser (``core/chat_rows.py``):
+    every line it refuses is an error here too, and the usable count is its
+    count, so the critic never calls ready what Training would refuse."""
+    method = "dpo" if dominant == "preference" else "sft"
+    parsed = chat_rows.parse_jsonl(text, method, max_bytes=max_bytes, max_rows=max_rows)
+    flagged = {n for kind, items in problems.items() if _SEVERITY[kind] == "error" for n, _ in items}
+    limit = chat_rows.MAX_ROWS if max_rows is None else max_rows
+    if parsed.lines_read > limit:
+        first_over = [i for i, ln in enumerate(lines, 1) if ln.strip()][limit]
+        problems["too_many_rows"].append(
+            (first_over, f"{parsed.lines_read:,} rows; the Training tab takes at most {limit:,} (FTLAB_MAX_ROWS)"))
+        return 0
+    for error in parsed.errors:
+        m = re.match(r"line (\d+)(?: \(and [\d,]+ more\))?: (.*)", error, re.S)
+        if m and int(m.group(1)) not in flagged:
+            problems["not_trainable"].append((int(m.group(1)), m.group(2)))
+        elif not m and parsed.file_problem and parsed.lines_read and not flagged:
+            problems["not_trainable"].append((1, error))
+    return len(parsed.rows)
+
+
 def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | None = None,
                    near_duplicate_threshold: float = 0.8,
-                   max_bytes: int = MAX_PASTE_BYTES) -> dict:
+                   max_bytes: int = MAX_PASTE_BYTES, max_rows: int | None = None) -> dict:
     """Review a JSONL dataset; see the module docstring. Raises ValueError only
     for input it cannot look at (too large, wrong type). ``max_bytes`` lets the
-    Training tab accept a larger uploaded file than a chat paste."""
+    Training tab accept a larger uploaded file than a chat paste; ``max_rows``
+    defaults to the Training tab's row limit."""
     if not 0.0 < float(near_duplicate_threshold) <= 1.0:
         raise ValueError("near_duplicate_threshold must be between 0 and 1")
     lines, not_utf8 = _decode(text, max_bytes)
-    count_tokens = tokenizer_count or approx_token_count
-
     problems: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    examples, blank, non_blank = _read_examples(lines, not_utf8, problems)
+    formats = Counter(e.fmt for e in examples)
+    dominant = formats.most_common(1)[0][0] if formats else None
+    _mixed_formats(examples, dominant, problems)
+    keys, exact_pairs = _exact_duplicates(examples, problems)
+    conflicts = _conflicting_answers(examples, problems)
+    near = _near_duplicates(examples, float(near_duplicate_threshold), keys)
+    for pair in near:
+        problems["near_duplicate"].append(
+            (pair["lines"][1], f"about {pair['jaccard']:.0%} the same as line {pair['lines'][0]}"))
+    date_hits = _mixed_dates(examples, problems)
+    json_targets = _json_targets(examples, problems)
+    usable = _training_view(text, lines, dominant, max_bytes, max_rows, problems)
+    token_stats = _token_stats(examples, tokenizer_count, problems)
+    fixes = _fixes(problems)
+    errors = sum(f["count"] for f in fixes if f["severity"] == "error")
+    invalid_lines = {n for kind, items in problems.items() if _SEVERITY[kind] == "error"
+                     and kind not in ("mixed_formats",) for n, _ in items}
+    return {
+        "ok": errors == 0 and usable > 0,
+        "summary": {
+            "lines": non_blank, "blank_lines": blank, "usable_examples": usable,
+            "lines_with_errors": len(invalid_lines), "formats": dict(formats),
+            "dominant_format": dominant, "json_targets": json_targets,
+            "errors": errors, "warnings": sum(f["count"] for f in fixes if f["severity"] == "warning"),
+        },
+        "token_stats": token_stats,
+        "exact_duplicates": exact_pairs[:MAX_PAIRS],
+        "exact_duplicate_count": len(exact_pairs),
+        "near_duplicates": near[:MAX_PAIRS],
+        "near_duplicate_count": len(near),
+        "near_duplicate_threshold": float(near_duplicate_threshold),
+        "conflicting_inputs": conflicts[:MAX_PAIRS],
+        "date_formats": {k: {"count": len(v), "lines": v[:MAX_LINES_PER_FIX]} for k, v in date_hits.items()},
+        "fixes": fixes,
+    }
+
+
+def _read_examples(lines: list[str], not_utf8: list[int], problems: dict) -> tuple[list[_Example], int, int]:
+    """Parse each line into an example, noting its problems; -> (examples, blank lines, non-blank lines)."""
     for n in not_utf8:
         problems["not_utf8"].append((n, "the line is not valid UTF-8"))
-
     examples: list[_Example] = []
-    blank = 0
-    non_blank = 0
+    blank = non_blank = 0
     last_content = max((i for i, ln in enumerate(lines, 1) if ln.strip()), default=0)
     bad_set = set(not_utf8)
     for number, line in enumerate(lines, 1):
@@ -386,30 +432,33 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
         example = _parse_example(number, obj, add)
         if example is not None:
             examples.append(example)
+    return examples, blank, non_blank
 
-    # Mixed layouts.
-    formats = Counter(e.fmt for e in examples)
-    dominant = formats.most_common(1)[0][0] if formats else None
-    if len(formats) > 1:
-        for e in examples:
-            if e.fmt != dominant:
-                problems["mixed_formats"].append(
-                    (e.line, f"{e.fmt} record in a mostly {dominant} file"))
 
-    # Exact duplicates (by the example's text, so key order and spacing do not hide them).
+def _mixed_formats(examples: list[_Example], dominant: str | None, problems: dict) -> None:
+    for e in examples:
+        if e.fmt != dominant:
+            problems["mixed_formats"].append((e.line, f"{e.fmt} record in a mostly {dominant} file"))
+
+
+def _exact_duplicates(examples: list[_Example], problems: dict) -> tuple[dict[int, str], list[list[int]]]:
+    """By the example's text, so key order and spacing do not hide them."""
     seen: dict[str, int] = {}
     keys: dict[int, str] = {}
-    exact_pairs: list[list[int]] = []
+    pairs: list[list[int]] = []
     for e in examples:
         key = hashlib.sha1(("\x00".join([e.inputs, *e.targets])).encode("utf-8", "replace")).hexdigest()
         keys[e.line] = key
         if key in seen:
-            exact_pairs.append([seen[key], e.line])
+            pairs.append([seen[key], e.line])
             problems["exact_duplicate"].append((e.line, f"same as line {seen[key]}"))
         else:
             seen[key] = e.line
+    return keys, pairs
 
-    # Same input, different answer (only meaningful when there is an input).
+
+def _conflicting_answers(examples: list[_Example], problems: dict) -> list[list[int]]:
+    """Same input, different answer (only meaningful when there is an input)."""
     by_input: dict[str, list[_Example]] = defaultdict(list)
     for e in examples:
         if e.inputs.strip() and e.fmt in ("chat", "prompt_completion"):
@@ -422,13 +471,11 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
             for e in group[1:]:
                 problems["conflicting_answers"].append(
                     (e.line, f"same input as line {group[0].line}, different answer"))
+    return conflicts
 
-    near = _near_duplicates(examples, float(near_duplicate_threshold), keys)
-    for pair in near:
-        problems["near_duplicate"].append(
-            (pair["lines"][1], f"about {pair['jaccard']:.0%} the same as line {pair['lines'][0]}"))
 
-    # Conventions in the targets the model will learn to copy.
+def _mixed_dates(examples: list[_Example], problems: dict) -> dict[str, list[int]]:
+    """Date conventions in the targets, which the model learns to copy."""
     date_hits: dict[str, list[int]] = {}
     for e in examples:
         joined = "\n".join(e.targets)
@@ -441,7 +488,11 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
             if label != main:
                 for n in hit_lines:
                     problems["mixed_dates"].append((n, f"date written as {label}; most use {main}"))
+    return date_hits
 
+
+def _json_targets(examples: list[_Example], problems: dict) -> int:
+    """Count targets that are JSON; flag those that start like JSON but do not parse."""
     json_targets = 0
     for e in examples:
         for t in e.targets[:1] if e.fmt == "preference" else e.targets:
@@ -453,17 +504,25 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
                 problems["broken_json_output"].append(
                     (e.line, f"output starts like JSON but does not parse: {why}"))
                 break
+    return json_targets
 
-    # Token statistics.
+
+def _token_stats(examples: list[_Example], tokenizer_count: Callable[[str], int] | None, problems: dict) -> dict:
+    count_tokens = tokenizer_count or approx_token_count
     lengths = [count_tokens(e.full) for e in examples]
     for e, n in zip(examples, lengths):
         if n > LONG_EXAMPLE_TOKENS:
             problems["long_example"].append((e.line, f"about {n:,} tokens"))
-    token_stats = _stats(lengths)
-    token_stats["counter"] = "custom tokenizer" if tokenizer_count else \
-        "approximate (about 4 characters per token)"
-    token_stats["total"] = sum(lengths)
+    stats = _stats(lengths)
+    stats["counter"] = "custom tokenizer" if tokenizer_count else "approximate (about 4 characters per token)"
+    stats["total"] = sum(lengths)
+    return stats
 
+
+def _fixes(problems: dict) -> list[dict]:
+    """One entry per kind of problem. Errors first; within a severity, what breaks
+    loading before what hurts quality (the _FIXES order), so the first fix is
+    always the one to do first."""
     fixes = []
     for kind, items in problems.items():
         unique_lines = list(dict.fromkeys(n for n, _ in items))
@@ -472,34 +531,11 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
                       "lines": unique_lines[:MAX_LINES_PER_FIX],
                       "examples": [f"line {n}: {m}" for n, m in items[:3]],
                       "fix": _FIXES[kind]})
-    # Errors first; within a severity, what breaks loading before what hurts
-    # quality (the _FIXES order), so the first fix is always the one to do first.
     order = list(_FIXES)
     fixes.sort(key=lambda f: (SEVERITY_ORDER[f["severity"]], order.index(f["kind"])))
     for priority, fix in enumerate(fixes, 1):
         fix["priority"] = priority
-
-    invalid_lines = {n for kind, items in problems.items() if _SEVERITY[kind] == "error"
-                     and kind not in ("mixed_formats",) for n, _ in items}
-    errors = sum(f["count"] for f in fixes if f["severity"] == "error")
-    return {
-        "ok": errors == 0 and bool(examples),
-        "summary": {
-            "lines": non_blank, "blank_lines": blank, "usable_examples": len(examples),
-            "lines_with_errors": len(invalid_lines), "formats": dict(formats),
-            "dominant_format": dominant, "json_targets": json_targets,
-            "errors": errors, "warnings": sum(f["count"] for f in fixes if f["severity"] == "warning"),
-        },
-        "token_stats": token_stats,
-        "exact_duplicates": exact_pairs[:MAX_PAIRS],
-        "exact_duplicate_count": len(exact_pairs),
-        "near_duplicates": near[:MAX_PAIRS],
-        "near_duplicate_count": len(near),
-        "near_duplicate_threshold": float(near_duplicate_threshold),
-        "conflicting_inputs": conflicts[:MAX_PAIRS],
-        "date_formats": {k: {"count": len(v), "lines": v[:MAX_LINES_PER_FIX]} for k, v in date_hits.items()},
-        "fixes": fixes,
-    }
+    return fixes
 
 
 def _stats(values: list[int]) -> dict:
@@ -551,3 +587,34 @@ def critique_markdown(result: dict) -> str:
         out += ["", "**Date styles in outputs:** " + ", ".join(
             f"{k}: {v['count']}" for k, v in result["date_formats"].items())]
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------ tool spec
+
+SPECS = (
+    ToolSpec(
+        name="critique_jsonl",
+        description="Validate a JSONL fine-tuning dataset line by line (chat 'messages', prompt/completion, "
+            "or prompt/chosen/rejected preference pairs). Reports problems with line numbers and the "
+            "fix, counts, approximate token-length statistics, exact and near-duplicate line pairs "
+            "(MinHash), mixed date conventions, assistant outputs that look like JSON but do not "
+            "parse, DPO pairs whose chosen equals rejected, and a prioritised fix list.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "text": {"type": "string", "maxLength": MAX_PASTE_BYTES,
+                         "description": "The JSONL dataset exactly as pasted, one JSON object per line."},
+                "near_duplicate_threshold": num(
+                    0.5, 1.0, "Jaccard similarity (character 5-grams, found with MinHash LSH) at or above which two "
+                    "lines count as near duplicates. Default 0.8."),
+            },
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+        fn=critique_jsonl,
+        markdown=critique_markdown,
+        reads_paste=True,
+        empty_help=("Nothing to check yet: paste your dataset as JSONL, one JSON object per line, e.g. "
+                    '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'),
+    ),
+)

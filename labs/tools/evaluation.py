@@ -5,8 +5,11 @@
 
 All metrics are computed here (no model calls): exact match after light
 normalisation, token F1 (SQuAD-style bag of words), ROUGE-L F-measure from the
-longest common subsequence, JSON validity, and per-field accuracy over JSON
-objects with nested keys flattened to dotted paths.
+longest common subsequence, JSON validity, and per-field accuracy and field F1
+over JSON values with nested keys flattened to dotted paths. This is the one
+scorer: the Training tab's run evaluation (``training/evaluate.py``) calls
+``score_predictions`` too, so Lab 4 and a run never score the same answers
+differently.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import re
 import string
 from collections import Counter
 from typing import Any
+from labs.tools.spec import TEXT_OR_LINES, ToolSpec, enum, num
+from labs.tools.strategy import KNOWLEDGE_CHANGE
 
 OUTPUT_FORMATS = ("text", "json", "label", "code")
 MAX_ROWS = 20_000
@@ -102,6 +107,17 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def field_f1(pred_obj: Any, ref_obj: Any) -> float:
+    """F1 over (dotted path, value) pairs of two JSON values: credit for each
+    field the prediction gets right, a penalty for fields it invents."""
+    pf = {(k, json.dumps(v, sort_keys=True)) for k, v in flatten(pred_obj).items()}
+    rf = {(k, json.dumps(v, sort_keys=True)) for k, v in flatten(ref_obj).items()}
+    tp = len(pf & rf)
+    precision = tp / len(pf) if pf else 0.0
+    recall = tp / len(rf) if rf else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def _split_block(value: str | list) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [v if isinstance(v, str) else json.dumps(v) for v in value]
@@ -170,6 +186,7 @@ def score_predictions(predictions: str | list, references: str | list | None = N
             # spacing do not matter, but a Python-style dict that fails to parse does.
             row["exact_match"] = float(pred_ok and pred_obj == ref_obj)
             json_valid += pred_ok
+            row["field_f1"] = round(field_f1(pred_obj, ref_obj), 4) if pred_ok else 0.0
             if isinstance(ref_obj, dict):
                 ref_flat = flatten(ref_obj)
                 pred_flat = flatten(pred_obj) if pred_ok and isinstance(pred_obj, dict) else {}
@@ -192,6 +209,7 @@ def score_predictions(predictions: str | list, references: str | list | None = N
     if json_expected:
         result["json_rows"] = json_expected
         result["json_validity"] = round(json_valid / json_expected, 4)
+        result["field_f1"] = round(sum(r["field_f1"] for r in rows if "field_f1" in r) / json_expected, 4)
     if field_total:
         result["field_accuracy"] = round(sum(field_hits.values()) / sum(field_total.values()), 4)
         result["per_field"] = {k: {"accuracy": round(field_hits[k] / field_total[k], 4),
@@ -220,6 +238,8 @@ def scores_markdown(result: dict) -> str:
         out.append(f"| JSON valid ({result['json_rows']} JSON references) | {result['json_validity']:.1%} |")
     if "field_accuracy" in result:
         out.append(f"| field accuracy | {result['field_accuracy']:.1%} |")
+    if "field_f1" in result:
+        out.append(f"| field F1 | {result['field_f1']:.3f} |")
     if result.get("per_field"):
         out += ["", "**Per field** (weakest first)", "", "| field | accuracy | n |", "|---|---:|---:|"]
         out += [f"| `{k}` | {v['accuracy']:.0%} | {v['count']} |"
@@ -600,3 +620,91 @@ def monitoring_markdown(result: dict) -> str:
            "", "**Retrain when**", *[f"- {t}" for t in result["retrain_triggers"]],
            "", "**Rollout**", *[f"- {r}" for r in result["rollout"]]]
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------ tool spec
+
+SPECS = (
+    ToolSpec(
+        name="score_predictions",
+        description="Score model outputs against references: exact match, token F1, ROUGE-L, JSON validity, "
+            "and per-field accuracy for JSON objects (nested keys flattened).",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "predictions": dict(TEXT_OR_LINES, description=(
+                    "Model outputs: one per line, a list of strings, or JSONL whose lines have "
+                    "'prediction' and 'reference' keys (then omit references).")),
+                "references": dict(TEXT_OR_LINES, description="Expected outputs, aligned one per line with predictions."),
+            },
+            "required": ["predictions"],
+            "additionalProperties": False,
+        },
+        fn=score_predictions,
+        markdown=scores_markdown,
+        reads_paste=True,
+        empty_help=("Nothing to score yet: paste the model's outputs, one per line (and the expected "
+                    "outputs in references), or JSONL lines with 'prediction' and 'reference'."),
+    ),
+    ToolSpec(
+        name="judge_rubric",
+        description="Write an LLM-as-judge rubric for a task: dimensions with 1-5 anchors, a judge prompt "
+            "with position- and length-bias mitigations, and the JSON schema the judge must answer in.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "task_description": {"type": "string", "minLength": 3, "maxLength": 4000,
+                                     "description": "What the fine-tuned model does."},
+                "output_format": enum(list(OUTPUT_FORMATS), "Shape of the model's answer."),
+                "criteria": {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": 10,
+                             "description": "Optional extra dimensions to judge."},
+                "pairwise": {"type": "boolean", "description": "Compare two answers (A/B) instead of grading one. Default false."},
+            },
+            "required": ["task_description"],
+            "additionalProperties": False,
+        },
+        fn=judge_rubric,
+        markdown=rubric_markdown,
+    ),
+    ToolSpec(
+        name="adversarial_cases",
+        description="Propose adversarial test inputs for a task, by category (empty/missing fields, "
+            "contradictions, prompt injection, unusual units/formats, near-duplicates with different "
+            "answers, out-of-domain), with concrete examples tailored to the task's wording.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "task_description": {"type": "string", "minLength": 3, "maxLength": 4000,
+                                     "description": "What the fine-tuned model does."},
+                "input_fields": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 30,
+                                 "description": "Optional names of fields the input contains."},
+                "examples_per_category": num(1, 5, "Concrete examples per category. Default 2.", True),
+            },
+            "required": ["task_description"],
+            "additionalProperties": False,
+        },
+        fn=adversarial_cases,
+        markdown=adversarial_markdown,
+    ),
+    ToolSpec(
+        name="monitoring_plan",
+        description="Production monitoring plan for a fine-tuned model: metrics, thresholds, alert rules, "
+            "sampling for human review and a revalidation cadence.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "task_description": {"type": "string", "minLength": 3, "maxLength": 4000,
+                                     "description": "What the fine-tuned model does."},
+                "requests_per_day": num(0, 1e9, "Production volume.", True),
+                "output_format": enum(list(OUTPUT_FORMATS), "Shape of the model's answer."),
+                "risk": enum(["low", "medium", "high"], "Harm from a wrong answer. Default medium."),
+                "baseline_accuracy": num(0, 1, "Offline accuracy (0-1) at launch, if known."),
+                "knowledge_change": enum(list(KNOWLEDGE_CHANGE), "How fast the domain changes."),
+            },
+            "required": ["task_description"],
+            "additionalProperties": False,
+        },
+        fn=monitoring_plan,
+        markdown=monitoring_markdown,
+    ),
+)

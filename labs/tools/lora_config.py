@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from labs.tools.spec import ToolSpec, enum, num
 
 # Real dimensions from each model's config.json on the Hub (checked by hand;
 # head_dim is hidden/heads for all of these). Biases: Qwen2 has q/k/v biases
@@ -554,3 +555,63 @@ def lora_markdown(rec: dict) -> str:
         out += ["", "**Warnings**", *[f"- ⚠️ {w}" for w in rec["warnings"]]]
     out += ["", *[f"_{n}_" for n in rec["notes"]], "", "```python", rec["code"].rstrip(), "```"]
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------ tool spec
+
+SPECS = (
+    ToolSpec(
+        name="recommend_lora_config",
+        description="Recommend a LoRA/QLoRA setup for a base model preset: r, alpha, learning rate, epochs, "
+            "batch and gradient accumulation (effective batch), target modules, the exact number of "
+            "trainable parameters for that architecture, a GPU memory estimate and whether it fits, "
+            "and ready-to-run Python for peft LoraConfig + trl SFTConfig/DPOConfig.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "model": enum(list(PRESETS), "Base model preset."),
+                "dataset_size": num(1, 1e9, "Number of training examples.", True),
+                "task_kind": enum(list(TASK_KINDS), "What the fine-tune teaches."),
+                "gpu_memory_gb": num(1, 2000, "Memory of the training GPU in GB."),
+                "max_seq_length": num(16, 131_072, "Tokens per training example after truncation. Default 1024.", True),
+                "quantization": enum(["auto", "none", "4bit"], "auto picks 4-bit (QLoRA) only when bf16 weights would not fit."),
+                "target_modules": enum(["auto", "attention", "qv", "all-linear"],
+                                        "qv = q_proj+v_proj (LoRA paper / PEFT default), attention = q,k,v,o, all-linear = attention + MLP."),
+                "r": num(1, 1024, "Force a LoRA rank instead of the recommended one.", True),
+                "method": enum(["sft", "dpo"], "Training method. Default sft."),
+                "gpu_name": {"type": "string", "maxLength": 60,
+                             "description": "Optional GPU name (e.g. T4, V100, A100): GPUs without "
+                                            "bf16 get an fp16 config."},
+            },
+            "required": ["model", "dataset_size", "task_kind", "gpu_memory_gb"],
+            "additionalProperties": False,
+        },
+        fn=recommend_lora_config,
+        markdown=lora_markdown,
+    ),
+    ToolSpec(
+        name="count_lora_params",
+        description="Exact number of trainable LoRA parameters for a model preset, rank r and set of target "
+            "modules: sum over layers of r*(in_features+out_features) per adapted projection.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "model": enum(list(PRESETS), "Base model preset."),
+                "r": num(1, 1024, "LoRA rank.", True),
+                "target_modules": {
+                    "anyOf": [
+                        {"type": "string", "enum": ["all-linear", "attention", "qv"]},
+                        {"type": "array", "minItems": 1,
+                         "items": {"type": "string", "enum": list(MODULES)}},
+                    ],
+                    "description": "'all-linear', 'attention', 'qv', or a list of module names "
+                                   f"({', '.join(MODULES)}).",
+                },
+            },
+            "required": ["model", "r", "target_modules"],
+            "additionalProperties": False,
+        },
+        fn=count_lora_params,
+        markdown=count_markdown,
+    ),
+)

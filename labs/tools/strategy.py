@@ -13,6 +13,7 @@ Prices are assumptions, returned with the result so they can be edited.
 from __future__ import annotations
 
 import math
+from labs.tools.spec import ToolSpec, enum, num
 
 FORMAT_STRICTNESS = ("loose", "moderate", "strict")
 KNOWLEDGE_CHANGE = ("static", "yearly", "monthly", "weekly", "daily")
@@ -256,3 +257,59 @@ def strategy_markdown(result: dict) -> str:
         *[f"| {k} | {v:g} |" for k, v in a.items()], "", "</details>",
     ]
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------ tool spec
+
+SPECS = (
+    ToolSpec(
+        name="assess_use_case",
+        description="Decide between prompting, RAG, supervised fine-tuning (SFT), DPO and LoRA (or a "
+            "combination such as RAG + LoRA SFT) for a use case, with reasons; estimate how much "
+            "data is needed (rules of thumb) and compare the monthly cost of a prompted large hosted "
+            "model with a fine-tuned small self-hosted one at the stated volume. All prices are "
+            "assumptions with defaults returned in the result; pass your own to override them.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "format_strictness": enum(
+                    list(FORMAT_STRICTNESS),
+                    "How exact the output format must be: loose (free prose), moderate "
+                    "(a house style or template), strict (must parse, e.g. JSON for a program)."),
+                "requests_per_day": num(0, 1e9, "Expected production requests per day.", True),
+                "knowledge_change": enum(
+                    list(KNOWLEDGE_CHANGE),
+                    "How often the facts the answers depend on change."),
+                "privacy": enum(
+                    list(PRIVACY),
+                    "none; sensitive (PII, contracts: vendor terms matter); "
+                    "on_premises (data may not leave our own infrastructure)."),
+                "latency": enum(
+                    list(LATENCY),
+                    "relaxed (seconds are fine), interactive (about a second), "
+                    "realtime (a few hundred milliseconds)."),
+                "examples_on_hand": num(0, 1e9, "Labelled examples (or preference pairs) available now.", True),
+                "task_kind": enum(
+                    list(TASK_KINDS),
+                    "Optional. style (tone/voice), format (fixed output structure, extraction), "
+                    "domain (specialised knowledge/jargon), preference (which of two answers is "
+                    "better), general."),
+                "input_price_per_mtok": num(0, 1000, "Large hosted model: USD per million input tokens."),
+                "output_price_per_mtok": num(0, 1000, "Large hosted model: USD per million output tokens."),
+                "input_tokens_per_request": num(1, 1_000_000, "Prompt tokens per request with the large model (incl. instructions/few-shot).", True),
+                "output_tokens_per_request": num(1, 100_000, "Output tokens per request.", True),
+                "gpu_hourly_usd": num(0, 1000, "USD per hour for one GPU serving the small tuned model."),
+                "serving_hours_per_day": num(0, 24, "Hours per day the serving GPU is kept running."),
+                "requests_per_gpu_hour": num(1, 10_000_000, "Requests one serving GPU handles per hour.", True),
+                "training_gpu_hours": num(0, 100_000, "GPU hours for one fine-tuning run."),
+                "training_gpu_hourly_usd": num(0, 1000, "USD per hour of the training GPU."),
+                "retrains_per_month": num(0, 100, "Fine-tuning runs per month (retraining cadence)."),
+            },
+            "required": ["format_strictness", "requests_per_day", "knowledge_change",
+                         "privacy", "latency", "examples_on_hand"],
+            "additionalProperties": False,
+        },
+        fn=assess_use_case,
+        markdown=strategy_markdown,
+    ),
+)
