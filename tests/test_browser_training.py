@@ -99,6 +99,7 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     page.locator("#train-eval").click()
     expect(page.locator("#train-eval-status")).to_contain_text("Evaluated", timeout=TRAIN_TIMEOUT_MS)
     table = page.locator("#train-samples table")
+    table.scroll_into_view_if_needed()  # scrolling down is fine; scrolling sideways is what must not be needed
     for header in ("Expected", "Base model", "Tuned model"):
         cell = table.get_by_role("columnheader", name=header)
         expect(cell).to_be_in_viewport()
