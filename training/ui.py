@@ -578,11 +578,11 @@ def _hp_input(name: str, value):
     """The input for one config field, from its table row (elem_id "train-hp-<name>")."""
     meta = config.SPEC[name]
     label = meta["label"] + (f" (cap {config.range_hi(name):g})" if callable(meta["hi"]) else "")
+    # The one-line help stays in the table (docs, errors): shown under every input it would
+    # push steps 2-4 down the page the learner works through.
     if meta["choices"]:
-        return gr.Dropdown(list(meta["choices"]), value=value, label=label, info=meta["help"],
-                           elem_id=f"train-hp-{name}")
-    return gr.Number(value, label=label, info=meta["help"], precision=0 if meta["whole"] else None,
-                     elem_id=f"train-hp-{name}")
+        return gr.Dropdown(list(meta["choices"]), value=value, label=label, elem_id=f"train-hp-{name}")
+    return gr.Number(value, label=label, precision=0 if meta["whole"] else None, elem_id=f"train-hp-{name}")
 
 
 def _by_name(handler):
