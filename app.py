@@ -180,6 +180,14 @@ def _tabs_never_hide(demo: gr.Blocks) -> None:
             block.overflow_behavior = "wrap"
 
 
+def _wire_chain(trigger, chain) -> None:
+    """Wire [(fn, inputs, outputs), ...] to an event: the first on it, each next one after it."""
+    (fn, inputs, outputs), *rest = chain
+    event = trigger(fn, inputs, outputs, api_visibility="private")
+    for fn, inputs, outputs in rest:
+        event = event.then(fn, inputs, outputs, api_visibility="private")
+
+
 def build_app() -> gr.Blocks:
     lessons = load_lessons()
     build_lab, build_training_tab, build_publish_panel = _tab_builders()
@@ -206,10 +214,14 @@ def build_app() -> gr.Blocks:
                             build_lab(lesson.id)  # the advisor of this lesson (labs/advisors.py)
             with gr.Tab("Module Test", id=MODULE_TEST_ID):
                 build_quiz(MODULE_TEST_ID, progress_state, summary)
-            with gr.Tab("Training", id="training", elem_id="training-tab"):
+            with gr.Tab("Training", id="training", elem_id="training-tab") as training_tab:
                 gr.Markdown(TRAINING_ON_PHONE, elem_classes=["narrow-only"], elem_id="training-phone-note")
                 parts = build_training_tab()
                 build_publish_panel(parts["run_id"])
+            # The tab hands back its hooks; they are wired here, on the root Blocks and the tab.
+            for chain in parts["page_load"]:
+                _wire_chain(demo.load, chain)
+            _wire_chain(training_tab.select, parts["tab_select"])
 
         _tabs_never_hide(demo)
         demo.load(on_load, inputs=[progress_state], outputs=[progress_state, summary, notice], api_visibility="private")

@@ -141,8 +141,8 @@ def _on_gpu() -> bool:
 
 def _hparams(steps: int) -> dict:
     """The app's defaults for the device; steps=0 keeps the default length (GPU: one epoch)."""
-    from training.checks import default_hparams
-    h = default_hparams("cuda" if _on_gpu() else "cpu")
+    from training.config import defaults
+    h = defaults("cuda" if _on_gpu() else "cpu")
     if steps:
         h["max_steps"] = steps
     return h
@@ -175,9 +175,11 @@ def _worker_ours(steps: int) -> dict:
             first_loss["t"] = time.perf_counter() - t0
     trl.SFTTrainer = Timed  # the engine imports SFTTrainer from trl at call time
     t0 = time.perf_counter()
-    run_id = engine.start_run({"method": "sft", "model_id": EMBEDDED_ID, "hparams": h,
-                               "dataset": {"name": "clinical_soap (bench)"}},
-                              {"train": train, "validation": val, "test": []})
+    from training.config import DataRef, validate
+    cfg, errors = validate(h, "sft", base_model=EMBEDDED_ID, dataset=DataRef(name="clinical_soap (bench)"))
+    if errors:
+        raise ValueError("\n".join(errors))
+    run_id = engine.start_run(cfg, {"train": train, "validation": val, "test": []})
     info = engine.run_slice(run_id, max_slice_steps=steps or None, on_event=on_event)
     wall = time.perf_counter() - t0
     if info["status"] != "finished":
@@ -201,7 +203,8 @@ def _worker_plain(steps: int, opts: dict) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from training.base_model import load_tokenizer
-    from training.checks import TARGET_MODULE_CHOICES, completion_pairs, encode_sft
+    from training.checks import completion_pairs, encode_sft
+    from training.config import TARGET_MODULE_CHOICES
 
     if opts.get("threads"):
         torch.set_num_threads(int(opts["threads"]))

@@ -12,7 +12,7 @@ METRICS = {"n": 5, "base": {"json_valid": 0.0, "field_accuracy": 0.1}, "tuned": 
 
 
 def _evaluated_run() -> str:
-    rid = runs.create_run({"method": "sft", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct"})
+    rid = runs.create_run({"method": "sft"}, model={"id": "HuggingFaceTB/SmolLM2-135M-Instruct"})
     runs.update_run(rid, status="finished", step=16)
     (runs.run_dir(rid) / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
     return rid

@@ -59,6 +59,10 @@ SFT_ROWS = [
     for i in range(12)
 ]
 
+DPO_ROWS = [{"prompt": [{"role": "user", "content": f"give me item {i}"}],
+             "chosen": [{"role": "assistant", "content": '{"item": "%s"}' % chr(97 + i)}],
+             "rejected": [{"role": "assistant", "content": "no"}]} for i in range(12)]
+
 
 def make_run_dir(root: Path, *, method: str = "sft", hub_dataset: str | None = None,
                  base_dir: Path | None = None) -> Path:
@@ -83,18 +87,21 @@ def make_run_dir(root: Path, *, method: str = "sft", hub_dataset: str | None = N
     tokenizer.save_pretrained(run_dir / "adapter")
     (run_dir / "adapter" / "training_args.bin").write_bytes(b"pickle that must not be published")
 
-    dataset = {"name": hub_dataset or "support-tickets (built-in)", "source": "hub" if hub_dataset else "builtin",
-               "fingerprint": {"sha256": "ab" * 32, "rows": len(SFT_ROWS), "bytes": 1234}}
+    from training.config import DataRef, RunConfig
+
+    dataset = DataRef(name=hub_dataset or "support-tickets (built-in)", source="hub" if hub_dataset else "builtin",
+                      hub_id=hub_dataset, fingerprint={"sha256": "ab" * 32, "rows": len(SFT_ROWS), "bytes": 1234})
+    cfg = RunConfig(method=method, base_model="HuggingFaceTB/SmolLM2-135M-Instruct", dataset=dataset,
+                    r=4, alpha=8, dropout=0.0, target_modules="qv", learning_rate=2e-4, warmup_ratio=0.05,
+                    scheduler="cosine", epochs=1.0, max_steps=20, batch_size=2, grad_accum=1, max_length=128,
+                    beta=0.1, seed=7)
+    # The layout training/engine.py writes: the RunConfig as written by its type, and
+    # the model actually loaded (id, local path, public Hub id) next to it.
     run = {
-        "run_id": run_dir.name, "status": "done", "step": 20, "total_steps": 20, "best_step": 18,
-        # The layout training/engine.py writes: model_id is the model actually
-        # loaded, model_path where it was loaded from, hparams as checks.py cleans them.
-        "config": {"method": method, "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
-                   "model_path": str(base_dir), "dataset": dataset,
-                   "hparams": {"r": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": "qv",
-                               "learning_rate": 2e-4, "warmup_ratio": 0.05, "scheduler": "cosine",
-                               "epochs": 1.0, "max_steps": 20, "batch_size": 2, "grad_accum": 1,
-                               "max_length": 128, "beta": 0.1, "seed": 7}},
+        "run_id": run_dir.name, "status": "finished", "step": 20, "total_steps": 20, "best_step": 18,
+        "config": cfg.to_dict(),
+        "model": {"id": "HuggingFaceTB/SmolLM2-135M-Instruct", "path": str(base_dir),
+                  "public_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "notice": ""},
     }
     (run_dir / "run.json").write_text(json.dumps(run))
     events = [{"step": s, "loss": 2.5 - 0.1 * s, "elapsed": s * 0.5} for s in range(1, 21)]
@@ -106,6 +113,7 @@ def make_run_dir(root: Path, *, method: str = "sft", hub_dataset: str | None = N
                "samples": [{"prompt": "give me item 1", "reference": '{"item": "b"}',
                             "base": "item?", "tuned": '{"item": "b"}'}]}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    (run_dir / "train.jsonl").write_text("\n".join(json.dumps(r) for r in SFT_ROWS[:10]) + "\n")
-    (run_dir / "validation.jsonl").write_text("\n".join(json.dumps(r) for r in SFT_ROWS[10:]) + "\n")
+    rows = SFT_ROWS if method == "sft" else DPO_ROWS
+    (run_dir / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:10]) + "\n")
+    (run_dir / "validation.jsonl").write_text("\n".join(json.dumps(r) for r in rows[10:]) + "\n")
     return run_dir

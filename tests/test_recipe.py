@@ -1,6 +1,7 @@
 """Recipe export: TRL's own parser accepts the config, and the exported command trains."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -35,7 +36,10 @@ def test_export_holds_config_commands_and_the_exact_rows(recipe_dir):
     for expected in ("sft.yaml", "fsdp.yaml", "zero3.yaml", "README.md", "data/train.jsonl",
                      "data/validation.jsonl"):
         assert f"ftlab-recipe-sft/{expected}" in names
-    assert (folder / "data" / "train.jsonl").read_bytes() == (run_dir / "data" / "train.jsonl").read_bytes()
+    # Each row the run trained on, split into prompt and completion where the app splits it.
+    exported = [json.loads(line) for line in (folder / "data" / "train.jsonl").read_text().splitlines()]
+    saved = [json.loads(line) for line in (run_dir / "data" / "train.jsonl").read_text().splitlines()]
+    assert [r["prompt"] + r["completion"] for r in exported] == [r["messages"] for r in saved]
     readme = (folder / "README.md").read_text()
     assert "trl sft --config sft.yaml" in readme
     assert "accelerate launch --config_file fsdp.yaml" in readme
@@ -55,6 +59,8 @@ def test_trl_parser_accepts_the_config_with_the_run_settings(recipe_dir):
     assert training.learning_rate == pytest.approx(2e-4) and training.max_steps == 20
     assert training.per_device_train_batch_size == 2 and training.max_length == 128
     assert training.warmup_steps == pytest.approx(0.05) and training.lr_scheduler_type == "cosine"
+    # The app's cadence: a log line every step, an evaluation every eval_steps, the best one kept.
+    assert training.logging_steps == 1 and training.eval_steps == 20 and training.load_best_model_at_end
 
 
 def test_accelerate_configs_parse_for_fsdp_and_deepspeed(recipe_dir):

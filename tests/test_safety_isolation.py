@@ -21,9 +21,9 @@ MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def _hp():
-    from training import checks, ui
-    h = dict(checks.default_hparams("cpu"), max_steps=2, max_length=512, eval_steps=100)
-    return [h[k] for k in ui.HP_FIELDS]
+    from training import config
+    h = dict(config.defaults("cpu"), max_steps=2, max_length=512, eval_steps=100)
+    return [h[k] for k in config.HP_NAMES]
 
 
 def _right(quiz_id):

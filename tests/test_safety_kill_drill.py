@@ -26,10 +26,10 @@ MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def _hp():
-    from training import checks, ui
-    h = dict(checks.default_hparams("cpu"), r=4, alpha=8, max_steps=4, batch_size=1, grad_accum=1,
+    from training import config
+    h = dict(config.defaults("cpu"), r=4, alpha=8, max_steps=4, batch_size=1, grad_accum=1,
              max_length=384, eval_steps=100, early_stopping_patience=0, warmup_ratio=0.0)
-    return [h[k] for k in ui.HP_FIELDS]
+    return [h[k] for k in config.HP_NAMES]
 
 
 def _launch(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:

@@ -131,19 +131,18 @@ def test_upload_size_and_row_caps_keep_the_loaded_dataset(ftlab_data_dir, tmp_pa
 
 
 def test_steps_and_max_length_caps_refuse_before_training(ftlab_data_dir, monkeypatch):
-    from training import checks, runs, ui
+    from training import config, runs, ui
     monkeypatch.setenv("FTLAB_MAX_STEPS", "10")
     monkeypatch.setenv("FTLAB_MAX_LENGTH", "256")
     ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
 
     def hp(**over):
-        h = dict(checks.default_hparams("cpu"), **over)
-        return [h[k] for k in ui.HP_FIELDS]
+        return dict(config.defaults("cpu"), **over)
 
-    _, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *hp(max_steps=50, max_length=256))
+    _, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], hp(max_steps=50, max_length=256))
     assert not go and "Max steps" in msg and "10" in msg
-    _, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *hp(max_steps=5, max_length=4096))
+    _, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], hp(max_steps=5, max_length=4096))
     assert not go and "Max length" in msg and "256" in msg
     assert list(runs.runs_root().iterdir()) == []
-    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *hp(max_steps=5, max_length=256))
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], hp(max_steps=5, max_length=256))
     assert go == "start" and ids == [rid]  # within the caps, the same session starts a run

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from training import checks, engine, runs
+from training import checks, config, engine, runs
 
 
 def _row(q: str, a: str) -> dict:
@@ -83,51 +83,66 @@ def test_dpo_check_counts_cut_off_pairs(embedded_tokenizer):
     ("r", "sixteen", "LoRA rank r"),
 ])
 def test_bad_hyperparameters_are_named(field, value, needle):
-    _, errors = checks.validate_hparams({field: value}, "sft")
+    _, errors = config.validate({field: value}, "sft")
     assert errors and needle in errors[0]
 
 
 def test_caps_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("FTLAB_MAX_STEPS", "10")
     monkeypatch.setenv("FTLAB_MAX_LENGTH", "128")
-    assert checks.validate_hparams({"max_steps": 11}, "sft")[1]
-    assert not checks.validate_hparams({"max_steps": 10, "max_length": 128}, "sft")[1]
-    assert checks.validate_hparams({"max_length": 129}, "sft")[1]
-    h, _ = checks.validate_hparams({"epochs": 3}, "sft")
-    assert checks.total_steps(h, 10_000) == 10  # epochs worth of steps, capped
+    assert config.validate({"max_steps": 11}, "sft")[1]
+    assert not config.validate({"max_steps": 10, "max_length": 128}, "sft")[1]
+    assert config.validate({"max_length": 129}, "sft")[1]
+    cfg, _ = config.validate({"epochs": 3, "max_length": 128}, "sft")
+    assert cfg.total_steps(10_000) == 10  # epochs worth of steps, capped
 
 
 def test_defaults_are_valid_and_plan_is_consistent():
-    h, errors = checks.validate_hparams({}, "sft")
+    cfg, errors = config.validate({}, "sft")
     assert not errors
-    p = engine.plan({"method": "sft", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "hparams": h},
-                    288, device="cuda")
+    p = engine.plan(cfg, 288, device="cuda")
     assert p["total_steps"] == 36  # 288 rows / effective batch 8, one epoch
     assert p["n_slices"] * p["slice_steps"] >= p["total_steps"]
     assert 15 <= p["gpu_duration_s"] <= engine.MAX_GPU_DURATION_S
-    dpo = engine.plan({"method": "dpo", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "hparams": h},
-                      288, device="cuda")
+    dpo = engine.plan(config.validate({}, "dpo")[0], 288, device="cuda")
     assert dpo["est_seconds"] > p["est_seconds"]
     assert "ZeroGPU" in engine.plan_markdown(p)
 
 
-def test_start_run_refuses_bad_input_before_creating_anything(ftlab_data_dir):
-    bad = {"method": "sft", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
-           "hparams": {"learning_rate": 0, "batch_size": 0}}
-    with pytest.raises(ValueError) as err:
-        engine.start_run(bad, {"train": ROWS, "validation": [], "test": []})
-    assert "Learning rate" in str(err.value) and "Batch size" in str(err.value)
-    good = {"method": "sft", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "hparams": {}}
+def test_bad_input_is_refused_once_with_every_field_named(ftlab_data_dir):
+    cfg, errors = config.validate({"learning_rate": 0, "batch_size": 0}, "sft")
+    assert cfg is None and any("Learning rate" in e for e in errors) and any("Batch size" in e for e in errors)
     with pytest.raises(ValueError, match="empty"):
-        engine.start_run(good, {"train": [], "validation": [], "test": []})
+        engine.start_run(config.RunConfig(), {"train": [], "validation": [], "test": []})
     assert list(runs.runs_root().iterdir()) == []
 
 
+def test_method_switch_and_presets_set_their_own_defaults():
+    assert config.method_defaults("dpo") == {"learning_rate": 5e-5, "beta": 0.1}
+    assert config.method_defaults("sft", "cpu")["learning_rate"] == config.defaults("cpu")["learning_rate"]
+    assert config.preset_values("Light: r=8 on q,v", "dpo")["learning_rate"] == 5e-5
+    # Every default is inside its own range, on a GPU and on a CPU, for both methods.
+    for device in ("cuda", "cpu"):
+        for method in config.METHODS:
+            assert not config.validate(config.defaults(device, method), method)[1]
+
+
+def test_run_config_round_trips_through_run_json(ftlab_data_dir):
+    cfg, _ = config.validate({"r": 8, "target_modules": "qv"}, "sft",
+                             dataset=config.DataRef.from_source("mine", "hub:owner/set"))
+    assert cfg.dataset.hub_id == "owner/set"
+    rid = engine.start_run(cfg, {"train": ROWS, "validation": [], "test": []})
+    back = config.RunConfig.from_dict(runs.read_run(rid)["config"])
+    assert back.r == 8 and back.target_modules == "qv" and back.dataset.hub_id == "owner/set"
+    assert back.dataset.fingerprint and back == config.RunConfig(**{**vars(cfg), "dataset": back.dataset})
+
+
 def test_offline_start_uses_the_embedded_model_with_a_notice(ftlab_data_dir):
-    cfg = {"method": "sft", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "hparams": {"max_length": 128}}
+    cfg, _ = config.validate({"max_length": 128}, "sft")
     rid = engine.start_run(cfg, {"train": ROWS, "validation": ROWS[:1], "test": ROWS[:1]})
     info = runs.read_run(rid)
     assert info["status"] == "planned" and info["total_steps"] == 1
-    assert info["config"]["model_id"].startswith("embedded/")
-    assert "can't be reached" in info["config"]["model_notice"]
+    assert info["model"]["id"].startswith("embedded/")
+    assert info["model"]["public_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "can't be reached" in info["model"]["notice"]
     assert runs.read_datasets(rid)["train"] == ROWS

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from training import engine, gpu, runs
+from training import config, engine, gpu, runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,8 +34,9 @@ HP = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "attention", "learn
 
 
 def _config(method="sft", **over):
-    return {"method": method, "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
-            "hparams": dict(HP, **over), "dataset": {"name": "inline test rows"}}
+    cfg, errors = config.validate(dict(HP, **over), method, dataset=config.DataRef(name="inline test rows"))
+    assert not errors, errors
+    return cfg
 
 
 def _splits(rows):
@@ -101,7 +102,7 @@ def test_adapter_reloads_with_peft_and_changes_the_output(sliced_run):
     from training.inference import generate
 
     rid = sliced_run[0]
-    path = runs.read_run(rid)["config"]["model_path"]
+    path = runs.read_run(rid)["model"]["path"]
     tok = load_tokenizer(path)
     base = AutoModelForCausalLM.from_pretrained(path)
     before = generate(base, tok, PROBE, 12)
@@ -187,7 +188,7 @@ def test_kill_drill_process_killed_mid_run_is_interrupted_and_resumes(module_dat
 def test_nan_and_divergence_stop_with_a_plain_explanation(module_data_dir):
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
-    rid = runs.create_run({"total_steps": 50})
+    rid = runs.create_run({}, total_steps=50)
     args = TrainingArguments(output_dir=str(runs.run_dir(rid) / "work"), report_to="none", use_cpu=True)
 
     def feed(losses):
@@ -222,7 +223,7 @@ def test_a_slice_past_its_gpu_deadline_checkpoints_and_pauses(module_data_dir):
 def test_early_stopping_keeps_the_best_eval_step(module_data_dir):
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
-    rid = runs.create_run({"total_steps": 50})
+    rid = runs.create_run({}, total_steps=50)
     args = TrainingArguments(output_dir=str(runs.run_dir(rid) / "work"), report_to="none", use_cpu=True)
     cb = engine._make_callback(rid, slice_end=50, total=50, on_event=None, elapsed_before=0.0,
                                patience=2, ckpt_every=0)

@@ -24,27 +24,27 @@ def test_run_ids_are_checked_before_any_path_is_built(ftlab_data_dir):
         assert not runs.valid_run_id(bad)
         with pytest.raises(runs.RunNotFound):
             runs.read_run(bad)
-    rid = runs.create_run({"total_steps": 5})
+    rid = runs.create_run({}, total_steps=5)
     assert runs.valid_run_id(rid) and runs.run_dir(rid).parent == runs.runs_root()
     assert runs.read_run(rid)["status"] == "planned"
 
 
 def test_a_running_run_whose_process_died_is_shown_interrupted(ftlab_data_dir):
-    rid = runs.create_run({"total_steps": 5})
+    rid = runs.create_run({}, total_steps=5)
     runs.update_run(rid, status="running", owner_pid=_dead_pid(), owner_host=socket.gethostname(),
                     heartbeat_at=time.time())
     info = runs.read_run(rid)
     assert info["status"] == "interrupted"
     assert "resume" in info["message"]
     # A live owner (this process) is left alone.
-    rid2 = runs.create_run({"total_steps": 5})
+    rid2 = runs.create_run({}, total_steps=5)
     runs.claim(rid2)
     assert runs.read_run(rid2)["status"] == "running"
 
 
 def test_stale_heartbeat_from_another_host_is_interrupted(ftlab_data_dir, monkeypatch):
     monkeypatch.setenv("FTLAB_HEARTBEAT_STALE_S", "60")
-    rid = runs.create_run({"total_steps": 5})
+    rid = runs.create_run({}, total_steps=5)
     runs.update_run(rid, status="running", owner_pid=1, owner_host="other-host", heartbeat_at=time.time() - 120)
     assert runs.read_run(rid)["status"] == "interrupted"
 

@@ -12,16 +12,32 @@ MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def _hp(**over):
-    from training import checks
-    h = dict(checks.default_hparams("cpu"), **over)
-    return [h[k] for k in ui.HP_FIELDS]
+    from training import config
+    return dict(config.defaults("cpu"), **over)
 
 
 def test_tab_builds_and_returns_the_shared_components():
+    from training import config
     with gr.Blocks():
         parts = ui.build_training_tab()
     assert isinstance(parts["run_id"], gr.State)
     assert isinstance(parts["run_ids"], gr.BrowserState)
+    # One input per config field, labelled and limited from the config table.
+    hp = parts["hyperparameters"]
+    assert list(hp) and set(hp) == set(config.HP_NAMES)
+    assert hp["learning_rate"].elem_id == "train-hp-learning_rate" and hp["learning_rate"].label == "Learning rate"
+    assert "cap 300" in hp["max_steps"].label and hp["target_modules"].choices
+    # Page-load and tab-select hooks are handed to app.py, not wired into the root Blocks here.
+    assert [chain[0][0] for chain in parts["page_load"]] == [ui.attach_handler, ui.model_notice]
+    assert parts["tab_select"][0][0] is ui.attach_handler
+
+
+def test_switching_method_sets_that_methods_learning_rate_and_beta():
+    assert ui.apply_method_defaults("dpo") == [5e-5, 0.1]
+    sft_lr, _ = ui.apply_method_defaults("sft")
+    assert sft_lr > 5e-5
+    r, alpha, dropout, target, lr = ui.apply_preset("Light: r=8 on q,v", "dpo")
+    assert (r, target, lr) == (8, "qv", 5e-5)
 
 
 def test_wrong_data_is_refused_and_the_loaded_dataset_is_kept(ftlab_data_dir, tmp_path):
@@ -40,7 +56,7 @@ def test_wrong_data_is_refused_and_the_loaded_dataset_is_kept(ftlab_data_dir, tm
 
 def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
     ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
-    critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", *_hp())
+    critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", _hp())
     assert "Dataset check" in critic
     assert "Ready to train" in check
     assert hist["value"]["examples"].sum() == len(ds["train"])
@@ -52,9 +68,9 @@ def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
 
 def test_start_is_refused_before_training_with_the_field_named(ftlab_data_dir):
     ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
-    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp(learning_rate=0))
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], _hp(learning_rate=0))
     assert not go and "Learning rate" in msg
-    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp(max_length=40))
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], _hp(max_length=40))
     assert not go and "nothing" in msg and "Max length" in msg
     assert list(runs.runs_root().iterdir()) == []
     # The chained train step does nothing for a refused start (keeps the message on screen).
@@ -69,10 +85,10 @@ def _markers(svg: str, gid: str) -> int:
 
 def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
     ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
-    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", ["junk/../x"], *_hp())
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", ["junk/../x"], _hp())
     assert go and ids == [rid] and runs.read_run(rid)["status"] == "planned"
     runs.claim(rid)  # training now
-    other, ids2, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", ids, *_hp())
+    other, ids2, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", ids, _hp())
     assert not go and other == rid and "one run at a time" in msg
     # A fresh page load with the same BrowserState finds the run and its curve.
     runs.append_log(rid, [{"step": 1, "loss": 2.0, "elapsed": 1.0, "learning_rate": 1e-4}])
@@ -89,7 +105,7 @@ def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
 def test_resume_only_for_resumable_runs(ftlab_data_dir):
     split = load_builtin("clinical_soap")
     ds = ui._splits_dict(split)
-    rid, ids, _, _ = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp())
+    rid, ids, _, _ = ui.prepare_run_handler(ds, MODEL, "sft", [], _hp())
     msg, go = ui.resume_check_handler(rid, ids)
     assert not go and "not started" in msg
     runs.update_run(rid, status="interrupted")
@@ -102,7 +118,7 @@ def test_resume_only_for_resumable_runs(ftlab_data_dir):
 def test_after_run_actions_explain_what_is_missing(ftlab_data_dir):
     assert "Train a model first" in ui.evaluate_handler(None, 3)[0]
     assert ui.download_adapter_handler(None)[1] == "Train a model first."
-    rid = runs.create_run({"model_path": "x"})
+    rid = runs.create_run({}, model={"path": "x"})
     assert "no saved adapter" in ui.evaluate_handler(rid, 3)[0]
     hist, _ = ui.chat_handler(rid, [], "hello", True)
     assert "Train a model first" in hist[-1]["content"]
@@ -112,11 +128,11 @@ def test_after_run_actions_explain_what_is_missing(ftlab_data_dir):
 
 def test_a_run_stopped_while_queued_is_not_trained(ftlab_data_dir):
     ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
-    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], *_hp())
+    rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], _hp())
     assert go == "start"
     # Queued: a second Start is refused until this one is stopped.
-    assert not ui.prepare_run_handler(ds, MODEL, "sft", ids, *_hp())[3]
+    assert not ui.prepare_run_handler(ds, MODEL, "sft", ids, _hp())[3]
     assert "no adapter" in ui.stop_handler(rid)
     status, *_ = next(ui.train_handler(rid, go))  # the queued train step finally runs
     assert "Stopped" in status and runs.read_run(rid)["step"] == 0
-    assert ui.prepare_run_handler(ds, MODEL, "sft", ids, *_hp())[3] == "start"
+    assert ui.prepare_run_handler(ds, MODEL, "sft", ids, _hp())[3] == "start"

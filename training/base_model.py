@@ -213,6 +213,11 @@ def resolve_model(model_id: str | None) -> tuple[str, str, str]:
     return requested, requested, ""
 
 
+def public_id(model_id: str) -> str:
+    """The Hub id an adapter names as its base: the embedded copy was rebuilt from DEFAULT_MODEL."""
+    return DEFAULT_MODEL if model_id == EMBEDDED_ID else model_id
+
+
 def model_info(model_id: str) -> BaseModelInfo:
     return BASE_MODELS.get(model_id, BASE_MODELS[DEFAULT_MODEL])
 

@@ -103,7 +103,7 @@ def issue(progress, run_id: str | None, name: str | None) -> tuple[str | None, s
     if missing:
         return None, missing
     cfg = info.get("config") or {}
-    model = str(cfg.get("model_id") or "").split("/")[-1] or "a small model"
+    model = str((info.get("model") or {}).get("id") or "").split("/")[-1] or "a small model"
     run_line = f"{str(cfg.get('method') or '').upper()} with LoRA on {model}, {plural_steps(info)}"
     out = runs.run_dir(run_id) / "certificate.png"
     render_png(out, score=int(fixed["test"]["best"]), total=_test_size(), result=headline(metrics),

@@ -1,6 +1,5 @@
-"""Checks that run before any training time is spent.
+"""Checks that run before any training time is spent (hyperparameters: training/config.py).
 
-* Hyperparameters: every field range-checked, each refusal names the field and the fix.
 * Data: the base model's chat template is applied exactly as training will apply
   it, then we count examples with nothing to learn from (no completion tokens
   left, e.g. cut off by `max_length`), build a token-length histogram, and show
@@ -20,173 +19,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
-
-from core.config import env_int
-
-# ------------------------------------------------------------------ hyperparameters
-
-# Llama/Qwen linear layer names: <x>_proj for the attention (q, k, v, o) and MLP (gate, up, down).
-_ATTENTION = [f"{x}_proj" for x in ("q", "k", "v", "o")]
-_MLP = [f"{x}_proj" for x in ("gate", "up", "down")]
-TARGET_MODULE_CHOICES = {
-    "qv": [_ATTENTION[0], _ATTENTION[2]],
-    "attention": list(_ATTENTION),
-    "all-linear": _ATTENTION + _MLP,
-}
-SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-METHODS = ("sft", "dpo")
-
-DEFAULT_HPARAMS: dict[str, Any] = {
-    "r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "attention",
-    "learning_rate": 2e-4, "scheduler": "cosine", "warmup_ratio": 0.05,
-    "epochs": 1.0, "max_steps": 0,  # 0 = from epochs
-    "batch_size": 4, "grad_accum": 2, "max_length": 512,
-    "eval_steps": 20, "early_stopping_patience": 3, "seed": 42, "beta": 0.1,
-}
-
-# The three presets of the Lab 3 (LoRA) lesson: small and fast, the balanced
-# default, and a higher-capacity one for harder formats.
-PRESETS: dict[str, dict[str, Any]] = {
-    "Light: r=8 on q,v": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "qv",
-                          "learning_rate": 3e-4},
-    "Balanced: r=16 on attention": {"r": 16, "alpha": 32, "dropout": 0.05,
-                                    "target_modules": "attention", "learning_rate": 2e-4},
-    "Capacity: r=32 on all linear layers": {"r": 32, "alpha": 64, "dropout": 0.1,
-                                            "target_modules": "all-linear", "learning_rate": 1e-4},
-}
-DPO_DEFAULT_LR = 5e-5
-
-# On a CPU (running locally without a GPU) a full epoch of a built-in set takes
-# 10+ minutes, so the defaults there are a short run that still shows the loss
-# falling and the output format being learned: ~3 minutes on 2 cores.
-# Per-device batch 1 x accumulation 4 (not 2 x 2): the same effective batch with no
-# padding and half the stored activations; bench/train.py measured peak RSS 3.19 GB ->
-# 2.11 GB and 57 -> 60 supervised tokens/s at the same eval loss (docs/benchmarks.md).
-CPU_OVERRIDES: dict[str, Any] = {"batch_size": 1, "grad_accum": 4, "max_steps": 16, "eval_steps": 8,
-                                 "learning_rate": 1e-3, "warmup_ratio": 0.1}
-
-
-def default_hparams(device: str = "cuda") -> dict[str, Any]:
-    h = dict(DEFAULT_HPARAMS)
-    if not device.startswith("cuda"):
-        h.update(CPU_OVERRIDES)
-    return h
-
-
-def max_steps_cap() -> int:
-    return env_int("FTLAB_MAX_STEPS", 300)
-
-
-def max_length_cap() -> int:
-    return env_int("FTLAB_MAX_LENGTH", 1024)
-
-
-MIN_MAX_LENGTH = 32
-
-
-def _num(h: dict, key: str, kind: type, errors: list[str], label: str) -> Any:
-    raw = h.get(key, DEFAULT_HPARAMS.get(key))
-    try:
-        if isinstance(raw, str):
-            raw = raw.strip()
-        value = kind(float(raw)) if kind is int else float(raw)
-        if kind is int and float(raw) != int(float(raw)):
-            raise ValueError
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError
-    except (TypeError, ValueError):
-        errors.append(f"**{label}** must be a {'whole ' if kind is int else ''}number (got {raw!r}).")
-        return DEFAULT_HPARAMS.get(key)
-    return value
-
-
-def validate_hparams(h: dict | None, method: str = "sft") -> tuple[dict, list[str]]:
-    """Returns (clean hyperparameters, error messages). Empty errors = OK to train."""
-    h = dict(h or {})
-    errors: list[str] = []
-    out: dict[str, Any] = {}
-    if method not in METHODS:
-        errors.append(f"**Method** must be SFT or DPO (got {method!r}).")
-    out["r"] = _num(h, "r", int, errors, "LoRA rank r")
-    out["alpha"] = _num(h, "alpha", float, errors, "LoRA alpha")
-    out["dropout"] = _num(h, "dropout", float, errors, "LoRA dropout")
-    out["learning_rate"] = _num(h, "learning_rate", float, errors, "Learning rate")
-    out["warmup_ratio"] = _num(h, "warmup_ratio", float, errors, "Warmup ratio")
-    out["epochs"] = _num(h, "epochs", float, errors, "Epochs")
-    out["max_steps"] = _num(h, "max_steps", int, errors, "Max steps")
-    out["batch_size"] = _num(h, "batch_size", int, errors, "Batch size")
-    out["grad_accum"] = _num(h, "grad_accum", int, errors, "Gradient accumulation")
-    out["max_length"] = _num(h, "max_length", int, errors, "Max length")
-    out["eval_steps"] = _num(h, "eval_steps", int, errors, "Evaluate every N steps")
-    out["early_stopping_patience"] = _num(h, "early_stopping_patience", int, errors, "Early-stopping patience")
-    out["seed"] = _num(h, "seed", int, errors, "Seed")
-    out["beta"] = _num(h, "beta", float, errors, "DPO beta")
-    tm = h.get("target_modules", DEFAULT_HPARAMS["target_modules"])
-    out["target_modules"] = tm if tm in TARGET_MODULE_CHOICES else "attention"
-    if tm not in TARGET_MODULE_CHOICES:
-        errors.append(f"**Target modules** must be one of {', '.join(TARGET_MODULE_CHOICES)}.")
-    sch = h.get("scheduler", DEFAULT_HPARAMS["scheduler"])
-    out["scheduler"] = sch if sch in SCHEDULERS else "cosine"
-    if sch not in SCHEDULERS:
-        errors.append(f"**Scheduler** must be one of {', '.join(SCHEDULERS)}.")
-    if errors:  # type errors first: range checks on defaults would only confuse
-        return out, errors
-
-    if out["learning_rate"] <= 0:
-        errors.append("**Learning rate** must be above 0: try 2e-4 for SFT with LoRA, 5e-5 for DPO.")
-    elif out["learning_rate"] > 1e-2:
-        errors.append("**Learning rate** above 0.01 makes LoRA training diverge: use 1e-4 to 5e-4.")
-    if out["r"] < 1:
-        errors.append("**LoRA rank r** must be at least 1: 8 or 16 is a good start.")
-    elif out["r"] > 256:
-        errors.append("**LoRA rank r** above 256 is not allowed here: use 8 to 64.")
-    if out["alpha"] <= 0:
-        errors.append("**LoRA alpha** must be above 0: a common choice is 2 × r.")
-    if not 0 <= out["dropout"] < 1:
-        errors.append("**LoRA dropout** must be between 0 and 1 (0.05 is typical).")
-    if not 0 <= out["warmup_ratio"] <= 0.5:
-        errors.append("**Warmup ratio** must be between 0 and 0.5 (0.03 to 0.1 is typical).")
-    if out["batch_size"] < 1:
-        errors.append("**Batch size** must be at least 1.")
-    elif out["batch_size"] > 64:
-        errors.append("**Batch size** above 64 will not fit: use gradient accumulation instead.")
-    if out["grad_accum"] < 1:
-        errors.append("**Gradient accumulation** must be at least 1 (1 = no accumulation).")
-    elif out["grad_accum"] > 64:
-        errors.append("**Gradient accumulation** above 64 is not allowed here.")
-    if out["epochs"] <= 0 and out["max_steps"] <= 0:
-        errors.append("**Epochs** must be above 0 (or set **Max steps**).")
-    elif out["epochs"] > 20:
-        errors.append("**Epochs** above 20 will overfit a small set: use 1 to 5.")
-    if out["max_steps"] < 0:
-        errors.append("**Max steps** can't be negative (0 means: use epochs).")
-    elif out["max_steps"] > max_steps_cap():
-        errors.append(f"**Max steps** is capped at {max_steps_cap()} on this app: lower it, "
-                      "or export the recipe to train longer on your own hardware.")
-    if out["max_length"] < MIN_MAX_LENGTH:
-        errors.append(f"**Max length** must be at least {MIN_MAX_LENGTH} tokens.")
-    elif out["max_length"] > max_length_cap():
-        errors.append(f"**Max length** is capped at {max_length_cap()} tokens here: lower it.")
-    if out["eval_steps"] < 1:
-        errors.append("**Evaluate every N steps** must be at least 1.")
-    if out["early_stopping_patience"] < 0:
-        errors.append("**Early-stopping patience** can't be negative (0 turns it off).")
-    if not 0 <= out["seed"] < 2**31:
-        errors.append("**Seed** must be between 0 and 2147483647.")
-    if method == "dpo" and not 0 < out["beta"] <= 2:
-        errors.append("**DPO beta** must be above 0 and at most 2 (0.1 is typical).")
-    return out, errors
-
-
-def effective_batch(h: dict) -> int:
-    return int(h.get("batch_size", 1)) * int(h.get("grad_accum", 1))
-
-
-def total_steps(h: dict, n_train: int) -> int:
-    """Optimizer steps for a run: from epochs unless max_steps is set, capped."""
-    per_epoch = max(1, math.ceil(n_train / max(1, effective_batch(h))))
-    steps = int(h["max_steps"]) if int(h.get("max_steps") or 0) > 0 else math.ceil(per_epoch * float(h["epochs"]))
-    return max(1, min(steps, max_steps_cap()))
 
 
 # ------------------------------------------------------------------ templating
@@ -271,6 +103,27 @@ def encode_sft(tokenizer, row: dict, max_length: int) -> dict:
     supervised = sum(1 for x in labels if x != -100)
     return {"input_ids": ids, "labels": labels, "length": full_len, "prompt_len": n,
             "supervised": supervised, "truncated": full_len > max_length}
+
+
+def prompt_completion_row(row: dict) -> dict | None:
+    """An SFT row as TRL's conversational prompt/completion row, split where `encode_sft`
+    splits it: TRL's completion-only loss then trains exactly the tokens the app trains.
+    None for a row with nothing to train on (the engine drops those too)."""
+    prompt, completion = completion_pairs(row)
+    if not completion.strip():
+        return None
+    return {"prompt": prompt, "completion": [{"role": "assistant", "content": completion}]}
+
+
+def preference_row(row: dict) -> dict:
+    """A DPO row as the engine trains on it: prompt messages, one chosen and one rejected answer."""
+    prompt = row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
+
+    def answer(v):
+        return _text(v[-1]["content"]) if isinstance(v, list) else _text(v)
+    return {"prompt": [{"role": m["role"], "content": _text(m["content"])} for m in prompt],
+            "chosen": [{"role": "assistant", "content": answer(row["chosen"])}],
+            "rejected": [{"role": "assistant", "content": answer(row["rejected"])}]}
 
 
 def encode_dpo_lengths(tokenizer, row: dict, max_length: int) -> dict:

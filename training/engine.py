@@ -8,8 +8,8 @@ Because `max_steps` is the whole run's, the scheduler and data order are the
 same as one uninterrupted run.
 
     from training import engine
-    run_id = engine.start_run(config, splits)          # status "planned"
-    while engine.run_slice(run_id)["status"] == "paused":
+    run_id = engine.start_run(run_config, splits)      # status "planned"
+    while engine.run_slice(run_id)["status"] == RunStatus.PAUSED:
         pass
 
 Everything torch-related is imported inside functions (the UI imports this module).
@@ -22,13 +22,16 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from core.config import env_float, env_int, on_space
 from core.text import plural
 from training import checks, runs
-from training.base_model import model_info, resolve_model
+from training.runs import RunStatus
+from training.config import RunConfig, trl_args
+from training.base_model import model_info, public_id, resolve_model
 
 # Seconds one slice aims to train for. ZeroGPU calls are short and quota is
 # counted per requested second, so slices there are small; on CPU the slice
@@ -68,28 +71,27 @@ def default_device() -> str:
     return "cuda" if Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") else "cpu"
 
 
-def plan(config: dict, n_train: int, *, avg_tokens: float | None = None,
+def plan(cfg: RunConfig, n_train: int, *, avg_tokens: float | None = None,
          device: str | None = None) -> dict:
     """Steps, time estimate and the ZeroGPU seconds to request per slice."""
-    h = config["hparams"]
-    device = device or config.get("device") or default_device()
-    info = model_info(config.get("model_id", ""))
-    total = checks.total_steps(h, n_train)
-    eff = checks.effective_batch(h)
+    device = device or default_device()
+    info = model_info(cfg.base_model)
+    total = cfg.total_steps(n_train)
+    eff = cfg.effective_batch
     base = info.gpu_s_per_step if device.startswith("cuda") else info.cpu_s_per_step
     # The reference numbers are for one sequence of ~256 tokens; time grows with
     # the tokens per step. DPO runs policy + reference on chosen and rejected.
-    tokens = min(float(avg_tokens or 200.0), float(h["max_length"]))
+    tokens = min(float(avg_tokens or 200.0), float(cfg.max_length))
     s_per_step = base * eff * max(0.25, tokens / 256.0)
-    if config.get("method") == "dpo":
+    if cfg.method == "dpo":
         s_per_step *= 3.0
     if device.startswith("cuda"):
         s_per_step = max(s_per_step, 0.08)
     budget = GPU_SLICE_S if device.startswith("cuda") else CPU_SLICE_S
     slice_steps = max(1, min(total, int(budget // max(s_per_step, 1e-3))))
     n_slices = math.ceil(total / slice_steps)
-    evals = total // max(1, int(h["eval_steps"]))
-    eval_rows = EVAL_MAX_ROWS if device.startswith("cuda") else min(EVAL_MAX_ROWS, 12)
+    evals = total // max(1, cfg.eval_steps)
+    eval_rows = eval_rows_limit(device)
     eval_s = evals * eval_rows * (s_per_step / max(1, eff)) / 3  # forward only: ~1/3 of a train step
     est = total * s_per_step + eval_s + n_slices * (GPU_OVERHEAD_S if device.startswith("cuda") else 10.0)
     gpu_duration = int(min(MAX_GPU_DURATION_S,
@@ -97,6 +99,12 @@ def plan(config: dict, n_train: int, *, avg_tokens: float | None = None,
     return {"total_steps": total, "effective_batch": eff, "s_per_step": round(s_per_step, 3),
             "slice_steps": slice_steps, "n_slices": n_slices, "est_seconds": int(est),
             "gpu_duration_s": gpu_duration, "device": device}
+
+
+def eval_rows_limit(device: str) -> int:
+    """Validation rows evaluated at each eval step. Evaluation is forward-only but runs on
+    every eval step; on a CPU a smaller held-out sample keeps it to seconds."""
+    return EVAL_MAX_ROWS if device.startswith("cuda") else min(EVAL_MAX_ROWS, 12)
 
 
 def plan_markdown(p: dict) -> str:
@@ -125,37 +133,28 @@ def approx_tokens(rows: list[dict]) -> float:
     return sum(len(json.dumps(r, ensure_ascii=False)) / 4 + 30 for r in sample) / len(sample)
 
 
-def start_run(config: dict, splits: Any) -> str:
-    """Validate, resolve the model, write the run dir. Raises ValueError with the learner's message.
+def start_run(cfg: RunConfig, splits: Any) -> str:
+    """Resolve the model and write the run dir (status planned). Raises ValueError with the learner's message.
 
-    `config`: {"method", "model_id", "hparams", "dataset": {...name/source/fingerprint}}.
-    `splits`: an object with train/validation/test lists (training.data.Splits) or a dict.
+    `cfg` was validated when it was built (config.validate). `splits`: an object with
+    train/validation/test lists (training.data.Splits) or a dict.
     """
-    method = config.get("method", "sft")
-    hparams, errors = checks.validate_hparams(config.get("hparams"), method)
-    if errors:
-        raise ValueError("\n".join(errors))
     get = (lambda k: splits.get(k, [])) if isinstance(splits, dict) else (lambda k: getattr(splits, k))
     train, val, test = list(get("train")), list(get("validation")), list(get("test"))
     if not train:
         raise ValueError("The training split is empty: pick a dataset with examples.")
-    effective_id, path, notice = resolve_model(config.get("model_id"))
-    cfg = dict(config)
-    requested = config.get("model_id") or effective_id
-    # base_model = what the learner picked (a Hub id); model_id/effective_model_id =
-    # what was trained (the embedded copy when offline). The model card reads both.
-    cfg.update({"method": method, "hparams": hparams, "model_id": effective_id,
-                "base_model": requested if not str(requested).startswith("embedded/")
-                else "HuggingFaceTB/SmolLM2-135M-Instruct",
-                "effective_model_id": effective_id, "model_path": path, "model_notice": notice})
-    cfg["plan"] = plan(cfg, len(train), avg_tokens=approx_tokens(train))
-    cfg["total_steps"] = cfg["plan"]["total_steps"]
+    effective_id, path, notice = resolve_model(cfg.base_model)
     try:
         from training.data import fingerprint
-        cfg.setdefault("dataset", {})["fingerprint"] = fingerprint(train + val + test)
+        cfg = replace(cfg, dataset=replace(cfg.dataset, fingerprint=fingerprint(train + val + test)))
     except ImportError:  # pragma: no cover
         pass
-    return runs.create_run(cfg, {"train": train, "validation": val, "test": test})
+    p = plan(cfg, len(train), avg_tokens=approx_tokens(train))
+    # `model`: what is trained (the embedded copy when the Hub is unreachable) and from where;
+    # cfg.base_model stays what the learner picked.
+    model = {"id": effective_id, "path": path, "notice": notice, "public_id": public_id(effective_id)}
+    return runs.create_run(cfg.to_dict(), {"train": train, "validation": val, "test": test},
+                           model=model, plan=p, total_steps=p["total_steps"])
 
 
 # ------------------------------------------------------------------ datasets
@@ -174,144 +173,142 @@ def _sft_dataset(tokenizer, rows: list[dict], max_length: int):
 def _dpo_dataset(rows: list[dict]):
     from datasets import Dataset
 
-    clean = []
-    for r in rows:
-        prompt = r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}]
-        def turn(v):
-            return v if isinstance(v, list) else [{"role": "assistant", "content": v}]
-        clean.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in prompt],
-                      "chosen": [{"role": "assistant", "content": turn(r["chosen"])[-1]["content"]}],
-                      "rejected": [{"role": "assistant", "content": turn(r["rejected"])[-1]["content"]}]})
+    clean = [checks.preference_row(r) for r in rows]
     return Dataset.from_list(clean) if clean else None
 
 
 # ------------------------------------------------------------------ the callback
 
-def _make_callback(run_id: str, *, slice_end: int, total: int, on_event: Callable[[dict], None] | None,
-                   elapsed_before: float, patience: int, ckpt_every: int, deadline: float | None = None):
+class RunEvents:
+    """Writes log.jsonl events; enforces Stop, the slice budget, NaN/divergence and early stopping."""
+
+    def __init__(self, run_id: str, *, slice_end: int, total: int, on_event: Callable[[dict], None] | None,
+                 elapsed_before: float, patience: int, ckpt_every: int, deadline: float | None = None):
+        self.run_id, self.slice_end, self.total, self.on_event = run_id, slice_end, total, on_event
+        self.elapsed_before, self.patience, self.ckpt_every = elapsed_before, patience, ckpt_every
+        self.deadline = deadline
+        self.t0 = time.monotonic()
+        self.last_beat = 0.0
+        self.last_tok = None
+        self.outcome: str | None = None   # None | stopped | nan | diverged | early
+        self.message = ""
+        prior = [e["loss"] for e in runs.read_log(self.run_id) if isinstance(e.get("loss"), (int, float))]
+        self.losses: list[float] = prior
+        info = runs.read_run(self.run_id)
+        self.best_eval = info.get("best_eval_loss")
+        self.best_step = info.get("best_step")
+        self.evals_since_best = int(info.get("evals_since_best") or 0)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.t0
+
+    def _emit(self, event: dict) -> None:
+        runs.append_log(self.run_id, [event])
+        if self.on_event:
+            self.on_event(dict(event, kind="log"))
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        logs = logs or {}
+        step = int(state.global_step)
+        now = time.monotonic()
+        event: dict[str, Any] = {"step": step, "elapsed": round(self.elapsed(), 2)}
+        if "loss" in logs:
+            loss = float(logs["loss"])
+            event["loss"] = loss if math.isfinite(loss) else None
+            if "learning_rate" in logs:
+                event["learning_rate"] = float(logs["learning_rate"])
+            seen = getattr(state, "num_input_tokens_seen", 0) or 0
+            if seen and self.last_tok is not None and now > self.last_tok[1]:
+                event["tokens_per_s"] = round((seen - self.last_tok[0]) / (now - self.last_tok[1]), 1)
+            if seen:
+                self.last_tok = (seen, now)
+            for k in ("rewards/accuracies", "rewards/margins"):
+                if k in logs:
+                    event[k.replace("/", "_")] = float(logs[k])
+            self._emit(event)
+            if not math.isfinite(loss):
+                self.outcome, self.message = "nan", NAN_MESSAGE.format(step=step)
+                control.should_training_stop = True
+                control.should_save = False
+                return
+            self.losses.append(loss)
+            if self._diverging():
+                best = min(self.losses[:-3])
+                self.outcome = "diverged"
+                self.message = DIVERGE_MESSAGE.format(best=best, now=loss, step=step)
+                control.should_training_stop = True
+                control.should_save = False
+        elif "eval_loss" in logs:
+            ev = float(logs["eval_loss"])
+            event["eval_loss"] = ev if math.isfinite(ev) else None
+            self._emit(event)
+
+    def _diverging(self) -> bool:
+        # Three consecutive losses well above the best seen so far: a spike
+        # that doesn't come back, not the noise of one bad batch.
+        if len(self.losses) < 6:
+            return False
+        best = min(self.losses[:-3])
+        recent = self.losses[-3:]
+        return all(x > max(best * 2.5, best + 2.0) for x in recent) and recent[-1] >= recent[0]
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
+        ev = (metrics or {}).get("eval_loss")
+        if ev is None or not math.isfinite(ev):
+            return
+        step = int(state.global_step)
+        if self.best_eval is None or ev < self.best_eval - 1e-4:
+            self.best_eval, self.best_step, self.evals_since_best = float(ev), step, 0
+            target = runs.run_dir(self.run_id) / "best_adapter"
+            _save_adapter_atomic(kw.get("model") or model, kw.get("processing_class"), target)
+        else:
+            self.evals_since_best += 1
+        runs.update_run(self.run_id, best_eval_loss=self.best_eval, best_step=self.best_step,
+                        evals_since_best=self.evals_since_best)
+        if self.patience and self.evals_since_best >= self.patience and step < self.total:
+            self.outcome = "early"
+            self.message = (f"Stopped early at step {step}: the eval loss has not improved for "
+                            f"{self.patience} evaluations. The adapter from step {self.best_step} "
+                            f"(best eval loss {self.best_eval:.4f}) is kept.")
+            control.should_training_stop = True
+            control.should_save = True
+
+    def on_step_end(self, args, state, control, **kw):
+        step = int(state.global_step)
+        now = time.monotonic()
+        if now - self.last_beat > 5:
+            self.last_beat = now
+            runs.heartbeat(self.run_id, step=step, elapsed_s=round(self.elapsed(), 1))
+        if self.on_event:
+            self.on_event({"kind": "step", "step": step, "total_steps": self.total,
+                           "elapsed": round(self.elapsed(), 2)})
+        if runs.stop_requested(self.run_id):
+            self.outcome = self.outcome or "stopped"
+            control.should_training_stop = True
+            control.should_save = True
+        elif step < self.total and (step >= self.slice_end or (self.deadline is not None and now > self.deadline)):
+            # End of the slice's step budget, or of its GPU time (an estimate can be
+            # off): checkpoint now rather than be killed by ZeroGPU mid-step.
+            control.should_training_stop = True
+            control.should_save = True
+        elif self.ckpt_every and step % self.ckpt_every == 0 and step < self.total:
+            control.should_save = True
+        if step >= self.total:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kw):
+        # Trainer wrote <work>/checkpoint-N; swap it in as the run's only checkpoint.
+        src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if src.is_dir():
+            _replace_dir(src, runs.run_dir(self.run_id) / "checkpoint")
+            runs.heartbeat(self.run_id, step=int(state.global_step), checkpoint_step=int(state.global_step))
+
+
+def _make_callback(run_id: str, **kw):
+    """A TrainerCallback running RunEvents (transformers is imported only here, when training)."""
     from transformers import TrainerCallback
 
-    class RunCallback(TrainerCallback):
-        """Writes log.jsonl events; enforces Stop, the slice budget, NaN/divergence and early stopping."""
-
-        def __init__(self):
-            self.t0 = time.monotonic()
-            self.last_beat = 0.0
-            self.last_tok = None
-            self.outcome: str | None = None   # None | stopped | nan | diverged | early
-            self.message = ""
-            prior = [e["loss"] for e in runs.read_log(run_id) if isinstance(e.get("loss"), (int, float))]
-            self.losses: list[float] = prior
-            info = runs.read_run(run_id)
-            self.best_eval = info.get("best_eval_loss")
-            self.best_step = info.get("best_step")
-            self.evals_since_best = int(info.get("evals_since_best") or 0)
-
-        def elapsed(self) -> float:
-            return elapsed_before + time.monotonic() - self.t0
-
-        def _emit(self, event: dict) -> None:
-            runs.append_log(run_id, [event])
-            if on_event:
-                on_event(dict(event, kind="log"))
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            logs = logs or {}
-            step = int(state.global_step)
-            now = time.monotonic()
-            event: dict[str, Any] = {"step": step, "elapsed": round(self.elapsed(), 2)}
-            if "loss" in logs:
-                loss = float(logs["loss"])
-                event["loss"] = loss if math.isfinite(loss) else None
-                if "learning_rate" in logs:
-                    event["learning_rate"] = float(logs["learning_rate"])
-                seen = getattr(state, "num_input_tokens_seen", 0) or 0
-                if seen and self.last_tok is not None and now > self.last_tok[1]:
-                    event["tokens_per_s"] = round((seen - self.last_tok[0]) / (now - self.last_tok[1]), 1)
-                if seen:
-                    self.last_tok = (seen, now)
-                for k in ("rewards/accuracies", "rewards/margins"):
-                    if k in logs:
-                        event[k.replace("/", "_")] = float(logs[k])
-                self._emit(event)
-                if not math.isfinite(loss):
-                    self.outcome, self.message = "nan", NAN_MESSAGE.format(step=step)
-                    control.should_training_stop = True
-                    control.should_save = False
-                    return
-                self.losses.append(loss)
-                if self._diverging():
-                    best = min(self.losses[:-3])
-                    self.outcome = "diverged"
-                    self.message = DIVERGE_MESSAGE.format(best=best, now=loss, step=step)
-                    control.should_training_stop = True
-                    control.should_save = False
-            elif "eval_loss" in logs:
-                ev = float(logs["eval_loss"])
-                event["eval_loss"] = ev if math.isfinite(ev) else None
-                self._emit(event)
-
-        def _diverging(self) -> bool:
-            # Three consecutive losses well above the best seen so far: a spike
-            # that doesn't come back, not the noise of one bad batch.
-            if len(self.losses) < 6:
-                return False
-            best = min(self.losses[:-3])
-            recent = self.losses[-3:]
-            return all(x > max(best * 2.5, best + 2.0) for x in recent) and recent[-1] >= recent[0]
-
-        def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
-            ev = (metrics or {}).get("eval_loss")
-            if ev is None or not math.isfinite(ev):
-                return
-            step = int(state.global_step)
-            if self.best_eval is None or ev < self.best_eval - 1e-4:
-                self.best_eval, self.best_step, self.evals_since_best = float(ev), step, 0
-                target = runs.run_dir(run_id) / "best_adapter"
-                _save_adapter_atomic(kw.get("model") or model, kw.get("processing_class"), target)
-            else:
-                self.evals_since_best += 1
-            runs.update_run(run_id, best_eval_loss=self.best_eval, best_step=self.best_step,
-                            evals_since_best=self.evals_since_best)
-            if patience and self.evals_since_best >= patience and step < total:
-                self.outcome = "early"
-                self.message = (f"Stopped early at step {step}: the eval loss has not improved for "
-                                f"{patience} evaluations. The adapter from step {self.best_step} "
-                                f"(best eval loss {self.best_eval:.4f}) is kept.")
-                control.should_training_stop = True
-                control.should_save = True
-
-        def on_step_end(self, args, state, control, **kw):
-            step = int(state.global_step)
-            now = time.monotonic()
-            if now - self.last_beat > 5:
-                self.last_beat = now
-                runs.heartbeat(run_id, step=step, elapsed_s=round(self.elapsed(), 1))
-            if on_event:
-                on_event({"kind": "step", "step": step, "total_steps": total,
-                          "elapsed": round(self.elapsed(), 2)})
-            if runs.stop_requested(run_id):
-                self.outcome = self.outcome or "stopped"
-                control.should_training_stop = True
-                control.should_save = True
-            elif step < total and (step >= slice_end or (deadline is not None and now > deadline)):
-                # End of the slice's step budget, or of its GPU time (an estimate can be
-                # off): checkpoint now rather than be killed by ZeroGPU mid-step.
-                control.should_training_stop = True
-                control.should_save = True
-            elif ckpt_every and step % ckpt_every == 0 and step < total:
-                control.should_save = True
-            if step >= total:
-                control.should_save = True
-
-        def on_save(self, args, state, control, **kw):
-            # Trainer wrote <work>/checkpoint-N; swap it in as the run's only checkpoint.
-            src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if src.is_dir():
-                _replace_dir(src, runs.run_dir(run_id) / "checkpoint")
-                runs.heartbeat(run_id, step=int(state.global_step), checkpoint_step=int(state.global_step))
-
-    return RunCallback()
+    return type("RunCallback", (RunEvents, TrainerCallback), {})(run_id, **kw)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -324,7 +321,24 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _save_adapter_atomic(model, tokenizer, target: Path) -> None:
+def _name_public_base(folder: Path, public_id: str | None) -> None:
+    """Make a saved adapter name its public base model, never the local folder it was loaded
+    from: PEFT writes the load path (e.g. <data dir>/models/...), which means nothing on the
+    Hub and makes `AutoPeftModelForCausalLM.from_pretrained(repo)` fail."""
+    cfg_path = folder / "adapter_config.json"
+    if not public_id or not cfg_path.is_file():
+        return
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg["base_model_name_or_path"] = public_id
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True), encoding="utf-8")
+    card = folder / "README.md"
+    if card.is_file():  # PEFT's stub card repeats the path in its metadata
+        text = card.read_text(encoding="utf-8")
+        card.write_text("\n".join(f"base_model: {public_id}" if line.startswith("base_model:") else line
+                                  for line in text.splitlines()) + "\n", encoding="utf-8")
+
+
+def _save_adapter_atomic(model, tokenizer, target: Path, public_id: str | None = None) -> None:
     if model is None:
         return
     tmp = target.with_name(target.name + ".tmp")
@@ -332,25 +346,32 @@ def _save_adapter_atomic(model, tokenizer, target: Path) -> None:
     model.save_pretrained(str(tmp))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(tmp))
+    _name_public_base(tmp, public_id)
     _replace_dir(tmp, target)
 
 
-def _copy_adapter(src: Path, target: Path) -> None:
+def _copy_adapter(src: Path, target: Path, public_id: str | None = None) -> None:
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(
         "optimizer.pt", "scheduler.pt", "rng_state*.pth", "training_args.bin", "trainer_state.json", "scaler.pt"))
+    _name_public_base(tmp, public_id)
     _replace_dir(tmp, target)
+
+
+def _public_id(run_id: str) -> str | None:
+    return (runs.read_run(run_id).get("model") or {}).get("public_id")
 
 
 # ------------------------------------------------------------------ one slice
 
-def _describe_error(exc: BaseException, step: int) -> str:
+def _describe_error(exc: BaseException, step: int) -> tuple[str, str]:
+    """-> (failure kind "oom" | "error", the learner's message)."""
     text = f"{type(exc).__name__}: {exc}"
     if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
-        return OOM_MESSAGE.format(step=step)
-    return (f"Training stopped at step {step} because of an error ({text[:300]}). The last checkpoint "
-            "is kept: press Resume to try again from it, or download the adapter saved so far.")
+        return "oom", OOM_MESSAGE.format(step=step)
+    return "error", (f"Training stopped at step {step} because of an error ({text[:300]}). The last checkpoint "
+                     "is kept: press Resume to try again from it, or download the adapter saved so far.")
 
 
 def run_slice(run_id: str, *, max_slice_steps: int | None = None,
@@ -364,16 +385,13 @@ def run_slice(run_id: str, *, max_slice_steps: int | None = None,
     (status `failed`, `error`) and the last checkpoint stays on disk.
     """
     info = runs.read_run(run_id)
-    if not runs.can_resume(info) and info["status"] != "planned":
+    if not runs.can_resume(info) and info["status"] != RunStatus.PLANNED:
         return info  # finished, running elsewhere, or failed in a way that retrying would repeat
-    if info["status"] == "running":
+    if info["status"] == RunStatus.RUNNING:
         return info  # another slice is training it now; one run trains in one place
-    cfg = info["config"]
-    total = int(info["total_steps"])
-    rdir = runs.run_dir(run_id)
-    ckpt = rdir / "checkpoint"
+    ckpt = runs.run_dir(run_id) / "checkpoint"
     start_step = (runs.last_checkpoint_step(run_id) or 0) if ckpt.is_dir() else 0
-    if info["status"] == "stopped":
+    if info["status"] == RunStatus.STOPPED:
         runs.clear_stop(run_id)  # Resume after Stop: the learner wants more steps
     # Events logged after the last checkpoint belong to work that is redone now.
     runs.truncate_log_after(run_id, start_step)
@@ -381,13 +399,11 @@ def run_slice(run_id: str, *, max_slice_steps: int | None = None,
     runs.update_run(run_id, slices=int(info.get("slices") or 0) + 1, step=start_step, message="")
     step_holder = {"step": start_step}
     try:
-        result = _train(run_id, cfg, total, start_step, ckpt if ckpt.is_dir() else None,
-                        max_slice_steps or int(cfg["plan"]["slice_steps"]), on_event,
-                        float(info.get("elapsed_s") or 0.0), step_holder, deadline)
+        result = _train(run_id, info, start_step, ckpt if ckpt.is_dir() else None,
+                        max_slice_steps or int(info["plan"]["slice_steps"]), on_event, step_holder, deadline)
     except BaseException as exc:  # noqa: BLE001 - the app must outlive any training failure
-        msg = _describe_error(exc, step_holder["step"])
-        kind = "oom" if msg.startswith("The device ran out of memory") else "error"
-        runs.update_run(run_id, status="failed", error=msg, message=msg, owner_pid=None, failure_kind=kind)
+        kind, msg = _describe_error(exc, step_holder["step"])
+        runs.update_run(run_id, status=RunStatus.FAILED, error=msg, message=msg, owner_pid=None, failure_kind=kind)
         _ensure_adapter_from_checkpoint(run_id)
         if on_event:
             on_event({"kind": "error", "message": msg})
@@ -405,111 +421,110 @@ def _ensure_adapter_from_checkpoint(run_id: str) -> None:
     rdir = runs.run_dir(run_id)
     for src in (rdir / "best_adapter", rdir / "checkpoint"):
         if (src / "adapter_config.json").is_file() and not (rdir / "adapter" / "adapter_config.json").is_file():
-            _copy_adapter(src, rdir / "adapter")
+            _copy_adapter(src, rdir / "adapter", _public_id(run_id))
             return
 
 
-def _train(run_id: str, cfg: dict, total: int, start_step: int, ckpt: Path | None,
-           slice_steps: int, on_event, elapsed_before: float, step_holder: dict,
-           deadline: float | None = None) -> dict:
-    import peft
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from training.base_model import load_tokenizer
-
-    h = cfg["hparams"]
-    method = cfg["method"]
-    rdir = runs.run_dir(run_id)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    tokenizer = load_tokenizer(cfg["model_path"])
-    model = AutoModelForCausalLM.from_pretrained(cfg["model_path"], dtype=dtype, trust_remote_code=False)
-    lora = peft.LoraConfig(r=int(h["r"]), lora_alpha=float(h["alpha"]), lora_dropout=float(h["dropout"]),
-                      target_modules=checks.TARGET_MODULE_CHOICES[h["target_modules"]], task_type="CAUSAL_LM")
-    model = peft.get_peft_model(model, lora)
-
-    data = runs.read_datasets(run_id)
-    # Evaluation is forward-only but runs on every eval step; on a CPU a smaller
-    # held-out sample keeps it to seconds instead of half a minute.
-    val_rows = data["validation"][:EVAL_MAX_ROWS if device == "cuda" else min(EVAL_MAX_ROWS, 12)]
-    if method == "sft":
-        train_ds = _sft_dataset(tokenizer, data["train"], int(h["max_length"]))
-        eval_ds = _sft_dataset(tokenizer, val_rows, int(h["max_length"])) if val_rows else None
+def _datasets(cfg: RunConfig, tokenizer, data: dict, n_eval: int):
+    """(train, eval) datasets as the trainer gets them; eval is None without validation rows."""
+    val_rows = data["validation"][:n_eval]
+    if cfg.method == "sft":
+        train_ds = _sft_dataset(tokenizer, data["train"], cfg.max_length)
+        eval_ds = _sft_dataset(tokenizer, val_rows, cfg.max_length) if val_rows else None
     else:
         train_ds = _dpo_dataset(data["train"])
         eval_ds = _dpo_dataset(val_rows) if val_rows else None
     if train_ds is None:
         raise ValueError("No training example has tokens to learn from (run the data check).")
+    return train_ds, eval_ds
 
-    slice_end = min(total, start_step + max(1, slice_steps))
-    common = dict(
-        output_dir=str(rdir / "work"), max_steps=total,
-        per_device_train_batch_size=int(h["batch_size"]),
-        per_device_eval_batch_size=int(h["batch_size"]),
-        gradient_accumulation_steps=int(h["grad_accum"]),
-        learning_rate=float(h["learning_rate"]), lr_scheduler_type=h["scheduler"],
-        warmup_steps=float(h["warmup_ratio"]) if float(h["warmup_ratio"]) < 1 else 0,
-        logging_steps=1, save_strategy="no", report_to="none", seed=int(h["seed"]),
-        data_seed=int(h["seed"]), eval_strategy="steps" if eval_ds is not None else "no",
-        eval_steps=int(h["eval_steps"]), disable_tqdm=True, dataloader_num_workers=0,
-        use_cpu=device == "cpu", bf16=dtype == torch.bfloat16, max_length=int(h["max_length"]),
-        save_only_model=False, remove_unused_columns=True,
-        # TRL turns activation checkpointing on by default; for models this small it only
-        # doubles the compute (measured: ~2x slower steps on CPU).
-        gradient_checkpointing=False,
-    )
-    patience = int(h.get("early_stopping_patience") or 0)
-    cb = _make_callback(run_id, slice_end=slice_end, total=total, on_event=on_event,
-                        elapsed_before=elapsed_before, patience=patience if eval_ds is not None else 0,
-                        ckpt_every=env_int("FTLAB_CHECKPOINT_EVERY", 50), deadline=deadline)
-    if method == "sft":
+
+def _trainer(cfg: RunConfig, info: dict, tokenizer, train_ds, eval_ds, cb, device: str, bf16: bool):
+    """The TRL trainer for a run, built the way `trl sft|dpo --config` builds it.
+
+    The model is given as a path with `model_init_kwargs` and the LoRA settings as
+    a `peft_config` from `trl.get_peft_config`, so TRL seeds, loads the model and
+    initialises the adapter in the same order as its CLI: the exported recipe then
+    trains the same weights (tests/test_recipe_reproduces.py)."""
+    from trl import ModelConfig, get_peft_config
+
+    train_args, model_args = trl_args(cfg, total_steps=int(info["total_steps"]), has_eval=eval_ds is not None)
+    runtime = dict(output_dir=str(runs.run_dir(info["run_id"]) / "work"), save_strategy="no", disable_tqdm=True,
+                   dataloader_num_workers=0, use_cpu=device == "cpu", bf16=bf16, save_only_model=False,
+                   model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32", "trust_remote_code": False})
+    peft_config = get_peft_config(ModelConfig(**model_args))
+    common = dict(model=info["model"]["path"], train_dataset=train_ds, eval_dataset=eval_ds,
+                  processing_class=tokenizer, callbacks=[cb], peft_config=peft_config)
+    if cfg.method == "sft":
         from trl import SFTConfig, SFTTrainer
-        args = SFTConfig(**common, include_num_input_tokens_seen="non_padding", dataset_num_proc=None,
-                         packing=False)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                             processing_class=tokenizer, callbacks=[cb])
+        args = SFTConfig(**train_args, **runtime, include_num_input_tokens_seen="non_padding", packing=False)
+        trainer = SFTTrainer(args=args, **common)
     else:
         from trl import DPOConfig, DPOTrainer
-        args = DPOConfig(**common, beta=float(h["beta"]))
-        # ref_model=None with a PEFT model: TRL computes the reference log-probs
+        # No ref_model with a PEFT model: TRL computes the reference log-probs
         # with the adapter disabled, i.e. the base model (trl 1.16 dpo_trainer.py).
-        trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_ds,
-                             eval_dataset=eval_ds, processing_class=tokenizer, callbacks=[cb])
-
+        trainer = DPOTrainer(args=DPOConfig(**train_args, **runtime), **common)
     from transformers.trainer_callback import PrinterCallback
     # With tqdm off, the Trainer prints every log dict to stdout; our callback already records them.
     trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _train(run_id: str, info: dict, start_step: int, ckpt: Path | None, slice_steps: int, on_event,
+           step_holder: dict, deadline: float | None = None) -> dict:
+    import torch
+
+    from training.base_model import load_tokenizer
+
+    cfg = RunConfig.from_dict(info["config"])
+    total = int(info["total_steps"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = load_tokenizer(info["model"]["path"])
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    n_eval = eval_rows_limit(device)
+    train_ds, eval_ds = _datasets(cfg, tokenizer, runs.read_datasets(run_id), n_eval)
+    # The recipe exports the validation rows the run evaluated on, in the precision it trained in.
+    runs.update_run(run_id, eval_rows=n_eval if eval_ds is not None else 0, precision="bf16" if bf16 else "fp32")
+    patience = cfg.early_stopping_patience if eval_ds is not None else 0
+    cb = _make_callback(run_id, slice_end=min(total, start_step + max(1, slice_steps)), total=total,
+                        on_event=on_event, elapsed_before=float(info.get("elapsed_s") or 0.0), patience=patience,
+                        ckpt_every=env_int("FTLAB_CHECKPOINT_EVERY", 50), deadline=deadline)
+    trainer = _trainer(cfg, info, tokenizer, train_ds, eval_ds, cb, device, bf16)
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     finally:
         step_holder["step"] = int(trainer.state.global_step)
-    step = int(trainer.state.global_step)
-    elapsed = round(cb.elapsed(), 1)
-    base = {"step": step, "elapsed_s": elapsed, "best_step": cb.best_step, "best_eval_loss": cb.best_eval}
-    shutil.rmtree(rdir / "work", ignore_errors=True)
+    shutil.rmtree(runs.run_dir(run_id) / "work", ignore_errors=True)
+    return _outcome(run_id, trainer, tokenizer, cb, total)
 
+
+def _outcome(run_id: str, trainer, tokenizer, cb, total: int) -> dict:
+    """run.json fields for how the slice ended; saves (or restores) the adapter to match."""
+    rdir, public = runs.run_dir(run_id), _public_id(run_id)
+    step = int(trainer.state.global_step)
+    base = {"step": step, "elapsed_s": round(cb.elapsed(), 1), "best_step": cb.best_step,
+            "best_eval_loss": cb.best_eval}
     if cb.outcome in ("nan", "diverged"):
         _ensure_adapter_from_checkpoint(run_id)
-        return dict(base, status="failed", error=cb.message, message=cb.message, failure_kind=cb.outcome)
+        return dict(base, status=RunStatus.FAILED, error=cb.message, message=cb.message, failure_kind=cb.outcome)
     if cb.outcome == "stopped":
         runs.clear_stop(run_id)
-        _save_adapter_atomic(trainer.model, tokenizer, rdir / "adapter")
-        return dict(base, status="stopped",
+        _save_adapter_atomic(trainer.model, tokenizer, rdir / "adapter", public)
+        return dict(base, status=RunStatus.STOPPED,
                     message=f"Stopped at step {step} of {total}. The adapter trained so far is saved; "
                             "you can resume or evaluate it.")
     if cb.outcome == "early" or step >= total:
         best = rdir / "best_adapter"
         if cb.best_step is not None and (best / "adapter_config.json").is_file() and cb.best_step != step:
             # Early stopping / best-checkpoint restore: the adapter from the best eval loss.
-            _copy_adapter(best, rdir / "adapter")
+            _copy_adapter(best, rdir / "adapter", public)
             restored = f" The adapter from step {cb.best_step} (lowest eval loss) was kept."
         else:
-            _save_adapter_atomic(trainer.model, tokenizer, rdir / "adapter")
+            _save_adapter_atomic(trainer.model, tokenizer, rdir / "adapter", public)
             restored = ""
         msg = cb.message if cb.outcome == "early" else f"Finished {plural(step, 'step')}.{restored}"
-        return dict(base, status="finished", message=msg)
-    return dict(base, status="paused",
+        return dict(base, status=RunStatus.FINISHED, message=msg)
+    return dict(base, status=RunStatus.PAUSED,
                 message=f"Slice done at step {step} of {total}; the next slice resumes from its checkpoint.")
 
 
@@ -517,18 +532,18 @@ def stop_idle_run(run_id: str) -> dict:
     """Stop a run that is not training right now (paused between slices, or interrupted):
     its last checkpoint's adapter becomes `adapter/`, so Stop always leaves a usable adapter."""
     info = runs.read_run(run_id)
-    if info["status"] in ("finished", "failed", "stopped"):
+    if info["status"] in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED):
         return info
-    if info["status"] == "running":
+    if info["status"] == RunStatus.RUNNING:
         runs.request_stop(run_id)  # the training loop sees the flag at its next step
         return info
     rdir = runs.run_dir(run_id)
     if (rdir / "checkpoint" / "adapter_config.json").is_file():
-        _copy_adapter(rdir / "checkpoint", rdir / "adapter")
+        _copy_adapter(rdir / "checkpoint", rdir / "adapter", _public_id(run_id))
     step = runs.last_checkpoint_step(run_id) or 0
     runs.clear_stop(run_id)
     has = (rdir / "adapter" / "adapter_config.json").is_file()
     msg = (f"Stopped at step {step}. " + ("The adapter from the last checkpoint is saved."
                                            if has else "No checkpoint had been saved yet, so there is no adapter."))
-    runs.update_run(run_id, status="stopped", step=step, message=msg, owner_pid=None)
+    runs.update_run(run_id, status=RunStatus.STOPPED, step=step, message=msg, owner_pid=None)
     return runs.read_run(run_id)

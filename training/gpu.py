@@ -23,6 +23,7 @@ from typing import Iterator
 import spaces
 
 from training import runs
+from training.runs import RunStatus
 
 _DONE = object()
 SAVE_MARGIN_S = 15
@@ -35,7 +36,7 @@ def slice_duration(run_id: str, max_slice_steps: int | None = None) -> int:
     honest, small request keeps the learner's quota for later slices.
     """
     try:
-        plan = runs.read_run(run_id)["config"]["plan"]
+        plan = runs.read_run(run_id)["plan"]
         seconds = int(plan["gpu_duration_s"])
         if max_slice_steps:
             seconds = min(seconds, int(25 + max_slice_steps * float(plan["s_per_step"]) * 1.3))
@@ -74,7 +75,7 @@ def train_slice_gpu(run_id: str, max_slice_steps: int | None = None) -> Iterator
         yield {k: v for k, v in event.items() if isinstance(v, (str, int, float, bool, type(None)))}
     thread.join()
     info = result.get("info") or {}
-    yield {"kind": "slice_end", "status": info.get("status", "failed"), "step": info.get("step"),
+    yield {"kind": "slice_end", "status": str(info.get("status", RunStatus.FAILED)), "step": info.get("step"),
            "message": info.get("message") or result.get("error", "")}
 
 
@@ -86,13 +87,13 @@ def train_until_done(run_id: str, max_slice_steps: int | None = None) -> Iterato
             last = event
             yield event
         status = last.get("status")
-        if last.get("kind") != "slice_end" or status != "paused":
+        if last.get("kind") != "slice_end" or status != RunStatus.PAUSED:
             return
         if runs.stop_requested(run_id):
             # Stop pressed between slices: no trainer is running to see the flag.
             from training.engine import stop_idle_run
             info = stop_idle_run(run_id)
-            yield {"kind": "slice_end", "status": info["status"], "step": info.get("step"),
+            yield {"kind": "slice_end", "status": str(info["status"]), "step": info.get("step"),
                    "message": info.get("message", "")}
             return
 

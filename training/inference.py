@@ -30,7 +30,7 @@ def load_for_run(run_id: str, *, adapter: bool = True):
     from training.base_model import load_tokenizer
 
     info = runs.read_run(run_id)
-    path = info["config"]["model_path"]
+    path = info["model"]["path"]
     device = _device()
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)

@@ -52,69 +52,37 @@ def read_log(path: Path) -> list[dict]:
     return events
 
 
-def _lookup(run: dict, *names, default=None):
-    """Find a setting in run.json whether the engine nested it under `config` or not."""
-    config = run.get("config") if isinstance(run.get("config"), dict) else {}
-    hyper = config.get("hparams") or config.get("hyperparameters")
-    hyper = hyper if isinstance(hyper, dict) else {}
-    for source in (hyper, config, run):
-        for name in names:
-            if name in source and source[name] not in (None, ""):
-                return source[name]
-    return default
+def run_config(run: dict):
+    """The run's RunConfig, read back through the type that wrote it."""
+    from training.config import RunConfig
+
+    return RunConfig.from_dict(run.get("config") or {})
 
 
 def run_summary(run: dict) -> dict:
-    """The facts the card and the recipe both need, with defaults filled in."""
-    method = str(_lookup(run, "method", default="sft")).lower()
-    requested = str(_lookup(run, "base_model", "model_id", "base_model_id", default=DEFAULT_BASE))
-    effective = str(_lookup(run, "effective_model_id", "effective_model", default=requested))
+    """The facts the card and the recipe both need: the typed config plus what the engine recorded."""
+    from training.base_model import EMBEDDED_ID, public_id
+
+    cfg = run_config(run)
+    model = run.get("model") or {}
+    loaded = model.get("id") or cfg.base_model
     # The embedded copy ("embedded/...") has no Hub page: the card and recipe
     # name the Hub model it was rebuilt from, and the card says so.
-    embedded = effective.startswith("embedded/") or requested.startswith("embedded/")
-    base = DEFAULT_BASE if requested.startswith("embedded/") else requested
-    dataset = _lookup(run, "dataset", default={})
-    dataset = dataset if isinstance(dataset, dict) else {"name": str(dataset)}
-    fingerprint = _lookup(run, "dataset_fingerprint", "fingerprint", default=None)
-    if not isinstance(fingerprint, dict):
-        fingerprint = dataset.get("fingerprint") if isinstance(dataset.get("fingerprint"), dict) else {}
-    hub_id = dataset.get("hub_id") or _lookup(run, "dataset_hub_id", default=None)
-    if not hub_id and dataset.get("source") == "hub":
-        hub_id = dataset.get("name")
-    lora = _lookup(run, "lora", default={})
-    lora = lora if isinstance(lora, dict) else {}
-    target = lora.get("target_modules", _lookup(run, "target_modules", default="all-linear"))
-    if isinstance(target, str):
-        # The engine stores a choice name ("qv", "attention", ...); publish the module list.
-        from training.checks import TARGET_MODULE_CHOICES
-
-        target = TARGET_MODULE_CHOICES.get(target, target)
+    base = model.get("public_id") or public_id(loaded)
     return {
-        "method": method if method in ("sft", "dpo") else "sft",
+        "config": cfg,
+        "method": cfg.method,
         "base_model": base,
-        "license": str(_lookup(run, "license", default=BASE_LICENSES.get(base, "other"))),
-        "dataset_name": dataset.get("name") or _lookup(run, "dataset_name", default="uploaded data"),
-        "dataset_hub_id": hub_id,
-        "fingerprint": fingerprint,
-        "lora_r": lora.get("r", _lookup(run, "lora_r", "r", default=8)),
-        "lora_alpha": lora.get("alpha", lora.get("lora_alpha", _lookup(run, "lora_alpha", "alpha", default=16))),
-        "lora_dropout": lora.get("dropout", lora.get("lora_dropout",
-                                                     _lookup(run, "lora_dropout", "dropout", default=0.05))),
-        "target_modules": target,
-        "scheduler": _lookup(run, "scheduler", "lr_scheduler_type", default=None),
-        "warmup_ratio": _lookup(run, "warmup_ratio", default=None),
-        "learning_rate": _lookup(run, "learning_rate", "lr", default=2e-4),
-        "epochs": _lookup(run, "epochs", "num_train_epochs", default=1),
-        "max_steps": _lookup(run, "max_steps", "total_steps", default=None),
-        "batch_size": _lookup(run, "batch_size", "per_device_train_batch_size", default=4),
-        "grad_accum": _lookup(run, "grad_accum", "gradient_accumulation_steps", default=1),
-        "max_length": _lookup(run, "max_length", "max_seq_length", default=512),
-        "beta": _lookup(run, "beta", default=0.1),
-        "seed": _lookup(run, "seed", default=42),
+        "license": BASE_LICENSES.get(base, "other"),
+        "dataset_name": cfg.dataset.name or "uploaded data",
+        "dataset_hub_id": cfg.dataset.hub_id,
+        "fingerprint": cfg.dataset.fingerprint or {},
+        "total_steps": run.get("total_steps"),
         "steps_done": run.get("step"),
         "best_step": run.get("best_step"),
-        "embedded_base": embedded or bool(_lookup(run, "embedded_base", "base_from_gguf", default=False)),
-        "load_id": effective,
+        "embedded_base": loaded == EMBEDDED_ID,
+        "load_id": loaded,
+        "load_path": model.get("path"),
     }
 
 
@@ -188,23 +156,22 @@ def render_model_card(run_dir: Path, repo_id: str, *, has_loss_png: bool,
 
 
 def _config_section(s: dict) -> str:
-    rows = [
-        ("Method", s["method"].upper()),
-        ("Base model", f"`{s['base_model']}`"),
-        ("LoRA rank r", s["lora_r"]),
-        ("LoRA alpha (update scaled by alpha/r)", s["lora_alpha"]),
-        ("LoRA dropout", s["lora_dropout"]),
-        ("Target modules", f"`{s['target_modules']}`"),
-        ("Learning rate", s["learning_rate"]),
-        ("Epochs", s["epochs"]),
-        ("Max steps", s["max_steps"] if s["max_steps"] is not None else "not set"),
-        ("Per-device batch size", s["batch_size"]),
-        ("Gradient accumulation", s["grad_accum"]),
-        ("Max sequence length", s["max_length"]),
-        ("Seed", s["seed"]),
-    ]
-    if s["method"] == "dpo":
-        rows.insert(2, ("DPO beta", s["beta"]))
+    """The run's settings, labelled as the Training tab labels them (the config table)."""
+    from training.config import HYPERPARAMETERS, SPEC, TARGET_MODULE_CHOICES
+
+    cfg = s["config"]
+    rows = [("Method", s["method"].upper()), ("Base model", f"`{s['base_model']}`")]
+    for f in HYPERPARAMETERS:
+        if f.name == "beta" and cfg.method != "dpo":
+            continue
+        value = getattr(cfg, f.name)
+        if f.name == "target_modules":
+            value = f"`{TARGET_MODULE_CHOICES[value]}`"
+        elif f.name == "max_steps" and not value:
+            value = "0 (from epochs)"
+        rows.append((SPEC[f.name]["label"], value))
+    if s["total_steps"]:
+        rows.append(("Planned steps", s["total_steps"]))
     if s["steps_done"] is not None:
         rows.append(("Steps completed", s["steps_done"]))
     if s["best_step"] is not None:

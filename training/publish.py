@@ -137,7 +137,7 @@ def merge_to_dir(run_dir: Path) -> Path:
 
     run = model_card.read_json(run_dir / "run.json")
     summary = model_card.run_summary(run)
-    local = model_card._lookup(run, "model_path", "base_model_path", default=None)
+    local = summary["load_path"]
     if local and Path(local).is_dir():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

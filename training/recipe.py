@@ -5,7 +5,8 @@ The zip holds:
     <name>/sft.yaml or dpo.yaml   a config `trl sft --config` / `trl dpo --config` reads
     <name>/fsdp.yaml              accelerate config: multi-GPU FSDP (v2)
     <name>/zero3.yaml             accelerate config: multi-GPU DeepSpeed ZeRO-3
-    <name>/data/train.jsonl       the exact rows the run trained on
+    <name>/data/train.jsonl       the rows the run trained on, as TRL prompt/completion (SFT)
+                                  or preference (DPO) rows split where the app split them
     <name>/data/validation.jsonl  and the rows it validated on (when there were any)
     <name>/README.md              what each file is and the commands to run
 
@@ -21,7 +22,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from core.config import env_int
 from training import model_card
+from training.config import trl_args
+
+# The engine checkpoints every FTLAB_CHECKPOINT_EVERY steps (training/engine.py).
+CHECKPOINT_EVERY = env_int("FTLAB_CHECKPOINT_EVERY", 50)
 
 ACCELERATE_FSDP = """\
 # accelerate config for multi-GPU training with FSDP (version 2), one machine.
@@ -97,44 +103,44 @@ def _rows(run_dir: Path, split: str) -> list[dict]:
 
 
 def trl_config(run: dict, *, has_validation: bool, output_dir: str = "output") -> dict:
-    """The keys of TRL's ScriptArguments, SFTConfig/DPOConfig and ModelConfig for this run."""
+    """The keys of TRL's ScriptArguments, SFTConfig/DPOConfig and ModelConfig for this run.
+
+    The training and LoRA keys come from `config.trl_args`, the same mapping the
+    engine trains with; what is added here is where the data is and the cadence
+    of saving that the engine does through its own callback."""
     s = model_card.run_summary(run)
-    target = s["target_modules"]
-    config = {
-        "model_name_or_path": s["base_model"],
-        "dataset_name": "data",
-        "dataset_train_split": "train",
-        "output_dir": output_dir,
-        "use_peft": True,
-        "lora_r": int(s["lora_r"]),
-        "lora_alpha": int(s["lora_alpha"]),
-        "lora_dropout": float(s["lora_dropout"]),
-        "lora_target_modules": list(target) if isinstance(target, (list, tuple)) else [str(target)],
-        "learning_rate": float(s["learning_rate"]),
-        "num_train_epochs": float(s["epochs"]),
-        "per_device_train_batch_size": int(s["batch_size"]),
-        "gradient_accumulation_steps": int(s["grad_accum"]),
-        "max_length": int(s["max_length"]),
-        "seed": int(s["seed"]),
-        "logging_steps": 10,
-        "save_strategy": "epoch",
-        "report_to": "none",
-    }
-    if s["scheduler"]:
-        config["lr_scheduler_type"] = str(s["scheduler"])
-    if s["warmup_ratio"] is not None and 0 <= float(s["warmup_ratio"]) < 1:
-        # transformers 5 dropped warmup_ratio: a float in [0, 1) for warmup_steps is the ratio.
-        config["warmup_steps"] = float(s["warmup_ratio"])
-    if s["max_steps"]:
-        config["max_steps"] = int(s["max_steps"])
+    cfg = s["config"]
+    total = int(run.get("total_steps") or cfg.total_steps(0))
+    train, model = trl_args(cfg, total_steps=total, has_eval=has_validation)
+    bf16 = run.get("precision") == "bf16"
+    config = {"model_name_or_path": s["base_model"], "dtype": "bfloat16" if bf16 else "float32",
+              "dataset_name": "data", "dataset_train_split": "train", "output_dir": output_dir,
+              **model, **train, "bf16": bf16}
     if has_validation:
-        config.update({"dataset_test_split": "validation", "eval_strategy": "epoch",
-                       "per_device_eval_batch_size": int(s["batch_size"])})
+        # The app keeps the adapter from the best eval loss (engine best_adapter/): the
+        # same with a checkpoint at each evaluation and the best one loaded at the end.
+        config.update({"dataset_test_split": "validation", "save_strategy": "steps",
+                       "save_steps": cfg.eval_steps, "load_best_model_at_end": True,
+                       "metric_for_best_model": "eval_loss", "greater_is_better": False})
     else:
-        config["eval_strategy"] = "no"
-    if s["method"] == "dpo":
-        config["beta"] = float(s["beta"])
+        config.update({"save_strategy": "steps", "save_steps": CHECKPOINT_EVERY})
     return config
+
+
+def _recipe_rows(run_dir: Path, run: dict, method: str) -> tuple[list[dict], list[dict]]:
+    """(train, validation) rows in the form that makes TRL train what the app trained:
+    SFT rows as prompt/completion split where the app splits them (so TRL's
+    completion-only loss masks the same tokens), preference rows as the engine
+    built them, and the validation rows the run evaluated on."""
+    from training import checks
+
+    convert = checks.prompt_completion_row if method == "sft" else checks.preference_row
+    n_eval = run.get("eval_rows")
+    validation = _rows(run_dir, "validation")[:n_eval] if n_eval is not None else _rows(run_dir, "validation")
+    out = []
+    for rows in (_rows(run_dir, "train"), validation):
+        out.append([r for r in (convert(row) for row in rows) if r is not None])
+    return out[0], out[1]
 
 
 def _yaml(config: dict, method: str) -> str:
@@ -146,10 +152,7 @@ def _yaml(config: dict, method: str) -> str:
     return head + yaml.safe_dump(config, sort_keys=False)
 
 
-def _readme(method: str, s: dict, config: dict, n_train: int, n_val: int, gpus: int) -> str:
-    cfg = f"{method}.yaml"
-    fp = s["fingerprint"] or {}
-    return f"""# Training recipe: {s['base_model']} + LoRA ({method.upper()})
+README = """# Training recipe: {base_model} + LoRA ({METHOD})
 
 This folder reproduces a Fine-Tuning Lab run with TRL's own command-line tool,
 so it can move from a shared GPU slice to your own machine or a cluster.
@@ -157,12 +160,12 @@ so it can move from a shared GPU slice to your own machine or a cluster.
 | File | What it is |
 |---|---|
 | `{cfg}` | TRL configuration: model, LoRA settings, optimiser settings, data |
-| `data/train.jsonl` | {n_train} training rows, exactly as the run used them |
-| `data/validation.jsonl` | {n_val} validation rows{'' if n_val else ' (none: evaluation is off)'} |
+| `data/train.jsonl` | {n_train} training rows as the run trained on them{rows_note} |
+| `data/validation.jsonl` | {n_val} validation rows{val_note} |
 | `fsdp.yaml` | accelerate config for several GPUs with FSDP |
 | `zero3.yaml` | accelerate config for several GPUs with DeepSpeed ZeRO-3 |
 
-Training data fingerprint (sha256 of the canonical rows): `{fp.get('sha256', 'not recorded')}`.
+Training data fingerprint (sha256 of the canonical rows): `{sha256}`.
 
 ## Set up
 
@@ -177,7 +180,7 @@ cd this-folder
 trl {method} --config {cfg}
 ```
 
-The adapter is written to `{config['output_dir']}/`. `trl` runs the script through
+The adapter is written to `{output_dir}/`. `trl` runs the script through
 `accelerate launch`, so the same command works on any single device.
 
 ## Several GPUs
@@ -205,8 +208,28 @@ Both accelerate files ask for bf16 mixed precision, which needs a GPU that suppo
 trl {method} --config {cfg} --max_steps 2 --output_dir smoke-test
 ```
 
-TRL turns bf16 on by default, which needs a GPU: on a machine without one, add `--use_cpu true`.
+On a machine without a GPU add `--use_cpu true` (and `--bf16 false` if the config says `bf16: true`).
+
+## What makes it the same run
+
+The config holds the run's settings under TRL's names (the app trains through the same mapping),
+`max_steps` is the run's step count (set `max_steps: -1` to train by `num_train_epochs` instead),
+evaluation and logging happen at the same steps, and a checkpoint is saved at each evaluation with the
+best one (lowest eval loss) loaded at the end, as the app keeps the adapter from its best eval loss.
+With the same base weights, data, seed and precision, the per-step training loss matches the app's.
+The app's early stopping (patience {patience}) has no TRL command-line switch;
+the best checkpoint is still the one kept.
 """
+
+
+def _readme(method: str, s: dict, config: dict, n_train: int, n_val: int, gpus: int) -> str:
+    fp = s["fingerprint"] or {}
+    rows_note = (": prompt/completion pairs split where the app split them, so the loss falls on the same "
+                 "answer tokens" if method == "sft" else ": prompt, chosen and rejected answer")
+    return README.format(base_model=s["base_model"], method=method, METHOD=method.upper(), cfg=f"{method}.yaml",
+                         n_train=n_train, rows_note=rows_note, n_val=n_val,
+                         val_note="" if n_val else " (none: evaluation is off)", sha256=fp.get("sha256", "not recorded"),
+                         output_dir=config["output_dir"], gpus=gpus, patience=s["config"].early_stopping_patience)
 
 
 def export_recipe(run_dir: Path, out_dir: Path | None = None, *, gpus: int = 8) -> Path:
@@ -215,11 +238,11 @@ def export_recipe(run_dir: Path, out_dir: Path | None = None, *, gpus: int = 8) 
     run = model_card.read_json(run_dir / "run.json")
     if not run:
         raise FileNotFoundError("This run has no run.json, so there is nothing to export.")
-    train, validation = _rows(run_dir, "train"), _rows(run_dir, "validation")
-    if not train:
-        raise FileNotFoundError("This run kept no training rows (data/train.jsonl), so the recipe would be empty.")
     s = model_card.run_summary(run)
     method = s["method"]
+    train, validation = _recipe_rows(run_dir, run, method)
+    if not train:
+        raise FileNotFoundError("This run kept no training rows (data/train.jsonl), so the recipe would be empty.")
     config = trl_config(run, has_validation=bool(validation))
     out_dir = Path(out_dir) if out_dir else run_dir / "export"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -29,15 +29,27 @@ import tempfile
 import time
 import zipfile
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterable
 
 from core.config import data_dir, env_float, env_int
 
-STATUSES = ("planned", "running", "paused", "stopped", "finished", "failed", "interrupted")
+
+
+class RunStatus(StrEnum):
+    """A run's status as run.json stores it (a StrEnum: it is written and read as its text)."""
+    PLANNED = "planned"          # created, waiting for the training slot
+    RUNNING = "running"
+    PAUSED = "paused"            # between slices
+    STOPPED = "stopped"          # the learner pressed Stop
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the process died while it trained
+
+
 # A run in one of these can go on training (Resume).
-RESUMABLE = ("paused", "interrupted", "stopped")
-ACTIVE = ("running",)
+RESUMABLE = (RunStatus.PAUSED, RunStatus.INTERRUPTED, RunStatus.STOPPED)
 # token_urlsafe(18) gives 24 characters of [A-Za-z0-9_-]; accept a small range
 # so a hand-made id can never contain "/" or "..".
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -103,8 +115,12 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def create_run(config: dict, datasets: dict[str, list[dict]] | None = None) -> str:
-    """Make a run directory with status `planned`; returns its id."""
+def create_run(config: dict, datasets: dict[str, list[dict]] | None = None, *, total_steps: int = 0,
+               **facts: Any) -> str:
+    """Make a run directory with status `planned`; returns its id.
+
+    `config` is the RunConfig as `to_dict` wrote it; `facts` are what the engine
+    decided when it made the run (the model it loads and from where, the plan)."""
     run_id = new_run_id()
     path = run_dir(run_id)
     path.mkdir(parents=True)
@@ -115,8 +131,8 @@ def create_run(config: dict, datasets: dict[str, list[dict]] | None = None) -> s
         write_jsonl(path / "data" / f"{split}.jsonl", rows)
     now = time.time()
     _atomic_write_json(path / "run.json", {
-        "run_id": run_id, "config": config, "status": "planned", "step": 0,
-        "total_steps": int(config.get("total_steps") or 0), "best_step": None,
+        "run_id": run_id, "config": config, **facts, "status": RunStatus.PLANNED, "step": 0,
+        "total_steps": int(total_steps), "best_step": None,
         "best_eval_loss": None, "created_at": now, "updated_at": now,
         "error": None, "message": "", "owner_pid": None, "owner_host": None,
         "heartbeat_at": None, "slices": 0,
@@ -171,7 +187,7 @@ def heartbeat_stale_s() -> float:
 
 
 def _looks_dead(info: dict) -> bool:
-    if info.get("status") != "running":
+    if info.get("status") != RunStatus.RUNNING:
         return False
     if info.get("owner_host") == socket.gethostname() and not _pid_alive(info.get("owner_pid")):
         return True
@@ -189,7 +205,7 @@ def read_run(run_id: str) -> dict:
         with _locked(run_id):
             info = _read_json(path / "run.json")
             if _looks_dead(info):
-                info["status"] = "interrupted"
+                info["status"] = RunStatus.INTERRUPTED
                 info["message"] = (
                     "The app stopped while this run was training. Its last checkpoint "
                     f"(step {last_checkpoint_step(run_id) or 0}) is kept: resume it or download the adapter.")
@@ -212,7 +228,7 @@ def update_run(run_id: str, **fields: Any) -> dict:
 
 def claim(run_id: str) -> dict:
     """Mark a run as running in this process (pid + heartbeat)."""
-    return update_run(run_id, status="running", owner_pid=os.getpid(),
+    return update_run(run_id, status=RunStatus.RUNNING, owner_pid=os.getpid(),
                       owner_host=socket.gethostname(), heartbeat_at=time.time(),
                       error=None)
 
@@ -302,9 +318,9 @@ def active_run(run_ids: Any) -> str | None:
     """The learner's run that is training or waiting for the GPU, if any (one run at a time)."""
     now = time.time()
     for info in learner_runs(run_ids):
-        if info.get("status") in ACTIVE:
+        if info.get("status") == RunStatus.RUNNING:
             return info["run_id"]
-        if info.get("status") == "planned" and now - float(info.get("created_at") or 0) < PLANNED_HOLD_S:
+        if info.get("status") == RunStatus.PLANNED and now - float(info.get("created_at") or 0) < PLANNED_HOLD_S:
             return info["run_id"]
     return None
 
@@ -315,7 +331,7 @@ def can_resume(info: dict) -> bool:
     status = info.get("status")
     if status in RESUMABLE:
         return True
-    return status == "failed" and info.get("failure_kind") == "error"
+    return status == RunStatus.FAILED and info.get("failure_kind") == "error"
 
 
 # ------------------------------------------------------------------ cleanup, zips
@@ -336,7 +352,7 @@ def cleanup_old_runs(ttl_hours: float | None = None, now: float | None = None) -
         touched = float(info.get("updated_at") or path.stat().st_mtime)
         if now - touched < ttl * 3600:
             continue
-        if info.get("status") == "running" and not _looks_dead(info):
+        if info.get("status") == RunStatus.RUNNING and not _looks_dead(info):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
@@ -348,7 +364,7 @@ def artifact_name(run_id: str, sub: str) -> str:
     e.g. ``SmolLM2-135M-Instruct-sft-lora-adapter-2026-12-02``."""
     info = read_run(run_id)
     cfg = info.get("config") or {}
-    model = str(cfg.get("model_id") or "model").rstrip("/").split("/")[-1]
+    model = str((info.get("model") or {}).get("id") or "model").rstrip("/").split("/")[-1]
     method = str(cfg.get("method") or "").lower()
     kind = {"adapter": "lora-adapter", "merged": "merged", "checkpoint": "checkpoint"}[sub]
     day = time.strftime("%Y-%m-%d", time.gmtime(info.get("created_at") or time.time()))

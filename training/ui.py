@@ -19,31 +19,24 @@ from typing import Any
 import gradio as gr
 
 from core.config import env_int, env_str
-from training import checks, eval_view, runs
+from training import checks, config, eval_view, rules, runs
 from training import gpu as gpu_mod
 from training.base_model import BASE_MODELS, DEFAULT_MODEL, OFFLINE_NOTICE, hub_reachable
+from training.runs import RunStatus
 
 RUNS_STORAGE_KEY = "fine-tuning-lab-runs"
 RUNS_SECRET_DEFAULT = "fine-tuning-lab-runs-v1"
 GPU_CONCURRENCY = max(1, env_int("FTLAB_GPU_CONCURRENCY", 1))
-MAX_RUNS_KEPT = 10
-
-HP_FIELDS = ("r", "alpha", "dropout", "target_modules", "learning_rate", "scheduler", "warmup_ratio",
-             "epochs", "max_steps", "batch_size", "grad_accum", "max_length", "eval_steps",
-             "early_stopping_patience", "seed", "beta")
 
 STATUS_TEXT = {
-    "planned": "⏳ Waiting for the training slot",
-    "running": "🏃 Training",
-    "paused": "⏸️ Paused between slices",
-    "stopped": "⏹️ Stopped",
-    "finished": "✅ Finished",
-    "failed": "❌ Failed",
-    "interrupted": "⚠️ Interrupted",
+    RunStatus.PLANNED: "⏳ Waiting for the training slot",
+    RunStatus.RUNNING: "🏃 Training",
+    RunStatus.PAUSED: "⏸️ Paused between slices",
+    RunStatus.STOPPED: "⏹️ Stopped",
+    RunStatus.FINISHED: "✅ Finished",
+    RunStatus.FAILED: "❌ Failed",
+    RunStatus.INTERRUPTED: "⚠️ Interrupted",
 }
-
-CREATED_MSG = ("Run created. Waiting for the training slot: if others are training, your place in "
-               "the queue shows on the progress panel. Stop cancels it.")
 
 INTRO = (
     "## Train a real model\n"
@@ -69,10 +62,6 @@ def model_notice() -> str:
     return f"ℹ️ {OFFLINE_NOTICE}"
 
 
-def hparams_from(values: tuple | list) -> dict:
-    return dict(zip(HP_FIELDS, values))
-
-
 def effective_batch_md(batch, accum) -> str:
     try:
         b, a = int(batch), int(accum)
@@ -81,22 +70,24 @@ def effective_batch_md(batch, accum) -> str:
     return f"**Effective batch = {b} × {a} = {b * a}** examples per optimizer step."
 
 
+PRESET_FIELDS = tuple(config.PRESETS[config.DEFAULT_PRESET])  # the fields a preset sets
+METHOD_FIELDS = tuple(config.DPO_DEFAULTS)                      # the fields a method switch sets
+
+
 def apply_preset(name: str, method: str):
-    p = checks.PRESETS.get(name)
-    if not p:
-        return [gr.update()] * 5
-    lr = checks.DPO_DEFAULT_LR if method == "dpo" else p["learning_rate"]
-    return [p["r"], p["alpha"], p["dropout"], p["target_modules"], lr]
+    p = config.preset_values(name, method)
+    return [p[k] if p else gr.update() for k in PRESET_FIELDS]
+
+
+def apply_method_defaults(method: str):
+    """Switching SFT <-> DPO sets that method's learning rate and beta."""
+    from training.engine import default_device
+    d = config.method_defaults(method, default_device())
+    return [d[k] for k in METHOD_FIELDS]
 
 
 def _downloadable(path):
     return runs.downloadable_copy(path)
-
-
-def _remember(run_ids: Any, run_id: str) -> list[str]:
-    ids = runs.clean_run_ids(run_ids)
-    ids = [r for r in ids if r != run_id] + [run_id]
-    return ids[-MAX_RUNS_KEPT:]
 
 
 def source_fields(source: str):
@@ -190,29 +181,27 @@ def _histogram(rep: checks.CheckReport):
     return gr.update(value=df, sort=labels)
 
 
-def check_handler(dataset: dict | None, model_id: str, method: str, *hp):
-    """-> (critic md, check md, histogram df, highlight, plan md). Spends no training time."""
+def check_handler(dataset: dict | None, model_id: str, method: str, values: dict):
+    """-> (critic md, check md, histogram df, highlight, plan md). Spends no training time.
+
+    `values`: the hyperparameters by name (training/config.py)."""
     empty = (None, [], "")
-    if not dataset:
-        return ("Load a dataset first (step 1).", "", *empty)
-    if dataset["method"] != method:
+    if dataset and dataset["method"] != method:
         return (f"This dataset is for {dataset['method'].upper()}; switch the method or load another one.", "",
                 *empty)
-    h, errors = checks.validate_hparams(hparams_from(hp), method)
+    cfg, problem = rules.build_config(dataset, model_id, method, values)
+    if not dataset:
+        return (problem, "", *empty)
     critic_md = _critic_md(dataset)
-    if errors:
-        return critic_md, "**Fix these settings first:**\n" + "\n".join(f"- {e}" for e in errors), *empty
-    from training.base_model import load_tokenizer, resolve_model
+    if cfg is None:
+        return critic_md, problem, *empty
     from training.engine import plan, plan_markdown
 
-    try:
-        _eff, path, notice = resolve_model(model_id)
-        tok = load_tokenizer(path)
-    except Exception as exc:  # a Hub hiccup while fetching the tokenizer: say so, keep everything
-        return critic_md, f"❌ The model's tokenizer could not be loaded ({type(exc).__name__}). Try again.", *empty
-    rep = checks.check_dataset(tok, dataset["train"], method, int(h["max_length"]))
+    rep, _eff, error = rules.data_check(cfg, dataset["train"])
+    if rep is None:
+        return critic_md, error, *empty
     avg = (sum(rep.lengths) / len(rep.lengths)) if rep.lengths else None
-    p = plan({"method": method, "model_id": _eff, "hparams": h}, len(dataset["train"]), avg_tokens=avg)
+    p = plan(cfg, len(dataset["train"]), avg_tokens=avg)
     # (The offline notice, if any, is already shown at the top of the tab.)
     plan_md = plan_markdown(p) if rep.ok else "No plan: fix the data check first."
     return critic_md, rep.markdown(), _histogram(rep), rep.highlight, plan_md
@@ -230,47 +219,13 @@ def _critic_md(dataset: dict) -> str:
 
 # ------------------------------------------------------------------ start / train / stop
 
-def prepare_run_handler(dataset: dict | None, model_id: str, method: str, run_ids: Any, *hp):
+def prepare_run_handler(dataset: dict | None, model_id: str, method: str, run_ids: Any, values: dict):
     """Create the run on disk (fast, outside the GPU queue). -> (run_id, run_ids, status md, go).
 
     `go` tells the chained train_handler whether to train: a refused start must
     not quietly resume some earlier run of the learner."""
-    out = _prepare(dataset, model_id, method, run_ids, *hp)
-    return (*out, "start" if out[2] == CREATED_MSG else "")
-
-
-def _prepare(dataset, model_id, method, run_ids, *hp):
-    ids = runs.clean_run_ids(run_ids)
-    busy = runs.active_run(ids)
-    if busy:
-        return busy, ids, ("You already have a run training or waiting in the queue. Stop it, or wait "
-                           "for it to finish, before starting another (one run at a time per learner).")
-    if not dataset:
-        return gr.update(), ids, "Load a dataset first (step 1)."
-    if dataset["method"] != method:
-        return gr.update(), ids, f"This dataset is for {dataset['method'].upper()}: switch the method first."
-    h, errors = checks.validate_hparams(hparams_from(hp), method)
-    if errors:
-        return gr.update(), ids, "**Not started. Fix these settings:**\n" + "\n".join(f"- {e}" for e in errors)
-    # Refuse a run that would train on nothing before any GPU time is requested.
-    try:
-        from training.base_model import load_tokenizer, resolve_model
-        _e, path, _n = resolve_model(model_id)
-        rep = checks.check_dataset(load_tokenizer(path), dataset["train"], method, int(h["max_length"]))
-    except Exception as exc:
-        return gr.update(), ids, f"❌ The model could not be prepared ({type(exc).__name__}). Try again."
-    if not rep.ok:
-        return gr.update(), ids, "**Not started.**\n\n" + rep.markdown()
-    from training import engine
-    config = {"method": method, "model_id": model_id, "hparams": h,
-              "dataset": {"name": dataset["name"], "source": dataset["source"].split(":")[0],
-                          "hub_id": dataset["source"][4:] if dataset["source"].startswith("hub:") else None}}
-    try:
-        run_id = engine.start_run(config, dataset)
-    except ValueError as exc:
-        return gr.update(), ids, f"**Not started.** {exc}"
-    runs.cleanup_old_runs()  # a cheap moment to drop expired runs of everyone
-    return run_id, _remember(ids, run_id), CREATED_MSG
+    p = rules.prepare(dataset, model_id, method, run_ids, values)
+    return (p.run_id if p.run_id else gr.update()), p.run_ids, p.message, ("start" if p.go else "")
 
 
 def _curves(run_id: str | None) -> tuple[str, str]:
@@ -290,7 +245,7 @@ def progress_md(info: dict | None) -> str:
     step = max(step, int(last.get("step") or 0))
     eta = (elapsed / step * (total - step)) if step else None
     parts = [f"**Step {step} / {total}**", f"elapsed {elapsed:.0f} s"]
-    if eta is not None and info.get("status") == "running":
+    if eta is not None and info.get("status") == RunStatus.RUNNING:
         parts.append(f"ETA ~{eta:.0f} s")
     if last.get("tokens_per_s"):
         parts.append(f"{last['tokens_per_s']:.0f} tokens/s")
@@ -308,10 +263,11 @@ def status_md(info: dict | None) -> str:
     if not info:
         return "No run yet."
     head = STATUS_TEXT.get(info.get("status"), info.get("status", ""))
-    cfg = info.get("config", {})
-    line = f"**{head}** · run `{info['run_id'][:8]}` · {cfg.get('method', '').upper()} on `{cfg.get('model_id', '')}`"
+    cfg, model = info.get("config") or {}, info.get("model") or {}
+    line = (f"**{head}** · run `{info['run_id'][:8]}` · {str(cfg.get('method', '')).upper()} on "
+            f"`{model.get('id', '')}`")
     msg = info.get("error") or info.get("message") or ""
-    notice = cfg.get("model_notice") or ""
+    notice = model.get("notice") or ""
     parts = [line, msg, f"ℹ️ {notice}" if notice else ""]
     return "\n\n".join(p for p in parts if p)
 
@@ -334,10 +290,7 @@ def train_handler(run_id: str | None, go: str = "start"):
     if not go or not run_id or not runs.exists(run_id):
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # keep the refusal message on screen
         return
-    info = runs.read_run(run_id)
-    # A run stopped while it waited in the queue stays stopped; only Resume revives it.
-    allowed = info["status"] == "planned" if go == "start" else runs.can_resume(info)
-    if not allowed:
+    if not rules.may_train(runs.read_run(run_id), go):
         yield _view(run_id)  # already running elsewhere, finished or stopped: just show it
         return
     status, prog, loss, lr = _view(run_id)
@@ -357,8 +310,8 @@ def train_handler(run_id: str | None, go: str = "start"):
                 yield status, prog, gr.skip(), gr.skip()
     except Exception as exc:  # e.g. ZeroGPU quota exceeded: the run is kept, resumable
         msg = str(exc)[:300] if isinstance(exc, gr.Error) else type(exc).__name__
-        if runs.read_run(run_id)["status"] == "running":
-            runs.update_run(run_id, status="paused", owner_pid=None)
+        if rules.is_running(run_id):
+            runs.update_run(run_id, status=RunStatus.PAUSED, owner_pid=None)
         status, prog, loss, lr = _view(run_id)
         yield (status + f"\n\n❌ The GPU call failed ({msg}). Your run is kept: press **Resume** to continue.",
                prog, loss, lr)
@@ -371,24 +324,15 @@ def stop_handler(run_id: str | None) -> str:
         return "There is no run to stop."
     from training.engine import stop_idle_run
     info = stop_idle_run(run_id)
-    if info["status"] == "running":
+    if info["status"] == RunStatus.RUNNING:
         return "Stopping at the end of the current step; the adapter trained so far will be saved."
     return status_md(info)
 
 
 def resume_check_handler(run_id: str | None, run_ids: Any) -> tuple[str, str]:
     """-> (status md, go: "resume" or "")."""
-    if not run_id or not runs.exists(run_id):
-        return "There is no run to resume: start one.", ""
-    busy = runs.active_run(run_ids)
-    info = runs.read_run(run_id)
-    if busy and busy != run_id:
-        return "Another of your runs is training or queued: stop it before resuming this one.", ""
-    if not runs.can_resume(info):
-        why = {"finished": "it has finished", "running": "it is training now", "planned": "it has not started yet",
-               "failed": "it failed in a way a retry would repeat (see its message); start a new run"}
-        return f"This run can't be resumed: {why.get(info['status'], info['status'])}.", ""
-    return "Resuming from the last checkpoint…", "resume"
+    message, go = rules.resume(run_id, run_ids)
+    return message, "resume" if go else ""
 
 
 # ------------------------------------------------------------------ re-attach
@@ -399,7 +343,7 @@ def runs_dropdown(run_ids: Any, current: str | None = None):
     for info in runs.learner_runs(run_ids):
         when = time.strftime("%d %b %H:%M", time.localtime(info.get("created_at", 0)))
         cfg = info.get("config", {})
-        label = (f"{when} · {cfg.get('method', '').upper()} · {cfg.get('dataset', {}).get('name', '')} · "
+        label = (f"{when} · {str(cfg.get('method', '')).upper()} · {(cfg.get('dataset') or {}).get('name', '')} · "
                  f"{info.get('status')} · {info['run_id'][:6]}")
         choices.append((label, info["run_id"]))
     ids = [rid for _, rid in choices]
@@ -410,12 +354,10 @@ def attach_handler(run_ids: Any, chosen: str | None = None):
     """On page load / "Show run": pick the learner's run and show its state.
     -> (run_id, runs dropdown, status, progress, loss chart, lr chart, metrics rows, samples rows, timer)"""
     from training import evaluate
-    ids = runs.clean_run_ids(run_ids)
-    live = [i["run_id"] for i in runs.learner_runs(ids)]
-    rid = chosen if chosen in live else (live[0] if live else None)
+    rid, live = rules.pick_run(run_ids, chosen)
     status, prog, loss, lr = _view(rid)
     metrics = evaluate.read_metrics(rid) if rid else None
-    running = bool(rid) and runs.read_run(rid)["status"] == "running"
+    running = rules.is_running(rid)
     # run_ids is not written back here: on a page load this may run before the browser
     # has restored its stored ids, and writing would wipe them.
     return (rid, runs_dropdown(live, rid), status, prog, loss, lr,
@@ -425,7 +367,7 @@ def attach_handler(run_ids: Any, chosen: str | None = None):
 def poll_handler(run_id: str | None):
     """Timer tick while a run trains elsewhere (e.g. after a page reload): redraw, stop when done."""
     status, prog, loss, lr = _view(run_id)
-    running = bool(run_id) and runs.exists(run_id) and runs.read_run(run_id)["status"] == "running"
+    running = rules.is_running(run_id)
     return status, prog, loss, lr, gr.Timer(active=running)
 
 
@@ -489,7 +431,7 @@ def merge_handler(run_id: str | None):
 def build_training_tab() -> dict:
     """Build inside an open Blocks; returns components for wiring (run_id state, run_ids BrowserState, …)."""
     from training.engine import default_device
-    d = checks.default_hparams(default_device())
+    d = config.defaults(default_device())
     run_ids = gr.BrowserState([], storage_key=RUNS_STORAGE_KEY,
                               secret=env_str("FTLAB_STATE_SECRET", RUNS_SECRET_DEFAULT) + "-runs")
     run_id = gr.State(None)
@@ -517,36 +459,15 @@ def build_training_tab() -> dict:
 
     with gr.Accordion("Hyperparameters", open=False):
         with gr.Row():
-            preset = gr.Dropdown(list(checks.PRESETS), value="Balanced: r=16 on attention",
-                                 label="LoRA preset (from Lab 3)")
+            preset = gr.Dropdown(list(config.PRESETS), value=config.DEFAULT_PRESET, label="LoRA preset (from Lab 3)")
             preset_btn = gr.Button("Apply preset", scale=0)
-        with gr.Row():
-            r = gr.Number(d["r"], label="LoRA rank r", precision=0)
-            alpha = gr.Number(d["alpha"], label="LoRA alpha")
-            dropout = gr.Number(d["dropout"], label="LoRA dropout")
-            target = gr.Dropdown(list(checks.TARGET_MODULE_CHOICES), value=d["target_modules"],
-                                 label="Target modules")
-        with gr.Row():
-            lr = gr.Number(d["learning_rate"], label="Learning rate")
-            scheduler = gr.Dropdown(list(checks.SCHEDULERS), value=d["scheduler"], label="Scheduler")
-            warmup = gr.Number(d["warmup_ratio"], label="Warmup ratio")
-            beta = gr.Number(d["beta"], label="DPO beta (DPO only)")
-        with gr.Row():
-            epochs = gr.Number(d["epochs"], label="Epochs")
-            max_steps = gr.Number(d["max_steps"], label=f"Max steps (0 = from epochs, cap {checks.max_steps_cap()})",
-                                  precision=0)
-            batch = gr.Number(d["batch_size"], label="Batch size", precision=0)
-            accum = gr.Number(d["grad_accum"], label="Gradient accumulation", precision=0)
-        eff_md = gr.Markdown(effective_batch_md(d["batch_size"], d["grad_accum"]))
-        with gr.Row():
-            max_len = gr.Number(d["max_length"], label=f"Max length (tokens, cap {checks.max_length_cap()})",
-                                precision=0)
-            eval_steps = gr.Number(d["eval_steps"], label="Evaluate every N steps", precision=0)
-            patience = gr.Number(d["early_stopping_patience"], label="Early-stopping patience (evals, 0 = off)",
-                                 precision=0)
-            seed = gr.Number(d["seed"], label="Seed", precision=0)
-    hp_inputs = [r, alpha, dropout, target, lr, scheduler, warmup, epochs, max_steps, batch, accum,
-                 max_len, eval_steps, patience, seed, beta]
+        # Every input is built from the config table (training/config.py) and keyed by its field name.
+        hp: dict[str, Any] = {}
+        for row in HP_ROWS:
+            with gr.Row():
+                hp.update({name: _hp_input(name, d[name]) for name in row})
+            if "grad_accum" in row:
+                eff_md = gr.Markdown(effective_batch_md(d["batch_size"], d["grad_accum"]))
 
     with gr.Accordion("2 · Check the data (no training yet)", open=False, elem_id="train-step-check") as step_check:
         check_btn = gr.Button("Check data", elem_id="train-check")
@@ -600,17 +521,20 @@ def build_training_tab() -> dict:
     source.change(source_fields, source, [builtin, upload, hub_id], api_visibility="private")
     load_btn.click(load_dataset_handler, [source, builtin, upload, hub_id, method, dataset], [dataset, data_md]).then(
         lambda d: open_when(bool(d)), dataset, step_check, api_visibility="private")
-    preset_btn.click(apply_preset, [preset, method], [r, alpha, dropout, target, lr])
-    batch.change(effective_batch_md, [batch, accum], eff_md)
-    accum.change(effective_batch_md, [batch, accum], eff_md)
-    check_btn.click(check_handler, [dataset, model, method, *hp_inputs],
+    preset_btn.click(apply_preset, [preset, method], [hp[k] for k in PRESET_FIELDS])
+    method.change(apply_method_defaults, method, [hp[k] for k in METHOD_FIELDS])
+    for k in ("batch_size", "grad_accum"):
+        hp[k].change(effective_batch_md, [hp["batch_size"], hp["grad_accum"]], eff_md)
+    # In the config table's order, which is also the order of these endpoints' API parameters.
+    hp_inputs = [hp[k] for k in config.HP_NAMES]
+    check_btn.click(_by_name(check_handler), [dataset, model, method, *hp_inputs],
                     [critic_md, check_md, hist, highlight, plan_md]).then(
         lambda plan: open_when((plan or "").startswith("**Plan:**")), plan_md, step_train,
         api_visibility="private")
     view_out = [status, prog, loss_plot, lr_plot]
     steps = [step_train, step_eval]
     # "Your runs" follows the run: listed when it is created, its status updated when it ends.
-    start_btn.click(prepare_run_handler, [dataset, model, method, run_ids, *hp_inputs],
+    start_btn.click(_by_name(prepare_run_handler), [dataset, model, method, run_ids, *hp_inputs],
                     [run_id, run_ids, status, go]).then(
         runs_dropdown, [run_ids, run_id], my_runs).then(
         train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY).then(
@@ -631,21 +555,47 @@ def build_training_tab() -> dict:
     dl_btn.click(download_adapter_handler, run_id, [dl_file, dl_md])
     merge_btn.click(merge_handler, run_id, [dl_file, dl_md], concurrency_limit=1)
 
-    # Re-attach to the learner's latest run when the page opens (runs live on disk).
-    root = gr.context.Context.root_block
-    if root is not None:
-        root.load(attach_handler, [run_ids], attach_out, api_visibility="private").then(
-            steps_for_run, run_id, steps, api_visibility="private")
-        root.load(model_notice, None, notice, api_visibility="private")
-    # The tab's components only exist in the page once the tab is opened, and a
-    # reload shows the first tab: so attach again whenever this tab is selected.
-    parent = gr.context.Context.block
-    if isinstance(parent, gr.Tab):
-        parent.select(attach_handler, [run_ids, run_id], attach_out, api_visibility="private").then(
-            steps_for_run, run_id, steps, api_visibility="private")
+    # Hooks app.py wires (the tab does not reach into the root Blocks), each a chain of
+    # (fn, inputs, outputs) steps: re-attach to the learner's latest run when the page opens
+    # (runs live on disk), and again whenever this tab is selected, since its components only
+    # exist in the page once it is opened and a reload shows the first tab.
+    attach_chain = [(attach_handler, [run_ids], attach_out), (steps_for_run, run_id, steps)]
+    page_load = [attach_chain, [(model_notice, None, notice)]]
+    tab_select = [(attach_handler, [run_ids, run_id], attach_out), (steps_for_run, run_id, steps)]
 
     return {"run_id": run_id, "run_ids": run_ids, "dataset": dataset, "status": status,
-            "start": start_btn, "stop": stop_btn, "resume": resume_btn, "model": model, "method": method}
+            "start": start_btn, "stop": stop_btn, "resume": resume_btn, "model": model, "method": method,
+            "hyperparameters": hp, "page_load": page_load, "tab_select": tab_select}
+
+
+# The hyperparameter rows of the tab, by field name (labels, ranges, help: training/config.py).
+HP_ROWS = (("r", "alpha", "dropout", "target_modules"), ("learning_rate", "scheduler", "warmup_ratio", "beta"),
+           ("epochs", "max_steps", "batch_size", "grad_accum"),
+           ("max_length", "eval_steps", "early_stopping_patience", "seed"))
+
+
+def _hp_input(name: str, value):
+    """The input for one config field, from its table row (elem_id "train-hp-<name>")."""
+    meta = config.SPEC[name]
+    label = meta["label"] + (f" (cap {config.range_hi(name):g})" if callable(meta["hi"]) else "")
+    # The one-line help stays in the table (docs, errors): shown under every input it would
+    # push steps 2-4 down the page the learner works through.
+    if meta["choices"]:
+        return gr.Dropdown(list(meta["choices"]), value=value, label=label, elem_id=f"train-hp-{name}")
+    return gr.Number(value, label=label, precision=0 if meta["whole"] else None, elem_id=f"train-hp-{name}")
+
+
+def _by_name(handler):
+    """Wire `handler(*fixed, values)` to Gradio's positional inputs [*fixed, *hp_inputs]:
+    the values reach the handler as a dict keyed by field name, paired here with the same
+    `config.HP_NAMES` the inputs were listed by."""
+    names = config.HP_NAMES
+
+    def wired(*args):
+        fixed, values = args[:len(args) - len(names)], args[len(args) - len(names):]
+        return handler(*fixed, dict(zip(names, values)))
+    wired.__name__ = handler.__name__  # the API name stays the handler's
+    return wired
 
 
 def _builtin_choices() -> list[tuple[str, str]]:

@@ -117,8 +117,8 @@ class World:
         self.hub = FakeHub()
         os.environ["HF_ENDPOINT"] = self.hub.start()
         from training import runs
-        self.run_id = runs.create_run({"method": "sft", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
-                                       "hparams": {}, "dataset": {"name": "x"}})
+        from training.config import DataRef, RunConfig
+        self.run_id = runs.create_run(RunConfig(dataset=DataRef(name="x")).to_dict())
         adapter = runs.run_dir(self.run_id) / "adapter"
         adapter.mkdir()
         (adapter / "adapter_config.json").write_text('{"r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]}')
@@ -195,14 +195,14 @@ def entry_points(world: World) -> dict[str, Callable[[Any], Any]]:
             outs.append(run_workbench_tool(spec.name, kinds, *values))
         return outs
 
-    hp_names = tui.HP_FIELDS
+    from training.config import HP_NAMES as hp_names
     builtin_ds, _ = tui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
 
     def hparams(v):
-        hp = [_as_number_or_text(v)] * len(hp_names)
-        return [tui.check_handler(builtin_ds, "HuggingFaceTB/SmolLM2-135M-Instruct", "sft", *hp)[:2],
-                tui.prepare_run_handler(builtin_ds, "HuggingFaceTB/SmolLM2-135M-Instruct", "sft", [], *hp)[2:],
-                tui.check_handler(builtin_ds, _as_str(v), _as_str(v), *hp)[:2]]
+        hp = {name: _as_number_or_text(v) for name in hp_names}
+        return [tui.check_handler(builtin_ds, "HuggingFaceTB/SmolLM2-135M-Instruct", "sft", hp)[:2],
+                tui.prepare_run_handler(builtin_ds, "HuggingFaceTB/SmolLM2-135M-Instruct", "sft", [], hp)[2:],
+                tui.check_handler(builtin_ds, _as_str(v), _as_str(v), hp)[:2]]
 
     def run_ids(v):
         sv = _as_str(v)

@@ -6,6 +6,14 @@ makes: whoami-v2, repo create (409 when it exists), repo info, validate-yaml,
 preupload (with `shouldIgnore` and remote `oid`), the LFS batch API with a
 basic PUT and a verify call, and the NDJSON commit. Files are kept in memory.
 
+Downloads answer like the Hub's `resolve` endpoint: `HEAD` and `GET
+/{repo}/resolve/{revision}/{path}` with `X-Repo-Commit`, `ETag` (git blob sha1,
+or for LFS files the sha256 also as `X-Linked-Etag`) and the size; a missing
+file is a 404 with `X-Error-Code: EntryNotFound`, which the client (and so
+transformers / peft) reads as "this optional file is absent". `seed_folder`
+publishes a local folder (e.g. the embedded base model) as a public repo whose
+files are read from disk when downloaded.
+
 Failure modes are switched on per route with `FakeHub.fail(...)`: an HTTP
 status (401, 403, 5xx), "drop" (close the socket without an answer) or "hang"
 (read the request, then answer nothing and keep the connection open), for a
@@ -28,6 +36,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 ALL_SCOPES = frozenset({"manage-repos", "write-repos"})
 # The Hub stores these as LFS whatever their content; binary samples and big
@@ -48,7 +57,7 @@ class FakeRepo:
     repo_id: str
     owner: str
     private: bool
-    files: dict = field(default_factory=dict)  # path -> bytes
+    files: dict = field(default_factory=dict)  # path -> bytes (or a Path read when downloaded)
     commits: list = field(default_factory=list)  # dicts: oid, summary, paths
     head: str = "0" * 40
 
@@ -74,6 +83,7 @@ class FakeHub:
         self.users: dict[str, FakeUser] = dict(users or {"hf_test_good_token": FakeUser("learner")})
         self.repos: dict[str, FakeRepo] = {}
         self.lfs_store: dict[str, bytes] = {}
+        self.etags: dict[tuple, str] = {}  # (repo, commit, path) -> etag of a downloaded file
         self.requests: list[dict] = []  # method, route, path, token
         self.failures: list[Failure] = []
         self._lock = threading.Lock()
@@ -113,6 +123,14 @@ class FakeHub:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def seed_folder(self, repo_id: str, folder: Path) -> None:
+        """A public repo holding the files of a local folder (not copied: read on download)."""
+        owner = repo_id.split("/")[0]
+        files = {p.relative_to(folder).as_posix(): p for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+        with self._lock:
+            self.repos[repo_id] = FakeRepo(repo_id, owner, False, files=files,
+                                           head=hashlib.sha1(repo_id.encode()).hexdigest())
 
     def add_user(self, token: str, name: str, scopes=ALL_SCOPES) -> None:
         self.users[token] = FakeUser(name, frozenset(scopes))
@@ -175,8 +193,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":  # a HEAD answer has headers only
             self.wfile.write(data)
 
-    def _error(self, status: int, message: str, code: str | None = None) -> None:
-        headers = {"X-Error-Message": message}
+    def _error(self, status: int, message: str, code: str | None = None, headers: dict | None = None) -> None:
+        headers = {"X-Error-Message": message, **(headers or {})}
         if code:
             headers["X-Error-Code"] = code
         self._send(status, {"error": message}, headers)
@@ -238,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    def do_HEAD(self) -> None:  # the client's file metadata calls (no HEAD routes: 404, or a failure mode)
+    def do_HEAD(self) -> None:  # the client's file metadata calls (resolve; otherwise 404 or a failure mode)
         self._dispatch("HEAD")
 
     # -- routes --------------------------------------------------------------------
@@ -304,6 +322,33 @@ class _Handler(BaseHTTPRequestHandler):
             "id": repo_id, "modelId": repo_id, "sha": repo.head, "private": repo.private,
             "siblings": [{"rfilename": p} for p in sorted(repo.files)],
         })
+
+    def _h_resolve(self, body, repo_id, revision, path) -> None:
+        """HEAD/GET of a file, as the Hub's resolve endpoint answers it (no redirect: served here)."""
+        repo = self._readable_repo(repo_id)
+        if repo is None:
+            return self._error(404, "Repository not found", code="RepoNotFound")
+        if revision not in ("main", repo.head):
+            return self._error(404, f"Invalid rev id: {revision}", code="RevisionNotFound")
+        stored = repo.files.get(path)
+        commit = {"X-Repo-Commit": repo.head}
+        if stored is None:
+            return self._error(404, "Entry not found", code="EntryNotFound", headers=commit)
+        data = stored.read_bytes() if isinstance(stored, Path) else stored
+        lfs = path.endswith(LFS_SUFFIXES) or len(data) >= LFS_SIZE_THRESHOLD
+        key = (repo_id, repo.head, path)
+        etag = self.hub.etags.get(key) or (hashlib.sha256(data).hexdigest() if lfs else git_blob_sha1(data))
+        self.hub.etags[key] = etag
+        headers = {**commit, "ETag": f'"{etag}"', "Content-Length": str(len(data)),
+                   "Content-Type": "application/octet-stream"}
+        if lfs:
+            headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(data)
 
     def _h_validate_yaml(self, body) -> None:
         # The real endpoint validates model-card metadata; the client only reads the lists.
@@ -407,6 +452,8 @@ _PATTERNS = [
     ("POST", re.compile(rf"^/{_REPO}\.git/info/lfs/objects/batch$"), "lfs_batch"),
     ("PUT", re.compile(r"^/lfs-upload/([0-9a-f]{64})$"), "lfs_put"),
     ("POST", re.compile(r"^/lfs-verify/([0-9a-f]{64})$"), "lfs_verify"),
+    ("HEAD", re.compile(rf"^/{_REPO}/resolve/([^/]+)/(.+)$"), "resolve"),
+    ("GET", re.compile(rf"^/{_REPO}/resolve/([^/]+)/(.+)$"), "resolve"),
 ]
 
 
