@@ -116,11 +116,11 @@ def test_resume_only_for_resumable_runs(ftlab_data_dir):
 
 
 def test_after_run_actions_explain_what_is_missing(ftlab_data_dir):
-    assert "Train a model first" in ui.evaluate_handler(None, 3)[0]
+    assert "Train a model first" in list(ui.evaluate_handler(None, 3))[-1][0]
     assert ui.download_adapter_handler(None)[1] == "Train a model first."
     rid = runs.create_run({}, model={"path": "x"})
-    assert "no saved adapter" in ui.evaluate_handler(rid, 3)[0]
-    hist, _ = ui.chat_handler(rid, [], "hello", True)
+    assert "no saved adapter" in list(ui.evaluate_handler(rid, 3))[-1][0]
+    hist, _ = list(ui.chat_handler(rid, [], "hello", True))[-1]
     assert "Train a model first" in hist[-1]["content"]
     _, msg = ui.merge_handler(rid)
     assert "adapter" in msg

@@ -165,6 +165,48 @@ def _build_plain_model(out_dir: Path) -> None:
     tokenizer.save_pretrained(str(out_dir))
 
 
+# One-time costs before a run's first step, which a per-step estimate misses (measured on
+# 2 CPU cores: the rebuild took 20-60 s, importing the training stack ~10 s of CPU).
+EMBEDDED_REBUILD_S = 45.0   # GGUF -> plain model, once per data dir
+TRAINING_IMPORT_S = 12.0    # torch + transformers + peft + trl, once per app process
+HUB_DOWNLOAD_MB_S = 20.0    # a cautious rate for a first download from the Hub
+
+
+def embedded_is_built() -> bool:
+    return _is_complete(data_dir() / "models" / EMBEDDED_DIRNAME)
+
+
+def _hub_weights_cached(model_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        hit = try_to_load_from_cache(model_id, "model.safetensors")
+        return isinstance(hit, str)
+    except Exception:  # an odd cache layout: assume a download, the cautious estimate
+        return False
+
+
+def first_use_costs(model_id: str, device: str = "cpu") -> list[tuple[float, str]]:
+    """(seconds, what) for each one-time cost still ahead of a run with this model (the
+    embedded one when the Hub can't be reached): rebuilding the embedded model, a first
+    download, importing the training stack."""
+    import sys
+
+    costs: list[tuple[float, str]] = []
+    if model_id != EMBEDDED_ID and not hub_reachable():  # offline: the embedded copy is what loads
+        model_id = EMBEDDED_ID
+    if model_id == EMBEDDED_ID:
+        if not embedded_is_built():
+            costs.append((EMBEDDED_REBUILD_S, "rebuilding the embedded model from its GGUF file"))
+    elif model_id in BASE_MODELS and not _hub_weights_cached(model_id):
+        mb = model_info(model_id).params_m * 2  # bf16 weights on the Hub
+        costs.append((mb / HUB_DOWNLOAD_MB_S, f"downloading the model (~{mb:.0f} MB)"))
+    # On a GPU Space the training runs in a fresh worker that imports these every time:
+    # that is part of the per-slice GPU overhead, not a one-time cost.
+    if not device.startswith("cuda") and "trl" not in sys.modules:
+        costs.append((TRAINING_IMPORT_S, "loading the training libraries"))
+    return costs
+
+
 # ----------------------------------------------------------------- reachability
 
 def hub_offline_forced() -> bool:

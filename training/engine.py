@@ -31,7 +31,7 @@ from core.text import plural
 from training import checks, runs
 from training.runs import RunStatus
 from training.config import RunConfig, trl_args
-from training.base_model import model_info, public_id, resolve_model
+from training.base_model import first_use_costs, model_info, public_id, resolve_model
 
 # Seconds one slice aims to train for. ZeroGPU calls are short and quota is
 # counted per requested second, so slices there are small; on CPU the slice
@@ -93,12 +93,17 @@ def plan(cfg: RunConfig, n_train: int, *, avg_tokens: float | None = None,
     evals = total // max(1, cfg.eval_steps)
     eval_rows = eval_rows_limit(device)
     eval_s = evals * eval_rows * (s_per_step / max(1, eff)) / 3  # forward only: ~1/3 of a train step
-    est = total * s_per_step + eval_s + n_slices * (GPU_OVERHEAD_S if device.startswith("cuda") else 10.0)
+    # Loading the model and preparing the data, every slice; plus what only the first run pays.
+    overhead = GPU_OVERHEAD_S if device.startswith("cuda") else 10.0
+    first = first_use_costs(cfg.base_model, device)
+    first_s = sum(s for s, _ in first)
+    est = total * s_per_step + eval_s + n_slices * overhead + first_s
     gpu_duration = int(min(MAX_GPU_DURATION_S,
                            math.ceil(GPU_OVERHEAD_S + slice_steps * s_per_step * 1.3 + eval_s / n_slices)))
     return {"total_steps": total, "effective_batch": eff, "s_per_step": round(s_per_step, 3),
             "slice_steps": slice_steps, "n_slices": n_slices, "est_seconds": int(est),
-            "gpu_duration_s": gpu_duration, "device": device}
+            "gpu_duration_s": gpu_duration, "device": device, "load_s": int(overhead + first_s),
+            "first_time": [what for _, what in first], "first_time_s": int(first_s)}
 
 
 def eval_rows_limit(device: str) -> int:
@@ -108,10 +113,15 @@ def eval_rows_limit(device: str) -> int:
 
 
 def plan_markdown(p: dict) -> str:
-    mins = p["est_seconds"] / 60
     where = "a ZeroGPU GPU" if p["device"].startswith("cuda") else "this machine's CPU"
+    est = p["est_seconds"]
+    about = f"{est:.0f} s" if est < 90 else f"{est / 60:.1f} min"
+    load = f"~{p['load_s']} s to load the model and prepare the data" if "load_s" in p else ""
+    if p.get("first_time"):
+        load += (f", of which ~{p['first_time_s']} s only this first time ({', '.join(p['first_time'])})")
     lines = [f"**Plan:** {plural(p['total_steps'], 'optimizer step')} (effective batch {p['effective_batch']}), "
-             f"about **{mins:.1f} min** on {where} (~{p['s_per_step']:.2f} s per step)."]
+             f"about **{about}** on {where}: ~{p['s_per_step']:.2f} s per step"
+             + (f", plus {load}." if load else ".")]
     if p["device"].startswith("cuda"):
         lines.append(f"Trained in {plural(p['n_slices'], 'slice')} of up to {plural(p['slice_steps'], 'step')}; each slice "
                      f"asks ZeroGPU for **{p['gpu_duration_s']} s** (≈{p['n_slices'] * p['gpu_duration_s']} s "

@@ -99,19 +99,38 @@ def train_until_done(run_id: str, max_slice_steps: int | None = None) -> Iterato
 
 
 def _eval_duration(run_id: str, n_samples: int = 5, *a, **k) -> int:
-    # Two greedy generations per example, a few seconds each on a GPU, plus loading.
-    return int(min(120, 30 + 8 * max(1, int(n_samples))))
+    # Two batched greedy passes per batch of examples, seconds each on a GPU, plus loading.
+    return int(min(120, 30 + 4 * max(1, int(n_samples))))
+
+
+def _forget_models_on_zerogpu() -> None:
+    """On ZeroGPU a GPU task runs in a forked worker: the app process's model cache is not
+    visible there, whatever the worker caches dies with it (or, when ZeroGPU reuses an idle
+    worker, would sit on a GPU that has been handed back). So there each GPU call loads the
+    model once and releases it at the end; turns within one call (and a streamed reply)
+    still use one load. Off ZeroGPU the same code keeps the model cached between calls."""
+    if os.environ.get("SPACES_ZERO_GPU"):
+        from training.inference import MODEL_CACHE
+        MODEL_CACHE.clear()
 
 
 @spaces.GPU(duration=_eval_duration)
-def evaluate_gpu(run_id: str, n_samples: int = 5) -> dict:
-    """Base vs tuned on the test split (training.evaluate), on the GPU when there is one."""
+def evaluate_gpu(run_id: str, n_samples: int = 5) -> Iterator[dict]:
+    """Base vs tuned on the test split (training.evaluate.evaluate_stream), on the GPU when
+    there is one. Yields its progress dicts (plain data: they are pickled across ZeroGPU's
+    fork), the last one {"kind": "done", "metrics": ...}."""
     from training import evaluate
-    return evaluate.evaluate_run(run_id, n_samples=n_samples)
+    try:
+        yield from evaluate.evaluate_stream(run_id, n_samples=n_samples)
+    finally:
+        _forget_models_on_zerogpu()
 
 
 @spaces.GPU(duration=30)
-def chat_gpu(run_id: str, history: list, text: str, use_adapter: bool = True) -> list:
-    """One chat turn with the tuned (or base) model; returns the new history (plain dicts)."""
+def chat_gpu(run_id: str, history: list, text: str, use_adapter: bool = True) -> Iterator[list]:
+    """One chat turn with the tuned (or base) model; yields the history as the reply grows (plain dicts)."""
     from training import inference
-    return inference.chat_reply(run_id, history, text, use_adapter=use_adapter)
+    try:
+        yield from inference.chat_stream(run_id, history, text, use_adapter=use_adapter)
+    finally:
+        _forget_models_on_zerogpu()

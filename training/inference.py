@@ -1,19 +1,35 @@
-"""Generation with a run's base model and tuned adapter; chat; merge.
+"""Generation with a run's base model and tuned adapter: batched evaluation answers,
+streamed chat replies, merge.
 
-Models are loaded per call and not cached in module globals: a cache keyed by
-run would hold one learner's model in memory shared by everyone, and the
-135M default loads from local disk in well under a second.
+A run's model is loaded once and kept in a small bounded cache
+(`training.model_cache`, at most FTLAB_MODEL_CACHE_SIZE models, released after
+FTLAB_MODEL_IDLE_SECONDS idle): the base answers come from the same loaded
+PEFT model with its adapter switched off (`disable_adapter()`), so evaluation
+loads once for both sides and chat pays no load between turns.
+
+Speed on a CPU comes from: the KV cache (`use_cache=True`), several prompts in
+one left-padded batch, a cap on new tokens, and for JSON answers a stopping
+criterion that ends a sequence as soon as its JSON object closes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
 from pathlib import Path
+from typing import Callable, Iterator
 
+from core.config import env_float, env_int
 from training import runs
+from training.model_cache import ModelCache
 
 MAX_CHAT_CHARS = 4000
 MAX_CHAT_TURNS = 12
+# A chat reply streams, so the learner sees it grow; the cap bounds the wait for a model
+# that never stops (an untuned base model often rambles): ~200 tokens is ~15 s on 2 CPU cores.
+CHAT_MAX_NEW_TOKENS = env_int("FTLAB_CHAT_MAX_NEW_TOKENS", 200)
+STREAM_TIMEOUT_S = 600.0  # a generation thread that dies silently must not hang the reply forever
 
 
 def _device():
@@ -22,7 +38,7 @@ def _device():
 
 
 def load_for_run(run_id: str, *, adapter: bool = True):
-    """-> (model, tokenizer). With adapter=True the tuned PEFT model (adapter can be
+    """-> (model, tokenizer), uncached. With adapter=True the tuned PEFT model (adapter can be
     switched off with `model.disable_adapter()` to get the base back)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -41,23 +57,229 @@ def load_for_run(run_id: str, *, adapter: bool = True):
         if not (adir / "adapter_config.json").is_file():
             raise FileNotFoundError("This run has no saved adapter yet: train (or stop) it first.")
         model = PeftModel.from_pretrained(model, str(adir))
+    # The training config may have turned the KV cache off (it is useless with gradient
+    # checkpointing); generation needs it: without it every new token re-reads the whole text.
+    model.config.use_cache = True
     model.to(device)
     model.eval()
     return model, tokenizer
 
 
-def generate(model, tokenizer, messages: list[dict], max_new_tokens: int = 128) -> str:
-    """Greedy continuation of a chat (deterministic, so base vs tuned is a fair comparison)."""
+# ------------------------------------------------------------------ the model cache
+
+MODEL_CACHE = ModelCache(lambda key: load_for_run(key[0], adapter=True),
+                         max_models=min(2, max(1, env_int("FTLAB_MODEL_CACHE_SIZE", 2))),
+                         idle_s=env_float("FTLAB_MODEL_IDLE_SECONDS", 300.0))
+
+
+def _adapter_stamp(adir: Path) -> tuple:
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(adir.glob("adapter_*")))
+
+
+@contextlib.contextmanager
+def loaded(run_id: str, cache: ModelCache | None = None):
+    """The run's tuned model from the cache: `with loaded(rid) as e: e.model, e.tokenizer, e.lock`."""
+    adir = runs.run_dir(run_id) / "adapter"
+    if not (adir / "adapter_config.json").is_file():
+        raise FileNotFoundError("This run has no saved adapter yet: train (or stop) it first.")
+    with (MODEL_CACHE if cache is None else cache).use((run_id, str(adir)), _adapter_stamp(adir)) as entry:
+        yield entry
+
+
+# ------------------------------------------------------------------ stopping at the closing brace
+
+class JsonScanner:
+    """Follows generated text and says when its first JSON object closes.
+
+    Braces inside strings (and escaped quotes) don't count. With `leading_only`
+    the text must open with `{` (after whitespace), else it is not JSON and
+    never "closes": used for chat, where prose may mention braces."""
+
+    def __init__(self, leading_only: bool = False):
+        self.leading_only = leading_only
+        self.depth = 0
+        self.started = self.closed = self.gave_up = False
+        self.in_string = self.escape = False
+        self.end = None  # characters consumed up to and including the closing brace
+        self._seen = 0
+
+    def feed(self, text: str) -> bool:
+        for ch in text:
+            if self.closed or self.gave_up:
+                break
+            self._seen += 1
+            if not self.started:
+                if ch == "{":
+                    self.started, self.depth = True, 1
+                elif self.leading_only and not ch.isspace():
+                    self.gave_up = True
+                continue
+            if self.in_string:
+                if self.escape:
+                    self.escape = False
+                elif ch == "\\":
+                    self.escape = True
+                elif ch == '"':
+                    self.in_string = False
+            elif ch == '"':
+                self.in_string = True
+            elif ch == "{":
+                self.depth += 1
+            elif ch == "}":
+                self.depth -= 1
+                if self.depth == 0:
+                    self.closed, self.end = True, self._seen
+        return self.closed
+
+
+def cut_at_json_end(text: str, leading_only: bool = False) -> str:
+    """The text up to its first JSON object's closing brace (all of it if none closes).
+    A token can carry more than the brace (`}\\n`, `}}`): this trims what follows."""
+    scanner = JsonScanner(leading_only)
+    return text[:scanner.end] if scanner.feed(text) else text
+
+
+def stopping_criteria(tokenizer, batch_size: int, *, json_stop: bool, leading_only: bool = False,
+                      on_step: Callable[[int], None] | None = None,
+                      on_done: Callable[[int, list[int]], None] | None = None,
+                      cancel: threading.Event | None = None):
+    """A transformers StoppingCriteria that ends each sequence of a batch on its own when its
+    JSON object closes (json_stop) or at EOS, reports each step and each finished row
+    (`on_done(i, token ids so far)`), and stops every row once `cancel` is set."""
     import torch
+    from transformers import StoppingCriteria
 
-    enc = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                        return_dict=True)
-    enc = {k: v.to(model.device) for k, v in enc.items()}
+    eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+
+    class Stop(StoppingCriteria):
+        def __init__(self):
+            self.scanners = [JsonScanner(leading_only) for _ in range(batch_size)]
+            self.done = [False] * batch_size
+            self.steps = 0
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.steps += 1
+            last = input_ids[:, -1].tolist()
+            out = []
+            for i, tok_id in enumerate(last):
+                if not self.done[i]:
+                    closed = json_stop and self.scanners[i].feed(tokenizer.decode([tok_id]))
+                    if closed or tok_id in eos:
+                        self.done[i] = True
+                        if on_done:
+                            on_done(i, input_ids[i].tolist())
+                out.append(self.done[i])
+            if on_step:
+                on_step(self.steps)
+            if cancel is not None and cancel.is_set():
+                out = [True] * len(out)
+            return torch.tensor(out, dtype=torch.bool, device=input_ids.device)
+
+    return Stop()
+
+
+# ------------------------------------------------------------------ generation
+
+def _prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+def _left_padded(tokenizer, prompts: list[list[int]], device):
+    """Left padding: every prompt ends at the same position, so the new tokens of the
+    whole batch line up (right padding would make the model continue after pad tokens)."""
+    import torch
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    return ids, mask
+
+
+def _decode(tokenizer, ids, json_stop: bool, leading_only: bool = False) -> str:
+    text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+    return cut_at_json_end(text, leading_only) if json_stop else text
+
+
+def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int, *,
+                   json_stop: bool = False, on_step: Callable[[int], None] | None = None,
+                   on_done: Callable[[int, str], None] | None = None,
+                   cancel: threading.Event | None = None) -> list[str]:
+    """Greedy answers for several chats in one left-padded batch (deterministic, so base vs
+    tuned is a fair comparison). `on_done(i, text)` fires as each row finishes."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    ids, mask = _left_padded(tokenizer, [_prompt_ids(tokenizer, c) for c in conversations], model.device)
+    width = ids.shape[1]
+    answers: dict[int, str] = {}
+
+    def finished(i: int, row: list[int]) -> None:
+        answers[i] = _decode(tokenizer, row[width:], json_stop)
+        if on_done:
+            on_done(i, answers[i])
+
+    stop = stopping_criteria(tokenizer, len(conversations), json_stop=json_stop, on_step=on_step,
+                             on_done=finished, cancel=cancel)
     with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=int(max_new_tokens), do_sample=False,
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(max_new_tokens),
+                             do_sample=False, use_cache=True, stopping_criteria=StoppingCriteriaList([stop]),
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    return tokenizer.decode(out[0][enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    for i, row in enumerate(out.tolist()):  # rows that ran to the cap finish here
+        if i not in answers:
+            finished(i, row)
+    return [answers[i] for i in range(len(conversations))]
 
+
+def generate(model, tokenizer, messages: list[dict], max_new_tokens: int = 128) -> str:
+    """Greedy continuation of one chat."""
+    return generate_batch(model, tokenizer, [messages], max_new_tokens)[0]
+
+
+def stream_generate(model, tokenizer, messages: list[dict], max_new_tokens: int, *,
+                    use_adapter: bool = True, lock: threading.Lock | None = None,
+                    cancel: threading.Event | None = None) -> Iterator[str]:
+    """Yields the reply text as it grows, token by token (TextIteratorStreamer; generate
+    runs in a thread). A reply that opens a JSON object ends when that object closes."""
+    from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
+                                    timeout=STREAM_TIMEOUT_S)
+    cancel = cancel or threading.Event()
+    ids, mask = _left_padded(tokenizer, [_prompt_ids(tokenizer, messages)], model.device)
+    stop = stopping_criteria(tokenizer, 1, json_stop=True, leading_only=True, cancel=cancel)
+    failure: dict = {}
+
+    def work() -> None:
+        import torch
+        try:
+            with lock or contextlib.nullcontext(), torch.no_grad(), \
+                    (contextlib.nullcontext() if use_adapter else model.disable_adapter()):
+                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(max_new_tokens),
+                               do_sample=False, use_cache=True, streamer=streamer,
+                               stopping_criteria=StoppingCriteriaList([stop]),
+                               pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        except BaseException as exc:  # noqa: BLE001 - reported to the reader below
+            failure["exc"] = exc
+            streamer.end()  # unblock the reader; ending twice is harmless
+
+    thread = threading.Thread(target=work, name="chat-generate", daemon=True)
+    thread.start()
+    text = ""
+    try:
+        for piece in streamer:
+            text += piece
+            yield cut_at_json_end(text, leading_only=True)
+    finally:
+        cancel.set()  # the reader went away (client left): stop generating at the next token
+        thread.join(timeout=STREAM_TIMEOUT_S)
+    if "exc" in failure:
+        raise failure["exc"]
+
+
+# ------------------------------------------------------------------ chat
 
 def _text(content) -> str:
     if isinstance(content, list):
@@ -65,28 +287,44 @@ def _text(content) -> str:
     return content if isinstance(content, str) else ""
 
 
-def chat_reply(run_id: str, history: list | None, user_text: str, *, use_adapter: bool = True,
-               max_new_tokens: int = 200) -> list[dict]:
-    """Append the user's message and the tuned model's reply to a Gradio messages history."""
+def chat_stream(run_id: str, history: list | None, user_text: str, *, use_adapter: bool = True,
+                max_new_tokens: int | None = None, cache: ModelCache | None = None) -> Iterator[list[dict]]:
+    """Yields the Gradio messages history with the user's message and the reply as it grows.
+    The model comes from the cache, so only the first turn pays for loading it."""
     history = [dict(m) for m in (history or []) if isinstance(m, dict)]
     text = (user_text or "").strip()
     if not text:
-        return history
+        yield history
+        return
     if len(text) > MAX_CHAT_CHARS:
-        return history + [{"role": "user", "content": text[:200] + "…"},
-                          {"role": "assistant", "content": f"That message is too long: keep it under "
-                                                           f"{MAX_CHAT_CHARS} characters."}]
+        yield history + [{"role": "user", "content": text[:200] + "…"},
+                         {"role": "assistant", "content": f"That message is too long: keep it under "
+                                                          f"{MAX_CHAT_CHARS} characters."}]
+        return
     msgs = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in history
             if m.get("role") in ("user", "assistant")][-MAX_CHAT_TURNS:]
     msgs.append({"role": "user", "content": text})
-    model, tok = load_for_run(run_id, adapter=True)
-    if use_adapter:
-        reply = generate(model, tok, msgs, max_new_tokens)
-    else:
-        with model.disable_adapter():
-            reply = generate(model, tok, msgs, max_new_tokens)
-    return history + [{"role": "user", "content": text}, {"role": "assistant", "content": reply or "(empty reply)"}]
+    head = history + [{"role": "user", "content": text}]
+    yield head + [{"role": "assistant", "content": "…"}]
+    reply = ""
+    with loaded(run_id, cache) as entry:
+        for reply in stream_generate(entry.model, entry.tokenizer, msgs,
+                                     int(max_new_tokens or CHAT_MAX_NEW_TOKENS),
+                                     use_adapter=use_adapter, lock=entry.lock):
+            yield head + [{"role": "assistant", "content": reply + " ▌"}]
+    yield head + [{"role": "assistant", "content": reply.strip() or "(empty reply)"}]
 
+
+def chat_reply(run_id: str, history: list | None, user_text: str, *, use_adapter: bool = True,
+               max_new_tokens: int | None = None) -> list[dict]:
+    """The history after one whole turn (chat_stream's last update)."""
+    last: list[dict] = []
+    for last in chat_stream(run_id, history, user_text, use_adapter=use_adapter, max_new_tokens=max_new_tokens):
+        pass
+    return last
+
+
+# ------------------------------------------------------------------ merge
 
 def merge_run(run_id: str) -> Path:
     """Merge the saved adapter into the base weights (merge_and_unload) → `merged/`.

@@ -282,6 +282,17 @@ def _view(run_id: str | None, charts: bool = True):
     return status_md(info), progress_md(info), loss, lr
 
 
+def starting_md(info: dict) -> str:
+    """What the learner waits for before the first step, from the run's plan; one-time costs
+    are looked up now (another run may have paid them since the plan was made)."""
+    from training.base_model import first_use_costs
+    plan = info.get("plan") or {}
+    first = first_use_costs((info.get("model") or {}).get("id", ""), plan.get("device", "cpu"))
+    seconds = max(1, int(plan.get("load_s", 10)) - int(plan.get("first_time_s", 0))) + sum(s for s, _ in first)
+    why = f"; longer this first time: {', '.join(w for _, w in first)}" if first else ""
+    return f"**🏃 Starting:** loading the model and preparing the data (about {seconds:.0f} s{why})…"
+
+
 def train_handler(run_id: str | None, go: str = "start"):
     """Train slices until the run ends; yields (status md, progress md, loss chart, lr chart). In the GPU queue.
 
@@ -294,8 +305,7 @@ def train_handler(run_id: str | None, go: str = "start"):
         yield _view(run_id)  # already running elsewhere, finished or stopped: just show it
         return
     status, prog, loss, lr = _view(run_id)
-    yield ("**🏃 Starting:** loading the model and preparing the data (this takes a few seconds)…",
-           prog, loss, lr)
+    yield starting_md(info), prog, loss, lr
     last_push = 0.0
     try:
         for event in gpu_mod.train_until_done(run_id):
@@ -373,33 +383,60 @@ def poll_handler(run_id: str | None):
 
 # ------------------------------------------------------------------ after the run
 
+def eval_progress_md(event: dict) -> str:
+    """One line while an evaluation runs: examples compared, answers in, time, an upper-bound estimate."""
+    left = f" · at most ~{event['eta']:.0f} s left" if event.get("eta") is not None else ""
+    return (f"⏳ **{event['done']} / {event['n']} examples compared** ({event['answers']} of "
+            f"{event['total_answers']} answers in) · {event['elapsed']:.0f} s elapsed{left}")
+
+
 def evaluate_handler(run_id: str | None, n_samples: int):
+    """Yields (status md, metrics rows, side-by-side rows) as the answers come in."""
     from training import evaluate
     if not run_id or not runs.exists(run_id):
-        return "Train a model first.", [], ""
+        yield "Train a model first.", [], ""
+        return
     if not runs.read_run(run_id)["has_adapter"]:
-        return "This run has no saved adapter yet: let it finish or stop it.", [], ""
+        yield "This run has no saved adapter yet: let it finish or stop it.", [], ""
+        return
+    n = int(n_samples or 5)
+    yield f"⏳ Loading the model and starting on {n} test example{'s' if n != 1 else ''}…", gr.skip(), gr.skip()
+    m = None
     try:
-        m = gpu_mod.evaluate_gpu(run_id, int(n_samples or 5))
-    except Exception as exc:
-        return f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.", [], gr.skip()
+        for event in gpu_mod.evaluate_gpu(run_id, n):
+            m = event["metrics"]
+            if event["kind"] == "done":
+                break
+            rows = evaluate.metrics_rows(m) if m["n"] else []
+            yield eval_progress_md(event), rows, eval_view.samples_html(m)
+    except Exception as exc:  # what was already shown stays on screen
+        yield (f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.",
+               gr.skip(), gr.skip())
+        return
+    if not m:
+        yield "❌ The evaluation returned nothing. The run is unchanged.", gr.skip(), gr.skip()
+        return
     msg = (f"Evaluated {m['n']} held-out test examples in {m['seconds']:.0f} s "
            "(greedy decoding; base = same model with the adapter switched off).")
-    return msg, evaluate.metrics_rows(m), eval_view.samples_html(m)
+    yield msg, evaluate.metrics_rows(m), eval_view.samples_html(m)
 
 
 def chat_handler(run_id: str | None, history: list | None, text: str, use_adapter: bool):
+    """Yields (chat history, message box) as the reply streams in."""
     history = list(history or [])
     if not (text or "").strip():
-        return history, ""
+        yield history, ""
+        return
     if not run_id or not runs.exists(run_id) or not runs.read_run(run_id)["has_adapter"]:
-        return history + [{"role": "user", "content": text[:500]},
-                          {"role": "assistant", "content": "Train a model first (or stop a run to save its adapter)."}], ""
+        yield history + [{"role": "user", "content": text[:500]},
+                         {"role": "assistant", "content": "Train a model first (or stop a run to save its adapter)."}], ""
+        return
     try:
-        return gpu_mod.chat_gpu(run_id, history, text, bool(use_adapter)), ""
-    except Exception as exc:
-        return history + [{"role": "user", "content": text[:500]},
-                          {"role": "assistant", "content": f"(The model could not answer: {type(exc).__name__}.)"}], text
+        for turn in gpu_mod.chat_gpu(run_id, history, text, bool(use_adapter)):
+            yield turn, ""
+    except Exception as exc:  # the learner's message goes back into the box to retry
+        yield history + [{"role": "user", "content": text[:500]},
+                         {"role": "assistant", "content": f"(The model could not answer: {type(exc).__name__}.)"}], text
 
 
 def download_adapter_handler(run_id: str | None):
@@ -548,8 +585,9 @@ def build_training_tab() -> dict:
     show_btn.click(attach_handler, [run_ids, my_runs], attach_out).then(
         steps_for_run, run_id, steps, api_visibility="private")
     timer.tick(poll_handler, run_id, [status, prog, loss_plot, lr_plot, timer])
+    # Streams: "minimal" keeps the answers already in readable instead of under a spinner overlay.
     eval_btn.click(evaluate_handler, [run_id, n_eval], [eval_md, metrics, samples], concurrency_id="gpu",
-                   concurrency_limit=GPU_CONCURRENCY)
+                   show_progress="minimal", concurrency_limit=GPU_CONCURRENCY)
     send.click(chat_handler, [run_id, chatbot, chat_in, use_adapter], [chatbot, chat_in], concurrency_limit=2)
     chat_in.submit(chat_handler, [run_id, chatbot, chat_in, use_adapter], [chatbot, chat_in], concurrency_limit=2)
     dl_btn.click(download_adapter_handler, run_id, [dl_file, dl_md])

@@ -207,8 +207,8 @@ def entry_points(world: World) -> dict[str, Callable[[Any], Any]]:
     def run_ids(v):
         sv = _as_str(v)
         return [tui.stop_handler(sv), tui.resume_check_handler(sv, [sv]), tui.attach_handler([sv], sv)[2],
-                tui.attach_handler(v)[2], tui.poll_handler(sv)[0], tui.evaluate_handler(sv, 3)[0],
-                tui.chat_handler(sv, [], "hi", True)[0], tui.download_adapter_handler(sv)[1],
+                tui.attach_handler(v)[2], tui.poll_handler(sv)[0], list(tui.evaluate_handler(sv, 3))[-1][0],
+                list(tui.chat_handler(sv, [], "hi", True))[-1][0], tui.download_adapter_handler(sv)[1],
                 tui.merge_handler(sv)[1], list(tui.train_handler(sv, "resume")),
                 publish_ui.push_handler(sv, "my-adapter", True, False, HF_TOKEN)[0],
                 publish_ui.export_handler(sv)[0]]
@@ -238,7 +238,7 @@ def entry_points(world: World) -> dict[str, Callable[[Any], Any]]:
         "run-id fields": run_ids,
         "publish repo name and token": publish,
         "recipe export (run id)": lambda v: publish_ui.export_handler(_as_str(v))[0],
-        "tuned-model chat (text)": lambda v: tui.chat_handler(world.run_id, [], _as_str(v), True)[0][-1:],
+        "tuned-model chat (text)": lambda v: list(tui.chat_handler(world.run_id, [], _as_str(v), True))[-1][0][-1:],
     }
 
 
