@@ -11,11 +11,12 @@ import sys
 import time
 import traceback
 
-from bench import advisor, gpu, load, startup, train
+from bench import advisor, evaluate, gpu, load, startup, train
 from bench.common import ROOT, Row, machine, quick, table
 
 MARKER = "<!-- analysis: kept when the table is regenerated -->"
-SUITES = {"startup": startup, "load": load, "advisor": advisor, "train": train, "gpu": gpu}
+SUITES = {"startup": startup, "load": load, "advisor": advisor, "train": train, "evaluate": evaluate,
+          "gpu": gpu}
 
 NOTES = """
 ## How to reproduce
@@ -24,8 +25,9 @@ NOTES = """
 
 Settings (environment variables): `BENCH_START_REPEATS` (5), `BENCH_SESSIONS` (50),
 `BENCH_ADVISOR_REPEATS` (15), `BENCH_TRAIN_STEPS` (8), `BENCH_TRAIN_REPEATS` (2),
+`BENCH_EVAL_N` (5), `BENCH_EVAL_REPEATS` (1), `BENCH_EVAL_TRAIN_STEPS` (12), `BENCH_EVAL_RUN` (a trained run id),
 `BENCH_GPU_STEPS` (0 = the default one-epoch run), `BENCH_ONLY` (comma list of
-startup, load, advisor, train, gpu), `BENCH_QUICK=1` (tiny settings for the smoke test).
+startup, load, advisor, train, evaluate, gpu), `BENCH_QUICK=1` (tiny settings for the smoke test).
 Every comparison runs both sides in the same invocation, alternating, and reports medians.
 The machine column says where; the machine is shared with other work, so absolute
 times are noisy and only the ratios within one run mean much.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import advisor, gpu, load, startup, train
+from bench import advisor, evaluate, gpu, load, startup, train
 from bench.common import Row, table
 
 
@@ -72,6 +72,13 @@ def test_training_bench_runs_both_sides(tiny_model_dir, monkeypatch):
     # Both sides trained on answer tokens only, and the same examples.
     sup = _by_metric(rows, "train CPU: supervised tokens per run")
     assert int(sup.ours) > 0 and int(sup.baseline) > 0
+
+
+def test_evaluation_bench_measures_before_and_after_on_one_run(ftlab_data_dir):
+    rows = evaluate.run(quick_mode=True)
+    wall = _by_metric(rows, "evaluate CPU, 1 example: wall time")
+    assert wall.ours.endswith(" s") and wall.baseline.endswith(" s") and wall.ratio.endswith("x")
+    assert int(_by_metric(rows, "evaluate CPU, 1 example: updates shown").ours) > 1
 
 
 def test_gpu_bench_says_so_when_there_is_no_gpu():
