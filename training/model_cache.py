@@ -85,12 +85,15 @@ class ModelCache:
                 entry = self._fresh_locked(key, stamp)
                 if entry:
                     return entry
-            model, tokenizer = self._loader(key)
+            try:
+                model, tokenizer = self._loader(key)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
             with self._lock:
                 entry = Entry(key, stamp, model, tokenizer, self._clock(), in_use=1)
                 self._entries[key] = entry
                 self._entries.move_to_end(key)
-                self._loading.pop(key, None)
                 self._evict_locked()
         self._start_janitor()
         return entry
