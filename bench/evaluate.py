@@ -10,7 +10,9 @@ waits for), use the same run and the same test rows, alternate, and report media
 
 The run: BENCH_EVAL_RUN=<run id under FTLAB_DATA_DIR> uses a trained one; otherwise a run
 on the built-in clinical_soap set is trained for BENCH_EVAL_TRAIN_STEPS (default 12) steps
-with the CPU defaults, so the tuned side answers roughly as after a short training.
+with the CPU defaults, so the tuned side answers roughly as after a short training;
+BENCH_EVAL_TRAIN_STEPS=0 saves an untrained adapter instead (LoRA B = 0: tuned answers
+equal the base's and rarely stop early, the worst case for the JSON stop).
 The machine is shared: besides wall time, the CPU seconds each side used are reported
 (they depend far less on the neighbours), with the load average during the run.
 

@@ -148,7 +148,8 @@ def test_chat_streams_and_keeps_the_model_between_turns(run_with_adapter):
     assert cache.sweep() == 1 and len(cache) == 0
 
 
-def test_chat_handler_streams_through_the_gpu_wrapper(run_with_adapter):
+def test_chat_handler_streams_through_the_gpu_wrapper(run_with_adapter, monkeypatch):
+    monkeypatch.setattr(inference, "CHAT_MAX_NEW_TOKENS", 8)  # a short reply is enough to see it stream
     updates = list(ui.chat_handler(run_with_adapter, [], "Say hello.", True))
     assert len(updates) > 2
     assert updates[-1][1] == "" and updates[-1][0][-1]["role"] == "assistant"
@@ -157,7 +158,7 @@ def test_chat_handler_streams_through_the_gpu_wrapper(run_with_adapter):
 # ------------------------------------------------------------------ evaluation
 
 def test_evaluation_streams_answers_as_they_finish_and_writes_metrics(run_with_adapter):
-    events = list(evaluate.evaluate_stream(run_with_adapter, n_samples=2, max_new_tokens=24))
+    events = list(evaluate.evaluate_stream(run_with_adapter, n_samples=2, max_new_tokens=16))
     progress = [e for e in events if e["kind"] == "progress"]
     assert events[-1]["kind"] == "done" and len(progress) >= 4  # one per answer (2 examples x 2 models)
     answers = [e["answers"] for e in progress]
@@ -165,7 +166,7 @@ def test_evaluation_streams_answers_as_they_finish_and_writes_metrics(run_with_a
     assert [e["done"] for e in progress][-1] == 2
     assert any(evaluate.PENDING in (s["base"], s["tuned"]) for e in progress for s in e["metrics"]["samples"])
     m = events[-1]["metrics"]
-    assert m["n"] == 2 and m["json_stop"] and m["max_new_tokens"] == 24
+    assert m["n"] == 2 and m["json_stop"] and m["max_new_tokens"] == 16
     assert json.loads((runs.run_dir(run_with_adapter) / "metrics.json").read_text())["n"] == 2
     for s in m["samples"]:
         assert evaluate.PENDING not in (s["base"], s["tuned"])
