@@ -216,7 +216,7 @@ def build_app() -> gr.Blocks:
                 build_quiz(MODULE_TEST_ID, progress_state, summary)
             with gr.Tab("Training", id="training", elem_id="training-tab") as training_tab:
                 gr.Markdown(TRAINING_ON_PHONE, elem_classes=["narrow-only"], elem_id="training-phone-note")
-                parts = build_training_tab()
+                parts = build_training_tab(progress_state)
                 build_publish_panel(parts["run_id"])
             # The tab hands back its hooks; they are wired here, on the root Blocks and the tab.
             for chain in parts["page_load"]:

@@ -47,6 +47,17 @@ def _train(page, steps: int) -> None:
                                                           timeout=TRAIN_TIMEOUT_MS)
 
 
+def _pass_module_test(page) -> None:
+    from quizzes.grading import MODULE_TEST_ID, load_quiz
+
+    page.get_by_role("tab", name="Module Test").click()
+    for n, q in enumerate(load_quiz(MODULE_TEST_ID)["questions"], start=1):
+        right = next(o["text"] for o in q["options"] if o["correct"])
+        page.locator(f"#{MODULE_TEST_ID}-q{n}").get_by_label(right, exact=True).check()
+    page.locator(f"#{MODULE_TEST_ID}-submit").click()
+    expect(page.locator(f"#{MODULE_TEST_ID}-feedback")).to_contain_text("15/15")
+
+
 def _markers(page, gid: str) -> int:
     return page.locator(f"#train-loss-chart g#{gid} use").count()
 
@@ -54,6 +65,7 @@ def _markers(page, gid: str) -> int:
 def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(app_url)
+    _pass_module_test(page)
     page.get_by_role("tab", name="Training").click()
 
     # Only the built-in picker shows for "Built-in"; the upload box appears for "Upload JSONL".
@@ -107,4 +119,13 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
         assert right <= 1280, f"{header} column ends at {right:.0f} px"
     tuned = table.locator("tbody tr td").nth(3)
     assert tuned.bounding_box()["x"] + tuned.bounding_box()["width"] <= 1280
+
+    # The run's own curve, read by the Lab 3 doctor with one click.
+    page.locator("#train-diagnose").click()
+    expect(page.locator("#train-diagnosis")).to_contain_text("Diagnosis")
+    # Test passed and run evaluated: the certificate is earned and downloadable.
+    page.locator("#cert-name input, #cert-name textarea").first.fill("Ada Lovelace")
+    page.locator("#cert-get").click()
+    expect(page.locator("#cert-status")).to_contain_text("certificate is ready")
+    expect(page.locator("#cert-file")).to_contain_text(".png")
     page.context.close()

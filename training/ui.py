@@ -19,7 +19,8 @@ from typing import Any
 import gradio as gr
 
 from core.config import env_int, env_str
-from training import checks, config, eval_view, rules, runs
+from training import checks, config, eval_view, handoffs, rules, runs
+from training.certificate import MAX_NAME as MAX_CERT_NAME
 from training import gpu as gpu_mod
 from training.base_model import BASE_MODELS, DEFAULT_MODEL, OFFLINE_NOTICE, hub_reachable
 from training.runs import RunStatus
@@ -104,6 +105,16 @@ def steps_for_run(run_id: str | None):
     """With a run on screen, step 3 is open; with its adapter saved, step 4 too."""
     info = runs.read_run(run_id) if run_id and runs.exists(run_id) else None
     return open_when(info is not None), open_when(bool(info and info.get("has_adapter")))
+
+
+def certificate_handler(progress, run_id: str | None, name: str | None):
+    """-> (certificate file, message): the PNG once earned, else what is still to do."""
+    from training import certificate
+    try:
+        path, message = certificate.issue(progress, run_id, name)
+    except Exception as exc:  # drawing failed: say so, keep everything else
+        return gr.skip(), f"❌ The certificate could not be drawn ({type(exc).__name__}). Try again."
+    return (_file_shown(path) if path else gr.skip()), message
 
 
 def _file_shown(path: str | None):
@@ -465,8 +476,10 @@ def merge_handler(run_id: str | None):
 
 # ------------------------------------------------------------------ the tab
 
-def build_training_tab() -> dict:
-    """Build inside an open Blocks; returns components for wiring (run_id state, run_ids BrowserState, …)."""
+def build_training_tab(progress_state: gr.BrowserState | None = None) -> dict:
+    """Build inside an open Blocks; returns components for wiring (run_id state, run_ids BrowserState, …).
+
+    `progress_state` is the course progress (module test score) the certificate needs."""
     from training.engine import default_device
     d = config.defaults(default_device())
     run_ids = gr.BrowserState([], storage_key=RUNS_STORAGE_KEY,
@@ -532,6 +545,8 @@ def build_training_tab() -> dict:
             my_runs = gr.Dropdown([], label="Your runs (kept for a while on this server)", scale=3,
                                   elem_id="train-my-runs")
             show_btn = gr.Button("Show run", scale=0, elem_id="train-show-run")
+        diagnose_btn = gr.Button("Diagnose this run (Lab 3's curve doctor)", size="sm", elem_id="train-diagnose")
+        diagnosis = gr.Markdown(elem_id="train-diagnosis")
         timer = gr.Timer(2.0, active=False)
 
     with gr.Accordion("4 · Evaluate, chat, download", open=False, elem_id="train-step-evaluate") as step_eval:
@@ -553,6 +568,14 @@ def build_training_tab() -> dict:
             merge_btn = gr.Button("Merge into the base and download")
         dl_file = gr.File(label="Download", interactive=False, visible=False, elem_id="train-download")
         dl_md = gr.Markdown()
+        gr.Markdown("#### Certificate of completion\nEarned by passing the module test and evaluating a "
+                    "run you trained. Your name is printed only if you type one, and is not kept.")
+        with gr.Row():
+            cert_name = gr.Textbox(label="Name on the certificate (optional)", max_length=MAX_CERT_NAME, scale=3,
+                                   elem_id="cert-name")
+            cert_btn = gr.Button("Get my certificate", scale=1, elem_id="cert-get")
+        cert_md = gr.Markdown(elem_id="cert-status")
+        cert_file = gr.File(label="Certificate", interactive=False, visible=False, elem_id="cert-file")
 
     # ---- wiring
     source.change(source_fields, source, [builtin, upload, hub_id], api_visibility="private")
@@ -591,6 +614,10 @@ def build_training_tab() -> dict:
     send.click(chat_handler, [run_id, chatbot, chat_in, use_adapter], [chatbot, chat_in], concurrency_limit=2)
     chat_in.submit(chat_handler, [run_id, chatbot, chat_in, use_adapter], [chatbot, chat_in], concurrency_limit=2)
     dl_btn.click(download_adapter_handler, run_id, [dl_file, dl_md])
+    diagnose_btn.click(handoffs.diagnose_run, run_id, diagnosis, api_name="diagnose_run")
+    if progress_state is not None:
+        cert_btn.click(certificate_handler, [progress_state, run_id, cert_name], [cert_file, cert_md],
+                       api_name="certificate")
     merge_btn.click(merge_handler, run_id, [dl_file, dl_md], concurrency_limit=1)
 
     # Hooks app.py wires (the tab does not reach into the root Blocks), each a chain of
