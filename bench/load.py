@@ -7,7 +7,8 @@ queue in front of the server's. Each simulated learner does what a browser does:
   GET /  and  GET /config   (the first page)
   opens the session heartbeat stream and fires the page-load events (as the page does)
   then, reading 0.5-3 s before each click (seeded): mark lesson 1 read, submit the
-  lesson-1 quiz, submit the module test; each click is POST queue/join and the result
+  lesson-1 quiz, submit the module test (paced learners arrive spread over 0.5 s x N);
+  each click is POST queue/join and the result
   arrives on the session's one SSE stream (GET queue/data), exactly the sse_v3 protocol
   the Gradio frontend speaks.
 
@@ -37,6 +38,7 @@ from bench.common import PY, ROOT, Row, percentile, quick
 
 CLICKS = ("/mark_read_lesson1", "/submit_lesson1", "/submit_module_test")
 TIMEOUT_S = 120  # per request; a request slower than this is an error, not a latency
+ARRIVAL_S_PER_SESSION = 0.5  # paced: 50 learners arrive over 25 s, then read and click
 SENT = {"requests": 0}  # client process only: page GETs + queue joins made, for server CPU per request
 
 
@@ -134,7 +136,7 @@ async def _heartbeat(http, url: str, sh: str) -> None:
             pass
 
 
-async def _learner(i: int, http, url: str, plan: dict, think, out: list, errors: list) -> None:
+async def _learner(i: int, n: int, http, url: str, plan: dict, think, out: list, errors: list) -> None:
     rng = random.Random(i)
     pause = (lambda: asyncio.sleep(rng.uniform(*think))) if think else (lambda: asyncio.sleep(0))
     marker, wrong_l1, wrong_mt = i % 4 + 1, i % 3, i % 5
@@ -143,7 +145,9 @@ async def _learner(i: int, http, url: str, plan: dict, think, out: list, errors:
     hb = None
     step = "first page"
     try:
-        await pause()
+        # Paced learners arrive spread over ARRIVAL_S_PER_SESSION * n seconds (a steady stream of
+        # new visitors, not 50 page loads in the same second); burst ones all at once.
+        await asyncio.sleep(rng.uniform(0, ARRIVAL_S_PER_SESSION * n) if think else 0)
         t = time.perf_counter()
         await _page(http, url)
         out.append(("first page + config", time.perf_counter() - t))
@@ -192,7 +196,7 @@ async def _drive(url: str, n: int, think) -> dict:
         out: list = []
         errors: list = []
         t = time.perf_counter()
-        await asyncio.gather(*[_learner(i, http, url, plan, think, out, errors) for i in range(n)])
+        await asyncio.gather(*[_learner(i, n, http, url, plan, think, out, errors) for i in range(n)])
         return {"out": out, "errors": errors, "wall_s": time.perf_counter() - t,
                 "client_cpu_s": time.process_time(), "requests": SENT["requests"]}
 
@@ -332,8 +336,8 @@ def _rows(label: str, n: int, ours: dict, bare: dict, target: bool) -> list[Row]
 def run(quick_mode: bool | None = None) -> list[Row]:
     """Two load models, each against the app and against bare Gradio (a fresh server per side).
 
-    paced: N learners active at once, each reading 0.5-3 s before each step (seeded);
-      the target applies here.
+    paced: N learners arriving over 0.5 s x N, each reading 0.5-3 s before each click
+      (seeded): a steady stream of visitors; the target applies here.
     burst: all N sessions fire every step at once; a worst case.
     """
     q = quick() if quick_mode is None else quick_mode
@@ -342,8 +346,9 @@ def run(quick_mode: bool | None = None) -> list[Row]:
     res = {side: measure(side, n, models) for side in ("bare", "app")}
     rows = []
     for name in models:
-        for e in res["app"][name]["errors"][:5]:
-            print(f"  load error ({name}):", e, file=sys.stderr)
+        for side in res:
+            for e in res[side][name]["errors"][:5]:
+                print(f"  load error ({side}, {name}):", e, file=sys.stderr)
         rows += _rows(name, n, res["app"][name], res["bare"][name], target=name == "paced")
     core = cores()
     rows.append(Row("load: server and load generator pinned to cores",
