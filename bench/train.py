@@ -314,7 +314,9 @@ def _worker_step_ab(n_batches: int, repeats: int) -> dict:
                 loss = sides[name](model, dict(batch), num_items_in_batch=None)
                 loss.backward()
                 times[name].append(time.perf_counter() - t)
-                losses[name] = float(loss)
+                losses[name] = float(loss.detach())
+                print(f"  [step-ab {r + 1}/{repeats} batch {i + 1}/{len(batches)}] {name} "
+                      f"{times[name][-1] * 1000:.0f} ms", file=sys.stderr, flush=True)
             diffs.append(abs(losses["ours"] - losses["trl"]))
     positions = sum(int(b["input_ids"].numel()) for b in batches)
     supervised = sum(int((b["labels"][..., 1:] != -100).sum()) for b in batches)
