@@ -116,7 +116,7 @@ def _bill(fake, cached: bool) -> dict:
 
 
 def bill_rows() -> list[Row]:
-    from tests.fakes.anthropic_server import FakeAnthropic
+    from devtools.fake_anthropic import FakeAnthropic
 
     with FakeAnthropic() as fake:
         before, after = _bill(fake, cached=False), _bill(fake, cached=True)
