@@ -282,7 +282,8 @@ def _worker_step_ab(n_batches: int, repeats: int) -> dict:
 
     from training import fast_loss
     from training.base_model import load_tokenizer
-    from training.checks import TARGET_MODULE_CHOICES, encode_sft
+    from training.checks import encode_sft
+    from training.config import TARGET_MODULE_CHOICES
 
     model_dir = _model_dir()
     h = _hparams(n_batches)
