@@ -273,6 +273,8 @@ def launch(demo: gr.Blocks | None = None, **kwargs):
     kwargs.setdefault("server_port", env_int("GRADIO_SERVER_PORT", 7860))
     for key, value in launch_style().items():
         kwargs.setdefault(key, value)
+    from core.compression import with_page_compression
+    kwargs = with_page_compression(kwargs)
     block = not kwargs.pop("prevent_thread_lock", False)
     result = demo.launch(prevent_thread_lock=True, **kwargs)
     warm_in_background()  # after the server answers, so the page is not kept waiting

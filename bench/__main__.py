@@ -11,12 +11,12 @@ import sys
 import time
 import traceback
 
-from bench import advisor, evaluate, gpu, load, startup, train
+from bench import advisor, evaluate, gpu, load, page, startup, train
 from bench.common import ROOT, Row, machine, quick, table
 
 MARKER = "<!-- analysis: kept when the table is regenerated -->"
-SUITES = {"startup": startup, "load": load, "advisor": advisor, "train": train, "evaluate": evaluate,
-          "gpu": gpu}
+SUITES = {"startup": startup, "page": page, "load": load, "advisor": advisor, "train": train,
+          "evaluate": evaluate, "gpu": gpu}
 
 NOTES = """
 ## How to reproduce
@@ -27,7 +27,9 @@ Settings (environment variables): `BENCH_START_REPEATS` (5), `BENCH_SESSIONS` (5
 `BENCH_ADVISOR_REPEATS` (15), `BENCH_TRAIN_STEPS` (8), `BENCH_TRAIN_REPEATS` (2),
 `BENCH_EVAL_N` (5), `BENCH_EVAL_REPEATS` (1), `BENCH_EVAL_TRAIN_STEPS` (12), `BENCH_EVAL_RUN` (a trained run id),
 `BENCH_GPU_STEPS` (0 = the default one-epoch run), `BENCH_ONLY` (comma list of
-startup, load, advisor, train, evaluate, gpu), `BENCH_QUICK=1` (tiny settings for the smoke test).
+startup, page, load, advisor, train, evaluate, gpu), `BENCH_QUICK=1` (tiny settings for the smoke test).
+`python -m bench.train --step-ab --steps 8 --repeats 3` runs only the interleaved one-step
+comparison of the training loss (minutes instead of the end-to-end runs).
 Every comparison runs both sides in the same invocation, alternating, and reports medians.
 The machine column says where; the machine is shared with other work, so absolute
 times are noisy and only the ratios within one run mean much.

@@ -271,6 +271,75 @@ def _result(trainer, wall: float, ev: float) -> dict:
             "padding_free": bool(getattr(trainer.args, "padding_free", False)), **gpu}
 
 
+def _worker_step_ab(n_batches: int, repeats: int) -> dict:
+    """One process, one model: TRL's SFT loss and training.fast_loss, forward + backward on the
+    same batches, interleaved (A B, then B A, ...) so load on a shared machine hits both alike."""
+    import peft
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from training import fast_loss
+    from training.base_model import load_tokenizer
+    from training.checks import encode_sft
+    from training.config import TARGET_MODULE_CHOICES
+
+    model_dir = _model_dir()
+    h = _hparams(n_batches)
+    train, _ = _rows(n_batches)
+    tok = load_tokenizer(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    lora = peft.LoraConfig(r=int(h["r"]), lora_alpha=float(h["alpha"]), lora_dropout=0.0,
+                           target_modules=TARGET_MODULE_CHOICES[h["target_modules"]], task_type="CAUSAL_LM")
+    recs = [encode_sft(tok, r, int(h["max_length"])) for r in train]
+    ds = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in recs])
+    trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-ab-"), use_cpu=True,
+                                                     report_to="none", gradient_checkpointing=False,
+                                                     max_length=int(h["max_length"]), dataset_num_proc=None),
+                         train_dataset=ds, processing_class=tok, peft_config=lora)
+    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+    model = trainer.model
+    model.train()
+    batches = [trainer.data_collator([ds[i]]) for i in range(len(ds))]
+    sides = {"trl": trainer.compute_loss, "ours": fast_loss.supervised_loss}
+    times = {k: [] for k in sides}
+    diffs = []
+    for r in range(repeats):
+        for i, batch in enumerate(batches):
+            order = list(sides) if (r + i) % 2 == 0 else list(sides)[::-1]
+            losses = {}
+            for name in order:
+                model.zero_grad(set_to_none=True)
+                t = time.perf_counter()
+                loss = sides[name](model, dict(batch), num_items_in_batch=None)
+                loss.backward()
+                times[name].append(time.perf_counter() - t)
+                losses[name] = float(loss.detach())
+                print(f"  [step-ab {r + 1}/{repeats} batch {i + 1}/{len(batches)}] {name} "
+                      f"{times[name][-1] * 1000:.0f} ms", file=sys.stderr, flush=True)
+            diffs.append(abs(losses["ours"] - losses["trl"]))
+    positions = sum(int(b["input_ids"].numel()) for b in batches)
+    supervised = sum(int((b["labels"][..., 1:] != -100).sum()) for b in batches)
+    return {"trl_s": median(times["trl"]), "ours_s": median(times["ours"]), "n": len(times["trl"]),
+            "max_loss_diff": max(diffs), "supervised_share": supervised / positions,
+            "threads": torch.get_num_threads(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def step_ab_rows(n_batches: int, repeats: int) -> list[Row]:
+    res = _spawn("step-ab", n_batches, {"repeats": repeats})
+    return [
+        Row(f"train CPU: one training step (forward + backward, batch 1), median of {res['n']} interleaved",
+            f"{res['ours_s'] * 1000:.0f} ms", f"{res['trl_s'] * 1000:.0f} ms", ratio(res["trl_s"], res["ours_s"]),
+            "— (speed-up)"),
+        Row("train CPU: same step, loss difference answer-only vs TRL (max over batches)",
+            f"{res['max_loss_diff']:.1e}", "—", "—", "< 1e-4", met=res["max_loss_diff"] < 1e-4),
+        Row("train CPU: answer tokens as a share of positions (what the LM head still scores)",
+            f"{res['supervised_share'] * 100:.0f}%", "100% (TRL on CPU)"),
+    ]
+
+
 # ------------------------------------------------------------------ driver
 
 def _spawn(side: str, steps: int, opts: dict | None = None, env: dict | None = None) -> dict:
@@ -334,15 +403,17 @@ def run(quick_mode: bool | None = None) -> list[Row]:
     q = quick() if quick_mode is None else quick_mode
     steps = int(os.environ.get("BENCH_TRAIN_STEPS") or (1 if q else 8))
     repeats = int(os.environ.get("BENCH_TRAIN_REPEATS") or (1 if q else 2))
+    ab = step_ab_rows(2 if q else 8, 1 if q else 3)
     ours, base = compare(steps, repeats)
-    return rows_from(ours, base)
+    return ab + rows_from(ours, base)
 
 
 def main(argv: list[str]) -> int:
     import argparse
 
     p = argparse.ArgumentParser()
-    p.add_argument("--worker", choices=["ours", "plain"])
+    p.add_argument("--worker", choices=["ours", "plain", "step-ab"])
+    p.add_argument("--step-ab", action="store_true", help="only the interleaved one-step comparison")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--out")
     p.add_argument("--opts", default="{}")
@@ -350,7 +421,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=1)
     a = p.parse_args(argv)
     if a.worker:
-        res = _worker_ours(a.steps) if a.worker == "ours" else _worker_plain(a.steps, json.loads(a.opts))
+        if a.worker == "step-ab":
+            res = _worker_step_ab(a.steps, int(json.loads(a.opts).get("repeats", 3)))
+        else:
+            res = _worker_ours(a.steps) if a.worker == "ours" else _worker_plain(a.steps, json.loads(a.opts))
         Path(a.out).write_text(json.dumps(res))
         return 0
     if a.variant:
@@ -359,6 +433,9 @@ def main(argv: list[str]) -> int:
         print(table(rows_from(v, b, label="variant")))
         return 0
     from bench.common import table
+    if a.step_ab:
+        print(table(step_ab_rows(a.steps, a.repeats)))
+        return 0
     print(table(run()))
     return 0
 

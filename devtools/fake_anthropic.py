@@ -25,6 +25,14 @@ structure the way the real API does (roles alternate, tool_results answer the
 previous tool_uses, tools are defined when tool blocks appear) and answers 400
 otherwise, so a malformed request from the app fails the test instead of
 passing silently.
+
+Usage reports prompt caching as the real API does: the prompt is read in the API's
+prefix order (tools, system, messages), a block with ``cache_control`` is a breakpoint,
+the prefix up to each breakpoint is stored (if it reaches the model's minimum cacheable
+length) for five minutes per key, and a later request whose prefix up to a breakpoint is
+identical reads it: ``cache_read_input_tokens`` (the longest stored prefix),
+``cache_creation_input_tokens`` (from there to the last breakpoint) and ``input_tokens``
+(the rest). Token counts are estimated as 4 characters of JSON per token.
 """
 from __future__ import annotations
 
@@ -58,6 +66,12 @@ class RecordedRequest:
     body: Any
 
     @property
+    def system_text(self) -> str:
+        """The system prompt, whether sent as a string or as text blocks (with cache_control)."""
+        system = (self.body or {}).get("system") or ""
+        return system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+
+    @property
     def api_key(self) -> str | None:
         key = self.headers.get("x-api-key")
         if key:
@@ -77,6 +91,35 @@ class Scripted:
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+
+
+CACHE_TTL_S = 300            # "ephemeral": five minutes, refreshed by each hit
+MIN_CACHEABLE_TOKENS = 1024  # Sonnet / Opus (Haiku: 2048); shorter prefixes are not cached
+MAX_BREAKPOINTS = 4
+
+
+def _tokens(obj: Any) -> int:
+    return max(1, len(json.dumps(obj)) // 4)
+
+
+def prompt_blocks(body: dict) -> list[tuple[Any, bool]]:
+    """(block, is_breakpoint) in the order the API caches: tools, system, then message blocks."""
+    out: list[tuple[Any, bool]] = [(t, "cache_control" in t) for t in body.get("tools") or []]
+    system = body.get("system")
+    if isinstance(system, str) and system:
+        out.append((system, False))
+    elif isinstance(system, list):
+        out += [(b, "cache_control" in b) for b in system]
+    for msg in body.get("messages") or []:
+        content = msg.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+        out += [({"role": msg.get("role"), **b}, isinstance(b, dict) and "cache_control" in b) for b in blocks]
+    return out
+
+
+def _strip_cc(block: Any) -> Any:
+    # cache_control marks where to cache; it is not part of the cached content.
+    return {k: v for k, v in block.items() if k != "cache_control"} if isinstance(block, dict) else block
 
 
 def free_port() -> int:
@@ -99,6 +142,8 @@ class FakeAnthropic:
         self.delay_s = delay_s  # fixed delay before each response (benchmarks)
         self.default_text = default_text
         self.requests: list[RecordedRequest] = []
+        self.usages: list[dict] = []   # input-side usage of each answered /v1/messages request
+        self._cache: dict[tuple, float] = {}   # (api key, model, prefix) -> expiry (monotonic)
         self._script: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -141,6 +186,32 @@ class FakeAnthropic:
             if self._script:
                 return self._script.popleft()
         return Scripted("message", [{"type": "text", "text": self.default_text}])
+
+    def prompt_usage(self, api_key: str, body: dict) -> dict:
+        """input / cache-write / cache-read tokens of a request, updating the cache like the API."""
+        blocks = prompt_blocks(body)
+        sizes = [_tokens(_strip_cc(b)) for b, _ in blocks]
+        ends = [i + 1 for i, (_, bp) in enumerate(blocks) if bp]   # prefix lengths at breakpoints
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, exp in self._cache.items() if exp <= now]:
+                del self._cache[key]
+            keys = {}
+            for end in ends:
+                if sum(sizes[:end]) >= MIN_CACHEABLE_TOKENS:
+                    keys[end] = (api_key, body.get("model"),
+                                 json.dumps([_strip_cc(b) for b, _ in blocks[:end]], sort_keys=True))
+            read = max((end for end, key in keys.items() if key in self._cache), default=0)
+            write = max(keys, default=0)
+            for key in keys.values():
+                self._cache[key] = now + CACHE_TTL_S
+        read_t = sum(sizes[:read])
+        write_t = sum(sizes[read:write]) if write > read else 0
+        usage = {"input_tokens": sum(sizes) - read_t - write_t, "cache_creation_input_tokens": write_t,
+                 "cache_read_input_tokens": read_t}
+        with self._lock:
+            self.usages.append(usage)
+        return usage
 
     @property
     def pending(self) -> int:
@@ -243,6 +314,8 @@ def validate_request(body: Any) -> str | None:
         # Prefill (ending on assistant) is legal in the real API, but this app never
         # uses it, so treat it as a bug in the request.
         return "messages: the last message must be from the user"
+    if sum(bp for _, bp in prompt_blocks(body)) > MAX_BREAKPOINTS:
+        return f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided."
     if uses_tools and not tools:
         return "tools must be defined when messages contain tool_use or tool_result blocks"
     return None
@@ -307,16 +380,13 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay)  # simulates service latency (benchmarks); not used to synchronise tests
         if item.kind == "http_error":
             return self._error(item.status, item.error_type, item.message, item.headers)
+        self._in_usage = owner.prompt_usage(recorded.api_key, body)  # an answered request reads/writes the cache
         if body.get("stream"):
             return self._stream(body, item)
         return self._send_json(200, self._message(body, item.blocks, item.stop_reason))
 
-    @staticmethod
-    def _usage(body: dict, blocks: list[dict]) -> dict:
-        in_tokens = max(1, len(json.dumps(body.get("messages"))) // 4)
-        out_tokens = max(1, len(json.dumps(blocks)) // 4)
-        return {"input_tokens": in_tokens, "output_tokens": out_tokens,
-                "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    def _usage(self, body: dict, blocks: list[dict]) -> dict:
+        return {**self._in_usage, "output_tokens": max(1, len(json.dumps(blocks)) // 4)}
 
     def _message(self, body: dict, blocks: list[dict], stop_reason: str) -> dict:
         return {"id": f"msg_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant",

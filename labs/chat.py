@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 from core.config import env_float, env_int, env_str
 from labs import budget as budget_mod
 from labs.advisors import get_advisor
+from labs.caching import cached_request
 from labs.tools import registry
 
 log = logging.getLogger(__name__)
@@ -554,9 +555,8 @@ def _analyse_paste(turn: _Turn, text: str, model_messages: list[dict]):
 def _request(turn: _Turn, model_messages: list[dict], tools: list[dict]) -> dict:
     limits = turn.settings.limits
     request: dict[str, Any] = {"model": turn.settings.model, "max_tokens": limits.output_tokens,
-                               "system": turn.advisor.system_prompt, "messages": model_messages}
+                               **cached_request(turn.advisor.system_prompt, tools, model_messages)}
     if tools:
-        request["tools"] = tools
         if turn.rounds >= limits.tool_rounds:
             request["tool_choice"] = {"type": "none"}  # out of tool rounds: answer with what it has
     return request

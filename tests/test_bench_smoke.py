@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import advisor, evaluate, gpu, load, startup, train
+from bench import advisor, evaluate, gpu, load, page, startup, train
 from bench.common import Row, table
 
 
@@ -45,19 +45,32 @@ def test_startup_bench_compares_app_with_bare_blocks():
     assert _by_metric(rows, "start: torch").ours == "none"
 
 
-def test_load_bench_sessions_get_their_own_results():
+def test_load_bench_sessions_get_their_own_results_from_both_servers():
     rows = load.run(quick_mode=True)
     for model in ("paced", "burst"):
-        assert _by_metric(rows, f"load ({model}): errors").ours == "0"
-        assert "ms" in _by_metric(rows, f"load ({model}): /submit_module_test").ours
+        errors = _by_metric(rows, f"load ({model}): errors")
+        assert errors.ours == "0" and errors.baseline == "0"
+        click = _by_metric(rows, f"load ({model}): /submit_module_test")
+        assert "ms" in click.ours and "ms" in click.baseline
+        assert _by_metric(rows, f"load ({model}): server CPU per request").ours.endswith(" ms")
+
+
+def test_page_bench_compares_the_served_page_with_bare_gradio():
+    rows = page.run(quick_mode=True)
+    wire = _by_metric(rows, "page: first page on the wire")
+    assert wire.ours.endswith(" KB") and wire.baseline.endswith(" KB") and wire.ratio.endswith("x")
+    assert "(br)" in _by_metric(rows, "page: /config wire").ours  # the app's page parts arrive compressed
 
 
 def test_advisor_bench_measures_both_paths_against_the_fake_api():
     rows = advisor.run(quick_mode=True)
     for prefix in ("advisor via stream_reply: time to first token",
-                   "advisor via launched app /lab_strategy_send: time to first token"):
+                   "advisor via launched app /lab_strategy_send: time to first token",
+                   "advisor via launched app vs bare gr.ChatInterface"):
         row = _by_metric(rows, prefix)
         assert row.ours.endswith(" ms") and row.baseline.endswith(" ms") and row.ratio.startswith("+")
+    bill = _by_metric(rows, "advisor bill: 5 turns")
+    assert float(bill.ours.replace(",", "")) < float(bill.baseline.replace(",", ""))
 
 
 def test_training_bench_runs_both_sides(tiny_model_dir, monkeypatch):
@@ -65,6 +78,9 @@ def test_training_bench_runs_both_sides(tiny_model_dir, monkeypatch):
     monkeypatch.setenv("BENCH_TRAIN_STEPS", "1")
     monkeypatch.setenv("BENCH_TRAIN_REPEATS", "1")
     rows = train.run(quick_mode=True)
+    step = _by_metric(rows, "train CPU: one training step")
+    assert step.ours.endswith(" ms") and step.baseline.endswith(" ms")
+    assert _by_metric(rows, "train CPU: same step, loss difference").met  # same loss as TRL's
     tps = _by_metric(rows, "train CPU: supervised tokens/s")
     assert float(tps.ours) > 0 and float(tps.baseline) > 0
     loss = _by_metric(rows, "train CPU: eval loss")

@@ -48,7 +48,7 @@ def test_text_streams_in_several_updates_and_system_prompt_is_sent(fake):
     assert len(set(partials)) >= 3
     (req,) = fake.message_requests
     assert req.body["stream"] is True
-    assert req.body["system"] == ADVISORS["strategy"].system_prompt
+    assert req.system_text == ADVISORS["strategy"].system_prompt
     assert req.body["model"] == "claude-sonnet-5-5"
     # The welcome message is not sent as if the model said it; the learner's text is.
     assert req.body["messages"] == [{"role": "user", "content": "Is fine-tuning worth it?"}]

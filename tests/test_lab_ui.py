@@ -76,7 +76,7 @@ def test_chat_through_the_launched_app(app, fake):
     assert box == ""  # accepted text leaves the box
     assert KEY not in repr(history)
     req = fake.message_requests[-1]
-    assert req.api_key == KEY and req.body["system"] == ADVISORS["strategy"].system_prompt
+    assert req.api_key == KEY and req.system_text == ADVISORS["strategy"].system_prompt
 
 
 def test_error_keeps_message_for_retry_through_the_app(app, fake):

@@ -469,6 +469,8 @@ def _trainer(cfg: RunConfig, info: dict, tokenizer, train_ds, eval_ds, cb, devic
         from trl import SFTConfig, SFTTrainer
         args = SFTConfig(**train_args, **runtime, include_num_input_tokens_seen="non_padding", packing=False)
         trainer = SFTTrainer(args=args, **common)
+        from training import fast_loss
+        fast_loss.install(trainer)  # CPU: answer tokens only through the LM head
     else:
         from trl import DPOConfig, DPOTrainer
         # No ref_model with a PEFT model: TRL computes the reference log-probs

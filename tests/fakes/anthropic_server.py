@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.fake_anthropic import (ERROR_TYPES, FakeAnthropic, RecordedRequest, Scripted,  # noqa: F401
-                                     free_port, validate_request)
+from devtools.fake_anthropic import (ERROR_TYPES, MIN_CACHEABLE_TOKENS, FakeAnthropic,  # noqa: F401
+                                     RecordedRequest, Scripted, free_port, validate_request)
 
 
 @pytest.fixture
