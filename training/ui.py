@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -479,158 +480,198 @@ def merge_handler(run_id: str | None):
 def build_training_tab(progress_state: gr.BrowserState | None = None) -> dict:
     """Build inside an open Blocks; returns components for wiring (run_id state, run_ids BrowserState, …).
 
-    `progress_state` is the course progress (module test score) the certificate needs."""
-    from training.engine import default_device
-    d = config.defaults(default_device())
-    run_ids = gr.BrowserState([], storage_key=RUNS_STORAGE_KEY,
-                              secret=env_str("FTLAB_STATE_SECRET", RUNS_SECRET_DEFAULT) + "-runs")
-    run_id = gr.State(None)
-    dataset = gr.State(None)
-    go = gr.State("")
-    gr.Markdown(INTRO)
-    notice = gr.Markdown(model_notice(), elem_id="train-model-notice")
+    `progress_state` is the course progress (module test score) the certificate needs. The
+    steps are built top to bottom into one namespace of components, then wired."""
+    c = SimpleNamespace(progress_state=progress_state)
+    _tab_state(c)
+    for build in (_step_data, _hyperparameters, _step_check, _step_train, _step_after):
+        build(c)
+    for wire in (_wire_data_and_check, _wire_runs, _wire_after_run):
+        wire(c)
+    return _parts_and_hooks(c)
 
+
+def _tab_state(c: SimpleNamespace) -> None:
+    """Per-learner state, the intro and the model notice."""
+    c.run_ids = gr.BrowserState([], storage_key=RUNS_STORAGE_KEY,
+                              secret=env_str("FTLAB_STATE_SECRET", RUNS_SECRET_DEFAULT) + "-runs")
+    c.run_id = gr.State(None)
+    c.dataset = gr.State(None)
+    c.go = gr.State("")
+    gr.Markdown(INTRO)
+    c.notice = gr.Markdown(model_notice(), elem_id="train-model-notice")
+
+
+def _step_data(c: SimpleNamespace) -> None:
+    """Step 1: model, method and where the data comes from."""
     with gr.Group():
         gr.Markdown("### 1 · Model and data")
         with gr.Row():
-            model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Base model", elem_id="train-model")
-            method = gr.Radio([("SFT (learn from examples)", "sft"), ("DPO (learn from preferences)", "dpo")],
+            c.model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Base model", elem_id="train-model")
+            c.method = gr.Radio([("SFT (learn from examples)", "sft"), ("DPO (learn from preferences)", "dpo")],
                               value="sft", label="Method", elem_id="train-method")
-        source = gr.Radio(DATA_SOURCES, value="Built-in", label="Data from", elem_id="train-source")
+        c.source = gr.Radio(DATA_SOURCES, value="Built-in", label="Data from", elem_id="train-source")
         # Only the field for the chosen source is shown (source_fields below).
-        builtin = gr.Dropdown(_builtin_choices(), value=_first_builtin(), label="Built-in dataset",
+        c.builtin = gr.Dropdown(_builtin_choices(), value=_first_builtin(), label="Built-in dataset",
                               elem_id="train-builtin")
-        upload = gr.File(label="Your JSONL file", file_types=[".jsonl", ".json", ".txt"], type="filepath",
+        c.upload = gr.File(label="Your JSONL file", file_types=[".jsonl", ".json", ".txt"], type="filepath",
                          visible=False, elem_id="train-upload")
-        hub_id = gr.Textbox(label="Hub dataset id (online only)", placeholder="owner/name", max_length=200,
+        c.hub_id = gr.Textbox(label="Hub dataset id (online only)", placeholder="owner/name", max_length=200,
                             visible=False, elem_id="train-hub-id")
-        load_btn = gr.Button("Load dataset", elem_id="train-load")
-        data_md = gr.Markdown(elem_id="train-data-status")
+        c.load_btn = gr.Button("Load dataset", elem_id="train-load")
+        c.data_md = gr.Markdown(elem_id="train-data-status")
 
+
+def _hyperparameters(c: SimpleNamespace) -> None:
+    """The hyperparameter inputs, each built from the config table and keyed by its field name."""
+    from training.engine import default_device
+    d = config.defaults(default_device())
     with gr.Accordion("Hyperparameters", open=False):
         with gr.Row():
-            preset = gr.Dropdown(list(config.PRESETS), value=config.DEFAULT_PRESET, label="LoRA preset (from Lab 3)")
-            preset_btn = gr.Button("Apply preset", scale=0)
+            c.preset = gr.Dropdown(list(config.PRESETS), value=config.DEFAULT_PRESET, label="LoRA preset (from Lab 3)")
+            c.preset_btn = gr.Button("Apply preset", scale=0)
         # Every input is built from the config table (training/config.py) and keyed by its field name.
-        hp: dict[str, Any] = {}
+        c.hp: dict[str, Any] = {}
         for row in HP_ROWS:
             with gr.Row():
-                hp.update({name: _hp_input(name, d[name]) for name in row})
+                c.hp.update({name: _hp_input(name, d[name]) for name in row})
             if "grad_accum" in row:
-                eff_md = gr.Markdown(effective_batch_md(d["batch_size"], d["grad_accum"]))
+                c.eff_md = gr.Markdown(effective_batch_md(d["batch_size"], d["grad_accum"]))
 
-    with gr.Accordion("2 · Check the data (no training yet)", open=False, elem_id="train-step-check") as step_check:
-        check_btn = gr.Button("Check data", elem_id="train-check")
-        critic_md = gr.Markdown(elem_id="train-critic")
-        check_md = gr.Markdown(elem_id="train-check-result")
+
+def _step_check(c: SimpleNamespace) -> None:
+    """Step 2: check the data; nothing is trained."""
+    with gr.Accordion("2 · Check the data (no training yet)", open=False, elem_id="train-step-check") as c.step_check:
+        c.check_btn = gr.Button("Check data", elem_id="train-check")
+        c.critic_md = gr.Markdown(elem_id="train-critic")
+        c.check_md = gr.Markdown(elem_id="train-check-result")
         with gr.Row():
-            hist = gr.BarPlot(x="tokens", y="examples", label="Tokens per example", height=220)
-            highlight = gr.HighlightedText(label="Which tokens are trained (first example)",
+            c.hist = gr.BarPlot(x="tokens", y="examples", label="Tokens per example", height=220)
+            c.highlight = gr.HighlightedText(label="Which tokens are trained (first example)",
                                            color_map={"trained": "green", "prompt (not trained)": "gray"},
                                            show_legend=True)
-        plan_md = gr.Markdown(elem_id="train-plan")
+        c.plan_md = gr.Markdown(elem_id="train-plan")
 
-    with gr.Accordion("3 · Train", open=False, elem_id="train-step-train") as step_train:
+
+def _step_train(c: SimpleNamespace) -> None:
+    """Step 3: start, stop, resume; the curves; the learner's runs; the diagnosis."""
+    with gr.Accordion("3 · Train", open=False, elem_id="train-step-train") as c.step_train:
         with gr.Row():
-            start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
-            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
-            resume_btn = gr.Button("Resume", elem_id="train-resume")
-        status = gr.Markdown("No run yet.", elem_id="train-status")
-        prog = gr.Markdown(elem_id="train-progress")
+            c.start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+            c.stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
+            c.resume_btn = gr.Button("Resume", elem_id="train-resume")
+        c.status = gr.Markdown("No run yet.", elem_id="train-status")
+        c.prog = gr.Markdown(elem_id="train-progress")
         with gr.Row():
             empty_loss, empty_lr = _curves(None)
-            loss_plot = gr.HTML(empty_loss, elem_id="train-loss-chart", elem_classes="curve")
-            lr_plot = gr.HTML(empty_lr, elem_id="train-lr-chart", elem_classes="curve")
+            c.loss_plot = gr.HTML(empty_loss, elem_id="train-loss-chart", elem_classes="curve")
+            c.lr_plot = gr.HTML(empty_lr, elem_id="train-lr-chart", elem_classes="curve")
         with gr.Row():
-            my_runs = gr.Dropdown([], label="Your runs (kept for a while on this server)", scale=3,
+            c.my_runs = gr.Dropdown([], label="Your runs (kept for a while on this server)", scale=3,
                                   elem_id="train-my-runs")
-            show_btn = gr.Button("Show run", scale=0, elem_id="train-show-run")
-        diagnose_btn = gr.Button("Diagnose this run (Lab 3's curve doctor)", size="sm", elem_id="train-diagnose")
-        diagnosis = gr.Markdown(elem_id="train-diagnosis")
-        timer = gr.Timer(2.0, active=False)
+            c.show_btn = gr.Button("Show run", scale=0, elem_id="train-show-run")
+        c.diagnose_btn = gr.Button("Diagnose this run (Lab 3's curve doctor)", size="sm", elem_id="train-diagnose")
+        c.diagnosis = gr.Markdown(elem_id="train-diagnosis")
+        c.timer = gr.Timer(2.0, active=False)
 
-    with gr.Accordion("4 · Evaluate, chat, download", open=False, elem_id="train-step-evaluate") as step_eval:
+
+def _step_after(c: SimpleNamespace) -> None:
+    """Step 4: evaluate, chat, download, certificate."""
+    with gr.Accordion("4 · Evaluate, chat, download", open=False, elem_id="train-step-evaluate") as c.step_eval:
         with gr.Row():
-            n_eval = gr.Slider(1, 10, value=5, step=1, label="Test examples to compare", elem_id="train-eval-n")
-            eval_btn = gr.Button("Evaluate base vs tuned", elem_id="train-eval")
-        eval_md = gr.Markdown(elem_id="train-eval-status")
-        metrics = gr.Dataframe(headers=["Metric", "Base", "Tuned", "Change"], label="Metrics on the test split",
+            c.n_eval = gr.Slider(1, 10, value=5, step=1, label="Test examples to compare", elem_id="train-eval-n")
+            c.eval_btn = gr.Button("Evaluate base vs tuned", elem_id="train-eval")
+        c.eval_md = gr.Markdown(elem_id="train-eval-status")
+        c.metrics = gr.Dataframe(headers=["Metric", "Base", "Tuned", "Change"], label="Metrics on the test split",
                                interactive=False)
-        samples = gr.HTML("", elem_id="train-samples", css_template=eval_view.CSS)
-        chatbot = gr.Chatbot(label="Chat with your model", height=300)
+        c.samples = gr.HTML("", elem_id="train-samples", css_template=eval_view.CSS)
+        c.chatbot = gr.Chatbot(label="Chat with your model", height=300)
         with gr.Row():
-            chat_in = gr.Textbox(label="Message", placeholder="Paste a note to see what the tuned model does",
+            c.chat_in = gr.Textbox(label="Message", placeholder="Paste a note to see what the tuned model does",
                                  max_length=4000, scale=4)
-            use_adapter = gr.Checkbox(True, label="Use the tuned adapter (untick for the base model)")
-            send = gr.Button("Send", scale=0)
+            c.use_adapter = gr.Checkbox(True, label="Use the tuned adapter (untick for the base model)")
+            c.send = gr.Button("Send", scale=0)
         with gr.Row():
-            dl_btn = gr.Button("Download adapter (.zip)")
-            merge_btn = gr.Button("Merge into the base and download")
-        dl_file = gr.File(label="Download", interactive=False, visible=False, elem_id="train-download")
-        dl_md = gr.Markdown()
+            c.dl_btn = gr.Button("Download adapter (.zip)")
+            c.merge_btn = gr.Button("Merge into the base and download")
+        c.dl_file = gr.File(label="Download", interactive=False, visible=False, elem_id="train-download")
+        c.dl_md = gr.Markdown()
         gr.Markdown("#### Certificate of completion\nEarned by passing the module test and evaluating a "
                     "run you trained. Your name is printed only if you type one, and is not kept.")
         with gr.Row():
-            cert_name = gr.Textbox(label="Name on the certificate (optional)", max_length=MAX_CERT_NAME, scale=3,
+            c.cert_name = gr.Textbox(label="Name on the certificate (optional)", max_length=MAX_CERT_NAME, scale=3,
                                    elem_id="cert-name")
-            cert_btn = gr.Button("Get my certificate", scale=1, elem_id="cert-get")
-        cert_md = gr.Markdown(elem_id="cert-status")
-        cert_file = gr.File(label="Certificate", interactive=False, visible=False, elem_id="cert-file")
+            c.cert_btn = gr.Button("Get my certificate", scale=1, elem_id="cert-get")
+        c.cert_md = gr.Markdown(elem_id="cert-status")
+        c.cert_file = gr.File(label="Certificate", interactive=False, visible=False, elem_id="cert-file")
 
-    # ---- wiring
-    source.change(source_fields, source, [builtin, upload, hub_id], api_visibility="private")
-    load_btn.click(load_dataset_handler, [source, builtin, upload, hub_id, method, dataset], [dataset, data_md]).then(
-        lambda d: open_when(bool(d)), dataset, step_check, api_visibility="private")
-    preset_btn.click(apply_preset, [preset, method], [hp[k] for k in PRESET_FIELDS])
-    method.change(apply_method_defaults, method, [hp[k] for k in METHOD_FIELDS])
+
+def _wire_data_and_check(c: SimpleNamespace) -> None:
+    """Data source fields, loading, presets, method defaults, the check."""
+    c.source.change(source_fields, c.source, [c.builtin, c.upload, c.hub_id], api_visibility="private")
+    c.load_btn.click(load_dataset_handler, [c.source, c.builtin, c.upload, c.hub_id, c.method, c.dataset], [c.dataset, c.data_md]).then(
+        lambda d: open_when(bool(d)), c.dataset, c.step_check, api_visibility="private")
+    c.preset_btn.click(apply_preset, [c.preset, c.method], [c.hp[k] for k in PRESET_FIELDS])
+    c.method.change(apply_method_defaults, c.method, [c.hp[k] for k in METHOD_FIELDS])
     for k in ("batch_size", "grad_accum"):
-        hp[k].change(effective_batch_md, [hp["batch_size"], hp["grad_accum"]], eff_md)
+        c.hp[k].change(effective_batch_md, [c.hp["batch_size"], c.hp["grad_accum"]], c.eff_md)
     # In the config table's order, which is also the order of these endpoints' API parameters.
-    hp_inputs = [hp[k] for k in config.HP_NAMES]
-    check_btn.click(_by_name(check_handler), [dataset, model, method, *hp_inputs],
-                    [critic_md, check_md, hist, highlight, plan_md]).then(
-        lambda plan: open_when((plan or "").startswith("**Plan:**")), plan_md, step_train,
+    c.hp_inputs = [c.hp[k] for k in config.HP_NAMES]
+    c.check_btn.click(_by_name(check_handler), [c.dataset, c.model, c.method, *c.hp_inputs],
+                    [c.critic_md, c.check_md, c.hist, c.highlight, c.plan_md]).then(
+        lambda plan: open_when((plan or "").startswith("**Plan:**")), c.plan_md, c.step_train,
         api_visibility="private")
-    view_out = [status, prog, loss_plot, lr_plot]
-    steps = [step_train, step_eval]
-    # "Your runs" follows the run: listed when it is created, its status updated when it ends.
-    start_btn.click(_by_name(prepare_run_handler), [dataset, model, method, run_ids, *hp_inputs],
-                    [run_id, run_ids, status, go]).then(
-        runs_dropdown, [run_ids, run_id], my_runs).then(
-        train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY).then(
-        runs_dropdown, [run_ids, run_id], my_runs).then(steps_for_run, run_id, steps, api_visibility="private")
-    resume_btn.click(resume_check_handler, [run_id, run_ids], [status, go]).then(
-        train_handler, [run_id, go], view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY).then(
-        runs_dropdown, [run_ids, run_id], my_runs).then(steps_for_run, run_id, steps, api_visibility="private")
-    # Stop never waits behind the GPU queue: it only writes a flag file.
-    stop_btn.click(stop_handler, run_id, status, concurrency_limit=None)
-    attach_out = [run_id, my_runs, status, prog, loss_plot, lr_plot, metrics, samples, timer]
-    show_btn.click(attach_handler, [run_ids, my_runs], attach_out).then(
-        steps_for_run, run_id, steps, api_visibility="private")
-    timer.tick(poll_handler, run_id, [status, prog, loss_plot, lr_plot, timer])
-    # Streams: "minimal" keeps the answers already in readable instead of under a spinner overlay.
-    eval_btn.click(evaluate_handler, [run_id, n_eval], [eval_md, metrics, samples], concurrency_id="gpu",
-                   show_progress="minimal", concurrency_limit=GPU_CONCURRENCY)
-    send.click(chat_handler, [run_id, chatbot, chat_in, use_adapter], [chatbot, chat_in], concurrency_limit=2)
-    chat_in.submit(chat_handler, [run_id, chatbot, chat_in, use_adapter], [chatbot, chat_in], concurrency_limit=2)
-    dl_btn.click(download_adapter_handler, run_id, [dl_file, dl_md])
-    diagnose_btn.click(handoffs.diagnose_run, run_id, diagnosis, api_name="diagnose_run")
-    if progress_state is not None:
-        cert_btn.click(certificate_handler, [progress_state, run_id, cert_name], [cert_file, cert_md],
-                       api_name="certificate")
-    merge_btn.click(merge_handler, run_id, [dl_file, dl_md], concurrency_limit=1)
 
+
+def _wire_runs(c: SimpleNamespace) -> None:
+    """Start, resume, stop, re-attach and the poll; steps 3-4 open as the run goes."""
+    c.view_out = [c.status, c.prog, c.loss_plot, c.lr_plot]
+    c.steps = [c.step_train, c.step_eval]
+    # "Your runs" follows the run: listed when it is created, its status updated when it ends.
+    c.start_btn.click(_by_name(prepare_run_handler), [c.dataset, c.model, c.method, c.run_ids, *c.hp_inputs],
+                    [c.run_id, c.run_ids, c.status, c.go]).then(
+        runs_dropdown, [c.run_ids, c.run_id], c.my_runs).then(
+        train_handler, [c.run_id, c.go], c.view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY).then(
+        runs_dropdown, [c.run_ids, c.run_id], c.my_runs).then(steps_for_run, c.run_id, c.steps, api_visibility="private")
+    c.resume_btn.click(resume_check_handler, [c.run_id, c.run_ids], [c.status, c.go]).then(
+        train_handler, [c.run_id, c.go], c.view_out, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY).then(
+        runs_dropdown, [c.run_ids, c.run_id], c.my_runs).then(steps_for_run, c.run_id, c.steps, api_visibility="private")
+    # Stop never waits behind the GPU queue: it only writes a flag file.
+    c.stop_btn.click(stop_handler, c.run_id, c.status, concurrency_limit=None)
+    c.attach_out = [c.run_id, c.my_runs, c.status, c.prog, c.loss_plot, c.lr_plot, c.metrics, c.samples, c.timer]
+    c.show_btn.click(attach_handler, [c.run_ids, c.my_runs], c.attach_out).then(
+        steps_for_run, c.run_id, c.steps, api_visibility="private")
+    c.timer.tick(poll_handler, c.run_id, [c.status, c.prog, c.loss_plot, c.lr_plot, c.timer])
+
+
+def _wire_after_run(c: SimpleNamespace) -> None:
+    """Evaluation, chat, downloads, diagnosis and the certificate."""
+    # Streams: "minimal" keeps the answers already in readable instead of under a spinner overlay.
+    c.eval_btn.click(evaluate_handler, [c.run_id, c.n_eval], [c.eval_md, c.metrics, c.samples], concurrency_id="gpu",
+                   show_progress="minimal", concurrency_limit=GPU_CONCURRENCY)
+    c.send.click(chat_handler, [c.run_id, c.chatbot, c.chat_in, c.use_adapter], [c.chatbot, c.chat_in], concurrency_limit=2)
+    c.chat_in.submit(chat_handler, [c.run_id, c.chatbot, c.chat_in, c.use_adapter], [c.chatbot, c.chat_in], concurrency_limit=2)
+    c.dl_btn.click(download_adapter_handler, c.run_id, [c.dl_file, c.dl_md])
+    c.diagnose_btn.click(handoffs.diagnose_run, c.run_id, c.diagnosis, api_name="diagnose_run")
+    if c.progress_state is not None:
+        c.cert_btn.click(certificate_handler, [c.progress_state, c.run_id, c.cert_name], [c.cert_file, c.cert_md],
+                       api_name="certificate")
+    c.merge_btn.click(merge_handler, c.run_id, [c.dl_file, c.dl_md], concurrency_limit=1)
+
+
+def _parts_and_hooks(c: SimpleNamespace) -> dict:
+    """What app.py wires: shared components and the page-load / tab-select hooks."""
     # Hooks app.py wires (the tab does not reach into the root Blocks), each a chain of
     # (fn, inputs, outputs) steps: re-attach to the learner's latest run when the page opens
     # (runs live on disk), and again whenever this tab is selected, since its components only
     # exist in the page once it is opened and a reload shows the first tab.
-    attach_chain = [(attach_handler, [run_ids], attach_out), (steps_for_run, run_id, steps)]
-    page_load = [attach_chain, [(model_notice, None, notice)]]
-    tab_select = [(attach_handler, [run_ids, run_id], attach_out), (steps_for_run, run_id, steps)]
+    c.attach_chain = [(attach_handler, [c.run_ids], c.attach_out), (steps_for_run, c.run_id, c.steps)]
+    c.page_load = [c.attach_chain, [(model_notice, None, c.notice)]]
+    c.tab_select = [(attach_handler, [c.run_ids, c.run_id], c.attach_out), (steps_for_run, c.run_id, c.steps)]
 
-    return {"run_id": run_id, "run_ids": run_ids, "dataset": dataset, "status": status,
-            "start": start_btn, "stop": stop_btn, "resume": resume_btn, "model": model, "method": method,
-            "hyperparameters": hp, "page_load": page_load, "tab_select": tab_select}
+    return {"run_id": c.run_id, "run_ids": c.run_ids, "dataset": c.dataset, "status": c.status,
+            "start": c.start_btn, "stop": c.stop_btn, "resume": c.resume_btn, "model": c.model, "method": c.method,
+            "hyperparameters": c.hp, "page_load": c.page_load, "tab_select": c.tab_select}
 
 
 # The hyperparameter rows of the tab, by field name (labels, ranges, help: training/config.py).
