@@ -313,7 +313,8 @@ def train_handler(run_id: str | None, go: str = "start"):
     if not go or not run_id or not runs.exists(run_id):
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # keep the refusal message on screen
         return
-    if not rules.may_train(runs.read_run(run_id), go):
+    info = runs.read_run(run_id)
+    if not rules.may_train(info, go):
         yield _view(run_id)  # already running elsewhere, finished or stopped: just show it
         return
     status, prog, loss, lr = _view(run_id)
