@@ -166,9 +166,11 @@ def _build_plain_model(out_dir: Path) -> None:
 
 
 # One-time costs before a run's first step, which a per-step estimate misses (measured on
-# 2 CPU cores: the rebuild took 20-60 s, importing the training stack ~10 s of CPU).
+# 2 CPU cores: the rebuild took 20-60 s, importing the training stack a few seconds).
 EMBEDDED_REBUILD_S = 45.0   # GGUF -> plain model, once per data dir
-TRAINING_IMPORT_S = 12.0    # torch + transformers + peft + trl, once per app process
+# Importing the training stack, once per app process: seconds per package still to import
+# (measured on 2 idle cores: torch 1.5, transformers + peft 3.3, trl 0.8).
+TRAINING_IMPORTS = (("torch", 1.5), ("transformers", 2.5), ("peft", 1.0), ("trl", 1.0))
 HUB_DOWNLOAD_MB_S = 20.0    # a cautious rate for a first download from the Hub
 
 
@@ -202,8 +204,10 @@ def first_use_costs(model_id: str, device: str = "cpu") -> list[tuple[float, str
         costs.append((mb / HUB_DOWNLOAD_MB_S, f"downloading the model (~{mb:.0f} MB)"))
     # On a GPU Space the training runs in a fresh worker that imports these every time:
     # that is part of the per-slice GPU overhead, not a one-time cost.
-    if not device.startswith("cuda") and "trl" not in sys.modules:
-        costs.append((TRAINING_IMPORT_S, "loading the training libraries"))
+    if not device.startswith("cuda"):
+        import_s = sum(s for name, s in TRAINING_IMPORTS if name not in sys.modules)
+        if import_s:
+            costs.append((import_s, "loading the training libraries"))
     return costs
 
 
