@@ -16,6 +16,7 @@ import gradio as gr
 
 from core import progress as prog
 from core.config import env_int, env_str
+from labs.advisors import get_advisor
 from lessons import load_lessons
 from lessons.ui import build_lesson
 from quizzes.grading import MODULE_TEST_ID
@@ -138,6 +139,7 @@ def _tab_builders():
     stops the app at start with the reason, instead of silently vanishing."""
     try:
         from labs.ui import build_lab
+        from training.handoff_ui import wire_handoffs
         from training.publish_ui import build_publish_panel
         from training.ui import build_training_tab
     except ImportError as exc:
@@ -147,7 +149,7 @@ def _tab_builders():
     # Every Hub request the app makes (model and dataset downloads, sign-in,
     # pushes) waits at most FTLAB_HUB_TIMEOUT_S for each answer.
     hub_timeouts.install()
-    return build_lab, build_training_tab, build_publish_panel
+    return build_lab, build_training_tab, build_publish_panel, wire_handoffs
 
 
 # Short tab labels: full lesson titles overflow the tab bar.
@@ -190,7 +192,7 @@ def _wire_chain(trigger, chain) -> None:
 
 def build_app() -> gr.Blocks:
     lessons = load_lessons()
-    build_lab, build_training_tab, build_publish_panel = _tab_builders()
+    build_lab, build_training_tab, build_publish_panel, wire_handoffs = _tab_builders()
     secret = env_str("FTLAB_STATE_SECRET", prog.DEFAULT_SECRET)
 
     # Gradio's upload/served-file cache is swept hourly of files older than
@@ -202,16 +204,18 @@ def build_app() -> gr.Blocks:
         summary, notice = _build_header(progress_state)
 
         # On a phone the CSS turns this tab bar into a grid of labelled buttons.
-        with gr.Tabs(elem_id="course-nav"):
+        labs, lesson_tabs = {}, {}
+        with gr.Tabs(elem_id="course-nav") as nav:
             for lesson in lessons:
                 with gr.Tab(tab_label(lesson), id=lesson.id):
-                    with gr.Tabs():
+                    with gr.Tabs() as lesson_tabs[lesson.id]:
                         with gr.Tab("Lesson", id=f"{lesson.id}-lesson"):
                             build_lesson(lesson.id, progress_state, summary)
                         with gr.Tab("Quiz", id=f"{lesson.id}-quiz"):
                             build_quiz(lesson.id, progress_state, summary)
                         with gr.Tab("Lab", id=f"{lesson.id}-lab"):
-                            build_lab(lesson.id)  # the advisor of this lesson (labs/advisors.py)
+                            lab = build_lab(lesson.id)  # the advisor of this lesson (labs/advisors.py)
+                            labs[get_advisor(lesson.id).id] = lab
             with gr.Tab("Module Test", id=MODULE_TEST_ID):
                 build_quiz(MODULE_TEST_ID, progress_state, summary)
             with gr.Tab("Training", id="training", elem_id="training-tab") as training_tab:
@@ -222,6 +226,8 @@ def build_app() -> gr.Blocks:
             for chain in parts["page_load"]:
                 _wire_chain(demo.load, chain)
             _wire_chain(training_tab.select, parts["tab_select"])
+            # A lab's result applied in the Training tab, and a run taken back to Lab 3.
+            wire_handoffs(labs, parts, nav, lesson_tabs)
 
         _tabs_never_hide(demo)
         demo.load(on_load, inputs=[progress_state], outputs=[progress_state, summary, notice], api_visibility="private")

@@ -248,7 +248,8 @@ def plan_offline_tools(advisor_id: str, text: str) -> list[tuple[str, dict, list
     return get_advisor(advisor_id).offline_plan(text)
 
 
-def offline_reply(advisor_id: str, text: str) -> str:
+def offline_reply(advisor_id: str, text: str,
+                  on_tool: Callable[[str, dict, dict], None] | None = None) -> str:
     """What the chat answers without a key: a plain statement that the AI is
     off, then the matching calculator's Markdown. Never pretends to be an AI."""
     advisor = get_advisor(advisor_id)
@@ -261,6 +262,8 @@ def offline_reply(advisor_id: str, text: str) -> str:
     parts = [head + "Meanwhile, here is what this lab's calculator computes from your message:"]
     for name, tool_input, notes in plan:
         result, error = registry.execute(name, tool_input)
+        if on_tool is not None and result is not None:
+            on_tool(name, tool_input, result)
         section = f"### `{name}`\n"
         shown = {k: v for k, v in tool_input.items() if not isinstance(v, str) or len(v) < 80}
         if shown:
@@ -417,6 +420,18 @@ class _Turn:
     rounds: int = 0
     produced: bool = False           # anything shown yet (then a failure is not refunded)
     before: dict | None = None       # the session budget before this message was counted
+    on_tool: Callable[[str, dict, dict], None] | None = None  # told of each tool result (lab hand-offs)
+
+    def tool_ran(self, name: str, tool_input: Any, out: str, is_error: bool) -> None:
+        """Pass a successful tool result on (the lab offers to apply it); never breaks the reply."""
+        if self.on_tool is None or is_error:
+            return
+        try:
+            result = json.loads(out)
+        except ValueError:  # cut to MAX_TOOL_OUTPUT: run it again for the whole dict
+            result, _ = registry.execute(name, tool_input)
+        if isinstance(result, dict):
+            self.on_tool(name, tool_input, result)
 
     def say(self, text: str, **extra) -> None:
         self.msgs.append({"role": "assistant", "content": _scrub(text, self.settings.api_key), **extra})
@@ -526,6 +541,7 @@ def _tool_round(turn: _Turn, final, model_messages: list[dict]):
         elif block.type == "tool_use":
             assistant_blocks.append({"type": "tool_use", "id": block.id, "name": block.name, "input": block.input})
             out, is_error = registry.run_tool(block.name, block.input)
+            turn.tool_ran(block.name, block.input, out, is_error)
             results.append({"type": "tool_result", "tool_use_id": block.id, "content": out,
                             **({"is_error": True} if is_error else {})})
             note = _tool_note(block.name, block.input, out, is_error)
@@ -544,6 +560,7 @@ def _analyse_paste(turn: _Turn, text: str, model_messages: list[dict]):
         if not registry.TOOLS[name].reads_paste:
             continue
         out, is_error = registry.run_tool(name, tool_input)
+        turn.tool_ran(name, tool_input, out, is_error)
         note = _tool_note(name, {"input": "(your pasted data)"}, out, is_error)
         turn.msgs.append(note)
         model_messages[-1]["content"] += (
@@ -612,12 +629,15 @@ def stream_reply(
     counter: budget_mod.GlobalCounter | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    on_tool: Callable[[str, dict, dict], None] | None = None,
 ) -> Iterator[list[dict]]:
     """Yield the updated messages history while the advisor answers ``user_text``.
 
     ``session`` is the per-session budget dict from ``gr.State``; it is updated
     in place when a message is counted (``None`` = no per-session limits).
     ``counter`` is the global daily counter (``None`` = no global cap).
+    ``on_tool(name, input, result)`` hears of each successful tool run (offline ones too),
+    so the lab can offer to apply a result in the Training tab.
     """
     advisor = get_advisor(advisor_id)
     settings = settings or ChatSettings.from_env()
@@ -630,10 +650,10 @@ def stream_reply(
         return
     msgs.append({"role": "user", "content": text})
     yield msgs
-    turn = _Turn(advisor, settings, msgs, session, counter, clock, sleep)
+    turn = _Turn(advisor, settings, msgs, session, counter, clock, sleep, on_tool=on_tool)
     if not settings.api_key:
         try:
-            reply = offline_reply(advisor.id, text)
+            reply = offline_reply(advisor.id, text, on_tool)
         except Exception as exc:  # a calculator bug must not lose the conversation
             log.exception("offline calculator failed")
             reply = f"{OFFLINE} The offline calculator failed ({type(exc).__name__}). {SECRET_HELP}"

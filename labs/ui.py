@@ -12,12 +12,14 @@ built from the tool's JSON schema, result shown as Markdown.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
 
 from core.config import env_int
 from labs import budget
+from labs import handoff as handoff_mod
 from labs.advisors import get_advisor
 from labs.chat import admit_text, check_user_text, split_for_retry, stream_reply, welcome_history
 from labs.tools import examples, registry
@@ -33,25 +35,38 @@ def chat_concurrency() -> int | None:
 
 
 def _chat_handlers(advisor_id: str):
-    def send(history, text, session):
+    """send / retry / clear for one lab. send and retry also yield the lab's hand-off: the
+    latest result of a tool the advisor ran that the Training tab can use (labs/handoff.py)."""
+    def reply(history, text, session, handoff):
+        found: list[dict] = []
+
+        def heard(name, tool_input, result):
+            h = handoff_mod.capture(advisor_id, name, tool_input, result, "chat")
+            if h is not None:
+                found.append(h)
+        for updated in stream_reply(advisor_id, history, text, session=session, counter=budget.global_counter(),
+                                    on_tool=heard):
+            yield updated, (found[-1] if found else handoff)
+
+    def send(history, text, session, handoff):
         if not isinstance(text, str) or not text.strip():
-            yield gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         session = session if isinstance(session, dict) else budget.new_session_state()
         _, problem = admit_text(text)
         # Accepted text leaves the box; refused text (too long, binary) stays so nothing is lost.
         box = "" if problem is None else gr.skip()
-        for updated in stream_reply(advisor_id, history, text, session=session, counter=budget.global_counter()):
-            yield updated, box, session
+        for updated, h in reply(history, text, session, handoff):
+            yield updated, box, session, h
 
-    def retry(history, session):
+    def retry(history, session, handoff):
         before, text = split_for_retry(history)
         if text is None:
-            yield gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip()
             return
         session = session if isinstance(session, dict) else budget.new_session_state()
-        for updated in stream_reply(advisor_id, before, text, session=session, counter=budget.global_counter()):
-            yield updated, session
+        for updated, h in reply(before, text, session, handoff):
+            yield updated, session, h
 
     def clear():
         return welcome_history(advisor_id)
@@ -163,17 +178,24 @@ def workbench_input(spec: registry.ToolSpec, kinds: list[tuple[str, str]], value
 
 def run_workbench_tool(name: str, kinds: list[tuple[str, str]], *values) -> str:
     """Run one tool from its form and return Markdown (errors included, never raised)."""
+    return workbench_result(name, kinds, values)[0]
+
+
+def workbench_result(name: str, kinds: list[tuple[str, str]], values: tuple) -> tuple[str, dict | None, dict | None]:
+    """(Markdown, tool input, result) of one form run; input and result are None on a problem."""
     spec = registry.TOOLS[name]
     tool_input, problem = workbench_input(spec, kinds, values)
     if problem:
-        return f"⚠️ {problem}"
+        return f"⚠️ {problem}", None, None
     result, error = registry.execute(name, tool_input)
     if error:
-        return f"⚠️ {error}"
-    return registry.render_markdown(name, result)
+        return f"⚠️ {error}", None, None
+    return registry.render_markdown(name, result), tool_input, result
 
 
-def _build_workbench(advisor_id: str) -> dict:
+def _build_workbench(advisor_id: str, handoff: gr.State) -> dict:
+    """One form per tool. A tool whose result the Training tab can use also fills `handoff`
+    (a failed run keeps the hand-off the learner already had)."""
     outputs = {}
     with gr.Accordion("🧮 Workbench: run this lab's calculators yourself (no API key needed)", open=False):
         gr.Markdown("These are the same deterministic tools the advisor calls. Fill in a form and press Run.")
@@ -197,6 +219,12 @@ def _build_workbench(advisor_id: str) -> dict:
 
                 run.click(handler, comps, result, api_name=f"wb_{advisor_id}_{spec.name}",
                           concurrency_limit=chat_concurrency(), concurrency_id="advisor-workbench")
+                if spec.name in handoff_mod.APPLICABLE:
+                    def keep(*values, _name=spec.name, _kinds=tuple(kinds)):
+                        _, tool_input, out = workbench_result(_name, list(_kinds), values)
+                        h = handoff_mod.capture(advisor_id, _name, tool_input, out, "workbench")
+                        return h if h is not None else gr.skip()
+                    run.click(keep, comps, handoff, api_visibility="private")
                 outputs[spec.name] = {"inputs": comps, "button": run, "result": result}
     return outputs
 
@@ -222,6 +250,7 @@ def build_lab(advisor_id: str) -> dict:
         send_btn = gr.Button("Send", variant="primary", elem_id=f"lab-{aid}-send")
         retry_btn = gr.Button("Retry", elem_id=f"lab-{aid}-retry")
         clear_btn = gr.Button("Clear chat", elem_id=f"lab-{aid}-clear")
+    handoff = _build_handoff(advisor)
 
     gr.Markdown("**Example prompts** (click one to put it in the box, then edit and send):")
     example_buttons = []
@@ -235,13 +264,32 @@ def build_lab(advisor_id: str) -> dict:
 
     send, retry, clear = _chat_handlers(aid)
     chat_opts = {"concurrency_limit": chat_concurrency(), "concurrency_id": CHAT_CONCURRENCY_ID}
-    send_btn.click(send, [chatbot, textbox, session], [chatbot, textbox, session],
+    send_btn.click(send, [chatbot, textbox, session, handoff.state], [chatbot, textbox, session, handoff.state],
                    api_name=f"lab_{aid}_send", **chat_opts)
-    textbox.submit(send, [chatbot, textbox, session], [chatbot, textbox, session],
+    textbox.submit(send, [chatbot, textbox, session, handoff.state], [chatbot, textbox, session, handoff.state],
                    api_visibility="private", **chat_opts)
-    retry_btn.click(retry, [chatbot, session], [chatbot, session], api_name=f"lab_{aid}_retry", **chat_opts)
+    retry_btn.click(retry, [chatbot, session, handoff.state], [chatbot, session, handoff.state],
+                    api_name=f"lab_{aid}_retry", **chat_opts)
     clear_btn.click(clear, None, chatbot, api_name=f"lab_{aid}_clear")
 
-    workbench = _build_workbench(aid)
+    workbench = _build_workbench(aid, handoff.state)
     return {"chatbot": chatbot, "textbox": textbox, "send": send_btn, "retry": retry_btn, "clear": clear_btn,
-            "session": session, "examples": example_buttons, "workbench": workbench}
+            "session": session, "examples": example_buttons, "workbench": workbench, "handoff": handoff}
+
+
+def _build_handoff(advisor) -> SimpleNamespace:
+    """The lab's hand-off to the Training tab: hidden until the chat or the workbench produced a
+    result a run can use; the buttons are wired by training/handoff_ui.py (app.py calls it)."""
+    h = SimpleNamespace(state=gr.State(None))
+    aid = advisor.id
+    with gr.Group(visible=False, elem_id=f"lab-{aid}-handoff") as h.panel:
+        h.md = gr.Markdown(elem_id=f"lab-{aid}-handoff-text")
+        with gr.Row():
+            h.fix = gr.Button("Apply the critic's mechanical fixes", visible=aid == "dataset",
+                              elem_id=f"lab-{aid}-fix")
+            h.apply = gr.Button(handoff_mod.button_label([t.name for t in registry.tools_for(aid)]),
+                                variant="primary", elem_id=f"lab-{aid}-apply")
+        h.status = gr.Markdown(elem_id=f"lab-{aid}-handoff-status")
+    h.state.change(lambda v: (gr.update(visible=bool(v)), handoff_mod.describe(v)), h.state, [h.panel, h.md],
+                   api_visibility="private")
+    return h

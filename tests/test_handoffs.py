@@ -40,3 +40,111 @@ def test_lab1_assessment_preselects_method_and_a_matching_builtin_set():
     assert handoffs.lab1_settings(prompting)[:2] == (None, None)
     dpo = handoffs.lab1_settings({"fine_tune": True, "use_dpo": True, "recommendation": "LoRA SFT + DPO"})
     assert dpo[:2] == ("dpo", "preference")
+
+
+# ------------------------------------------------------------------ one click from a lab to the tab
+
+import gradio as gr  # noqa: E402
+import pytest  # noqa: E402
+
+from labs import handoff as lab_handoff  # noqa: E402
+from training import config  # noqa: E402
+
+
+@pytest.fixture
+def wired():
+    """The four labs and the Training tab built and wired as app.py does; the apply handler of each lab."""
+    from labs.ui import build_lab
+    from training.handoff_ui import _applier, wire_handoffs
+    from training.ui import build_training_tab
+
+    with gr.Blocks():
+        with gr.Tabs() as nav:
+            labs, inner = {}, {}
+            for n, aid in enumerate(("strategy", "dataset", "lora", "eval"), 1):
+                with gr.Tab(f"L{n}", id=f"lesson{n}"):
+                    with gr.Tabs() as inner[f"lesson{n}"]:
+                        with gr.Tab("Lab", id=f"lesson{n}-lab"):
+                            labs[aid] = build_lab(aid)
+            with gr.Tab("Training", id="training"):
+                parts = build_training_tab(None)
+        wire_handoffs(labs, parts, nav, inner)
+    return labs, parts, nav, _applier
+
+
+def _apply(wired, aid, h, method="sft", dataset=None, values=None):
+    labs, parts, nav, applier = wired
+    status = labs[aid]["handoff"].status
+    values = values or config.defaults("cpu")
+    out = applier(parts, nav, status)(h, {}, method, dataset, *[values[k] for k in config.HP_NAMES])
+    return out, status, parts, nav
+
+
+def test_lab3_config_applies_every_field_with_its_provenance(wired, ftlab_data_dir):
+    from labs.tools.lora_config import recommend_lora_config
+
+    rec = recommend_lora_config("SmolLM2-135M", 500, "format", 24, max_seq_length=512)
+    h = lab_handoff.capture("lora", "recommend_lora_config", {}, rec, "workbench")
+    out, status, parts, nav = _apply(wired, "lora", h)
+    hp = parts["hyperparameters"]
+    assert out[hp["r"]] == rec["r"] and out[hp["alpha"]] == rec["lora_alpha"]
+    assert out[hp["target_modules"]] == rec["target_key"] and out[hp["max_length"]] == 512
+    assert out[hp["batch_size"]] == rec["per_device_batch_size"] and out[hp["learning_rate"]] == rec["learning_rate"]
+    assert out[parts["model"]] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert f"Hyperparameters from Lab 3 (workbench), {h['at']}" in out[parts["provenance"]]
+    assert out[nav].selected == "training" and out[status].startswith("✅")
+
+
+def test_a_config_out_of_range_is_refused_naming_the_field_and_range(wired, ftlab_data_dir):
+    from labs.tools.lora_config import recommend_lora_config
+
+    rec = recommend_lora_config("SmolLM2-135M", 500, "format", 24, max_seq_length=8192)
+    out, status, parts, _ = _apply(wired, "lora", lab_handoff.capture("lora", "recommend_lora_config", {}, rec, "chat"))
+    assert list(out) == [status]  # nothing in the Training tab changes
+    assert "**Max length**" in out[status] and config.range_text("max_length") in out[status]
+    assert "max_length = 8192" in out[status]
+
+
+def test_lab1_strategy_preselects_method_and_loads_the_matching_set(wired, ftlab_data_dir):
+    from labs.tools import strategy
+
+    common = dict(requests_per_day=20_000, knowledge_change="static", privacy="none", latency="relaxed",
+                  examples_on_hand=1_500)
+    result = strategy.assess_use_case(format_strictness="strict", **common)
+    out, status, parts, nav = _apply(wired, "strategy", lab_handoff.capture("strategy", "assess_use_case", {}, result, "chat"))
+    assert out[parts["method"]] == "sft" and out[parts["builtin"]] == "clinical_soap"
+    assert len(out[parts["dataset"]]["train"]) > 100 and out[parts["step_check"]].open is True
+    assert "Method and data from Lab 1 (chat)" in out[parts["provenance"]]
+    prompting = strategy.assess_use_case(format_strictness="loose", **dict(common, requests_per_day=100))
+    out, status, _, _ = _apply(wired, "strategy", lab_handoff.capture("strategy", "assess_use_case", {}, prompting, "chat"))
+    assert list(out) == [status] and "nothing to train" in out[status]
+
+
+def test_nothing_to_apply_says_so(wired):
+    out, status, _, _ = _apply(wired, "lora", None)
+    assert list(out) == [status] and "Nothing to apply yet" in out[status]
+
+
+def test_the_chat_hands_over_the_tool_result_the_advisor_used(monkeypatch):
+    """Offline (no key) the lab's calculator answers; its result becomes the lab's hand-off."""
+    from labs.ui import _chat_handlers
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    send, _, _ = _chat_handlers("lora")
+    msg = "SmolLM2-135M, 800 examples of a JSON format task, one 24 GB GPU"
+    *_, last = send([], msg, None, None)
+    history, _, _, h = last
+    assert h is not None and h["kind"] == "lora_config" and h["via"] == "chat"
+    assert h["result"]["r"] >= 1 and "Apply this configuration" in lab_handoff.button_label(["recommend_lora_config"])
+    assert "r=" in lab_handoff.describe(h) and h["at"] in lab_handoff.describe(h)
+
+
+def test_the_lora_advisor_gets_the_run_bounded(ftlab_data_dir):
+    assert handoffs.run_brief(None) is None
+    rid = runs.create_run(config.validate({}, "sft")[0].to_dict(), total_steps=600)
+    runs.append_log(rid, [{"step": s, "loss": 3 - s / 400} for s in range(1, 601)]
+                    + [{"step": s, "eval_loss": 3 - s / 500} for s in range(50, 601, 50)])
+    brief = handoffs.run_brief(rid)
+    assert len(brief) <= handoffs.MAX_BRIEF_CHARS and "r=16" in brief
+    train_points = brief.split("Train loss (step: loss): ")[1].split("\n")[0].split(", ")
+    assert len(train_points) == handoffs.MAX_BRIEF_POINTS and train_points[-1].startswith("600:")

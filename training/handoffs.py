@@ -7,6 +7,9 @@ Plain functions, no Gradio: the Training tab's buttons call them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from core.text import plural
 from training import runs
 
@@ -80,3 +83,132 @@ def lab1_settings(result: dict) -> tuple[str | None, str | None, str]:
     return method, key, (f"From Lab 1 ({result.get('recommendation')}): method {method.upper()} and "
                          f"**{title}**, the built-in set closest to that kind of task. Upload your own "
                          "data in step 1 to train on your case.")
+
+
+# ------------------------------------------------------------------ applying a lab's hand-off
+
+@dataclass
+class Applied:
+    """What a lab's hand-off sets in the Training tab (None: left as it is) and what to tell the learner."""
+    ok: bool
+    message: str
+    method: str | None = None
+    builtin: str | None = None               # a built-in set to load
+    model: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # hyperparameters by run-config name
+    dataset_text: str | None = None          # JSONL to load as the run's data (Lab 2)
+    eval_design: dict | None = None
+    origin: tuple[str, str] | None = None    # (which settings, where from)
+
+
+def _origin(h: dict) -> str:
+    return f"Lab {h['lab']} ({h['via']}), {h['at']}"
+
+
+def apply_strategy(h: dict) -> Applied:
+    method, key, note = lab1_settings(h["result"])
+    if method is None:
+        return Applied(ok=False, message=note)
+    return Applied(ok=True, message=note, method=method, builtin=key,
+                   origin=("method and data", _origin(h)))
+
+
+def apply_lora_config(h: dict, current: dict, method: str, device: str) -> Applied:
+    """Lab 3's numbers over the tab's current ones, checked as a run would check them."""
+    from training import config
+
+    values, model_id, notes = lab3_settings(h["result"])
+    merged = {**current, **values}
+    _, errors = config.validate(merged, method)
+    if errors:
+        given = ", ".join(f"{k} = {v}" for k, v in values.items())
+        return Applied(ok=False, message="Not applied (nothing in the Training tab changed): "
+                       + " ".join(errors) + f" Lab 3 gave: {given}.")
+    if not device.startswith("cuda") and int(merged.get("max_steps") or 0) > 0:
+        notes.append(f"On this CPU the run keeps its cap of {merged['max_steps']} steps; set Max steps to 0 to "
+                     f"train Lab 3's {values.get('epochs')} epochs (the plan in step 2 shows how long).")
+    return Applied(ok=True, message=" ".join(["Applied to the Training tab.", *notes]), model=model_id,
+                   settings=values, origin=("hyperparameters", _origin(h)))
+
+
+def dataset_method(critic: dict) -> str:
+    """SFT or DPO from what the critic found most (preference pairs train with DPO)."""
+    return "dpo" if (critic.get("summary") or {}).get("dominant_format") == "preference" else "sft"
+
+
+def apply_dataset(h: dict) -> Applied:
+    """Lab 2's dataset (fixed, when the learner applied the fixes), if nothing blocks a run."""
+    from training import data_fixes
+
+    text = h.get("fixed_text") or h["input"].get("text") or ""
+    method = dataset_method(h["result"])
+    ok, message = data_fixes.sendable(text, method)
+    if not ok:
+        return Applied(ok=False, message=f"Not sent: {message}")
+    return Applied(ok=True, message="Sent to the Training tab as the run's data.", method=method,
+                   dataset_text=text, origin=("data", _origin(h)))
+
+
+def apply_eval_design(h: dict) -> Applied:
+    from training import eval_design
+
+    try:
+        design = eval_design.from_lab4(h["tool"], h["result"])
+    except ValueError as exc:
+        return Applied(ok=False, message=f"Not applied: {exc}")
+    return Applied(ok=True, message="The run's evaluation will use this design.", eval_design=design,
+                   origin=("evaluation", _origin(h)))
+
+
+def apply_handoff(h: Any, current: dict, method: str, device: str) -> Applied:
+    """One entry for every lab: what its latest hand-off changes in the Training tab."""
+    if not isinstance(h, dict) or "kind" not in h:
+        return Applied(ok=False, message="Nothing to apply yet: run a calculator in the workbench or ask the "
+                                         "advisor first.")
+    kind = h["kind"]
+    if kind == "strategy":
+        return apply_strategy(h)
+    if kind == "lora_config":
+        return apply_lora_config(h, current, method, device)
+    if kind == "dataset":
+        return apply_dataset(h)
+    return apply_eval_design(h)
+
+
+def origins_md(origins: dict[str, str]) -> str:
+    """The Training tab's provenance line: which settings came from which lab, and when."""
+    if not origins:
+        return ""
+    parts = " · ".join(f"{what.capitalize()} from {where}" for what, where in origins.items())
+    return f"↪ **Started from the labs:** {parts}. Every field stays yours to edit."
+
+
+# ------------------------------------------------------------------ asking Lab 3 about a run
+
+MAX_BRIEF_POINTS = 40   # loss points attached to the question (evenly spaced, last kept)
+MAX_BRIEF_CHARS = 4000
+
+
+def _spaced(points: list, n: int) -> list:
+    if len(points) <= n:
+        return points
+    step = (len(points) - 1) / (n - 1)
+    return [points[round(i * step)] for i in range(n)]
+
+
+def run_brief(run_id: str | None) -> str | None:
+    """A message for the LoRA advisor: this run's settings and curve, bounded in size; None without a run."""
+    if not run_id or not runs.exists(run_id):
+        return None
+    info = runs.read_run(run_id)
+    cfg = info.get("config") or {}
+    hp = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
+    log = runs.read_log(run_id)
+    train = _spaced([(e["step"], e["loss"]) for e in log if "loss" in e and "step" in e], MAX_BRIEF_POINTS)
+    evals = _spaced([(e["step"], e["eval_loss"]) for e in log if "eval_loss" in e and "step" in e], MAX_BRIEF_POINTS)
+    lines = ["Here is a LoRA run I trained in the Training tab. What does its curve say, and what would you "
+             "change next?", "", "Settings: " + ", ".join(f"{k}={v}" for k, v in hp.items()),
+             f"Status: {info.get('status')}, {info.get('step', 0)} of {info.get('total_steps', '?')} steps.",
+             "Train loss (step: loss): " + ", ".join(f"{s}: {v:.4g}" for s, v in train),
+             "Eval loss (step: loss): " + (", ".join(f"{s}: {v:.4g}" for s, v in evals) or "none logged")]
+    return "\n".join(lines)[:MAX_BRIEF_CHARS]

@@ -507,6 +507,9 @@ def _step_data(c: SimpleNamespace) -> None:
     """Step 1: model, method and where the data comes from."""
     with gr.Group():
         gr.Markdown("### 1 · Model and data")
+        # Where the settings came from when a lab handed them over (training/handoff_ui.py).
+        c.origins = gr.State({})
+        c.provenance = gr.Markdown(elem_id="train-provenance")
         with gr.Row():
             c.model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Base model", elem_id="train-model")
             c.method = gr.Radio([("SFT (learn from examples)", "sft"), ("DPO (learn from preferences)", "dpo")],
@@ -572,6 +575,7 @@ def _step_train(c: SimpleNamespace) -> None:
                                   elem_id="train-my-runs")
             c.show_btn = gr.Button("Show run", scale=0, elem_id="train-show-run")
         c.diagnose_btn = gr.Button("Diagnose this run (Lab 3's curve doctor)", size="sm", elem_id="train-diagnose")
+        c.ask_btn = gr.Button("Ask the LoRA advisor (Lab 3) about this run", size="sm", elem_id="train-ask-advisor")
         c.diagnosis = gr.Markdown(elem_id="train-diagnosis")
         c.timer = gr.Timer(2.0, active=False)
 
@@ -672,7 +676,11 @@ def _parts_and_hooks(c: SimpleNamespace) -> dict:
 
     return {"run_id": c.run_id, "run_ids": c.run_ids, "dataset": c.dataset, "status": c.status,
             "start": c.start_btn, "stop": c.stop_btn, "resume": c.resume_btn, "model": c.model, "method": c.method,
-            "hyperparameters": c.hp, "page_load": c.page_load, "tab_select": c.tab_select}
+            "hyperparameters": c.hp, "page_load": c.page_load, "tab_select": c.tab_select,
+            # the labs' hand-offs (training/handoff_ui.py)
+            "source": c.source, "builtin": c.builtin, "data_md": c.data_md, "step_check": c.step_check,
+            "origins": c.origins, "provenance": c.provenance, "ask_advisor": c.ask_btn, "diagnosis": c.diagnosis,
+            "eval_design": getattr(c, "eval_design", None)}
 
 
 # The hyperparameter rows of the tab, by field name (labels, ranges, help: training/config.py).

@@ -1,0 +1,122 @@
+"""Gradio wiring of the labs' hand-offs into the Training tab (issue 11).
+
+Thin: what a hand-off changes is decided in training/handoffs.py (no Gradio);
+here it is turned into component updates. app.py calls ``wire_handoffs`` once
+both the labs and the tab exist, since the buttons live in one and change the other.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from training import config, handoffs
+
+
+def wire_handoffs(labs: dict[str, dict], parts: dict, nav: gr.Tabs, lesson_tabs: dict[str, gr.Tabs]) -> None:
+    """Each lab's apply (and Lab 2's fix) button, and the tab's "ask the LoRA advisor" button."""
+    hp_inputs = [parts["hyperparameters"][k] for k in config.HP_NAMES]
+    for advisor_id, lab in labs.items():
+        h = lab["handoff"]
+        targets = _targets(parts, nav, h.status)
+        h.apply.click(_applier(parts, nav, h.status), [h.state, parts["origins"], parts["method"], parts["dataset"],
+                                                       *hp_inputs], targets, api_visibility="private")
+        if advisor_id == "dataset":
+            h.fix.click(fix_handler, h.state, [h.state, h.status], api_visibility="private")
+    lora_box = labs["lora"]["textbox"]
+    parts["ask_advisor"].click(_asker(lora_box, parts["diagnosis"], nav, lesson_tabs["lesson3"]), parts["run_id"],
+                               [lora_box, parts["diagnosis"], nav, lesson_tabs["lesson3"]], api_visibility="private")
+
+
+def _targets(parts: dict, nav: gr.Tabs, status: gr.Markdown) -> list:
+    keys = ("method", "model", "source", "builtin", "dataset", "data_md", "step_check", "origins", "provenance")
+    outs = [parts[k] for k in keys] + list(parts["hyperparameters"].values()) + [nav, status]
+    return outs + ([parts["eval_design"]] if parts.get("eval_design") is not None else [])
+
+
+def _applier(parts: dict, nav: gr.Tabs, status: gr.Markdown):
+    def apply(h, origins, method, dataset, *values):
+        from training.engine import default_device
+
+        current = dict(zip(config.HP_NAMES, values))
+        a = handoffs.apply_handoff(h, current, method, default_device())
+        if not a.ok:
+            return {status: f"⚠️ {a.message}"}
+        out: dict[Any, Any] = {status: f"✅ {a.message}", nav: gr.Tabs(selected="training")}
+        data_out, problem = _data_updates(parts, a, dataset)
+        if problem:
+            return {status: f"⚠️ Not sent (nothing in the Training tab changed): {problem}"}
+        out.update(data_out)
+        out.update(_setting_updates(parts, a))
+        origins = {**(origins if isinstance(origins, dict) else {}), a.origin[0]: a.origin[1]}
+        out[parts["origins"]] = origins
+        out[parts["provenance"]] = handoffs.origins_md(origins)
+        return out
+    return apply
+
+
+def _data_updates(parts: dict, a: handoffs.Applied, current: dict | None) -> tuple[dict, str | None]:
+    """(updates, problem): load the built-in set Lab 1 chose or the JSONL Lab 2 sent; open step 2."""
+    from training.ui import load_dataset_handler, open_when
+
+    if a.builtin:
+        d, md = load_dataset_handler("Built-in", a.builtin, None, "", a.method, current)
+        out = {parts["source"]: "Built-in", parts["builtin"]: a.builtin}
+    elif a.dataset_text:
+        d, md = _load_text(a.dataset_text, a.method, current)
+        out = {}
+    else:
+        return {}, None
+    if d is current:  # the loader kept what the learner had: say why, change nothing
+        return {}, md
+    out.update({parts["dataset"]: d, parts["data_md"]: md, parts["step_check"]: open_when(True)})
+    return out, None
+
+
+def _load_text(text: str, method: str, keep: dict | None) -> tuple[dict | None, str]:
+    """Lab 2's JSONL through the same parse and split as an upload."""
+    from training import data
+    from training.ui import _splits_dict, _splits_md
+
+    try:
+        splits, result = data.from_upload(text.encode("utf-8"), method)
+    except data.DataError as exc:
+        return keep, str(exc)
+    if splits is None:
+        return keep, result.markdown()
+    d = _splits_dict(splits)
+    return d, f"**From Lab 2's critic.** {result.markdown()}\n\n{_splits_md(d)}"
+
+
+def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
+    out: dict[Any, Any] = {parts["hyperparameters"][k]: v for k, v in a.settings.items()}
+    if a.method:
+        out[parts["method"]] = a.method
+    if a.model:
+        out[parts["model"]] = a.model
+    if a.eval_design is not None and parts.get("eval_design") is not None:
+        out[parts["eval_design"]] = a.eval_design
+    return out
+
+
+def fix_handler(h: dict | None):
+    """Lab 2: apply the critic's mechanical fixes to the hand-off (the learner's paste stays as it was)."""
+    from training import data_fixes
+
+    if not isinstance(h, dict) or h.get("kind") != "dataset":
+        return gr.skip(), "⚠️ Run the critic on your dataset first."
+    fixed = data_fixes.fix_jsonl(h["input"].get("text") or "", handoffs.dataset_method(h["result"]))
+    if fixed.blocking:
+        return gr.skip(), "⚠️ The fixes cannot make this dataset trainable: " + " ".join(fixed.blocking)
+    note = f"after fixes {fixed.before} → {fixed.after} rows"
+    return {**h, "fixed_text": fixed.text, "fixed_rows": fixed.after, "fix_note": note}, fixed.markdown()
+
+
+def _asker(box, diagnosis, nav, lesson3_tabs):
+    def ask(run_id):
+        brief = handoffs.run_brief(run_id)
+        if brief is None:
+            return gr.skip(), "Start a run first: the advisor reads its settings and loss log.", gr.skip(), gr.skip()
+        return (brief, "The run's settings and curve are in Lab 3's message box: add your question and press Send.",
+                gr.Tabs(selected="lesson3"), gr.Tabs(selected="lesson3-lab"))
+    return ask
