@@ -29,7 +29,8 @@ def wire_handoffs(labs: dict[str, dict], parts: dict, nav: gr.Tabs, lesson_tabs:
 
 
 def _targets(parts: dict, nav: gr.Tabs, status: gr.Markdown) -> list:
-    keys = ("method", "model", "source", "builtin", "dataset", "data_md", "step_check", "origins", "provenance")
+    keys = ("method", "model", "source", "builtin", "dataset", "data_md", "step_check", "origins", "provenance",
+            "hp_box")
     outs = [parts[k] for k in keys] + list(parts["hyperparameters"].values()) + [nav, status]
     return outs + ([parts["eval_design"]] if parts.get("eval_design") is not None else [])
 
@@ -90,6 +91,8 @@ def _load_text(text: str, method: str, keep: dict | None) -> tuple[dict | None, 
 
 def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
     out: dict[Any, Any] = {parts["hyperparameters"][k]: v for k, v in a.settings.items()}
+    if a.settings:  # open the box, so the learner sees what changed
+        out[parts["hp_box"]] = gr.Accordion(open=True)
     if a.method:
         out[parts["method"]] = a.method
     if a.model:

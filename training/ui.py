@@ -530,7 +530,7 @@ def _hyperparameters(c: SimpleNamespace) -> None:
     """The hyperparameter inputs, each built from the config table and keyed by its field name."""
     from training.engine import default_device
     d = config.defaults(default_device())
-    with gr.Accordion("Hyperparameters", open=False):
+    with gr.Accordion("Hyperparameters", open=False, elem_id="train-hyperparameters") as c.hp_box:
         with gr.Row():
             c.preset = gr.Dropdown(list(config.PRESETS), value=config.DEFAULT_PRESET, label="LoRA preset (from Lab 3)")
             c.preset_btn = gr.Button("Apply preset", scale=0)
@@ -679,7 +679,7 @@ def _parts_and_hooks(c: SimpleNamespace) -> dict:
             "hyperparameters": c.hp, "page_load": c.page_load, "tab_select": c.tab_select,
             # the labs' hand-offs (training/handoff_ui.py)
             "source": c.source, "builtin": c.builtin, "data_md": c.data_md, "step_check": c.step_check,
-            "origins": c.origins, "provenance": c.provenance, "ask_advisor": c.ask_btn, "diagnosis": c.diagnosis,
+            "origins": c.origins, "provenance": c.provenance, "hp_box": c.hp_box, "ask_advisor": c.ask_btn, "diagnosis": c.diagnosis,
             "eval_design": getattr(c, "eval_design", None)}
 
 
