@@ -350,13 +350,13 @@ def _training_view(text: str | bytes, lines: list[str], dominant: str | None, ma
     return len(parsed.rows)
 
 
-def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | None = None,
-                   near_duplicate_threshold: float = 0.8,
-                   max_bytes: int = MAX_PASTE_BYTES, max_rows: int | None = None) -> dict:
-    """Review a JSONL dataset; see the module docstring. Raises ValueError only
-    for input it cannot look at (too large, wrong type). ``max_bytes`` lets the
-    Training tab accept a larger uploaded file than a chat paste; ``max_rows``
-    defaults to the Training tab's row limit."""
+def critic_findings(text: str | bytes, tokenizer_count: Callable[[str], int] | None = None,
+                    near_duplicate_threshold: float = 0.8,
+                    max_bytes: int = MAX_PASTE_BYTES, max_rows: int | None = None) -> dict:
+    """Everything the critic finds, uncapped: ``problems`` ({kind: [(line, message)]}),
+    every exact-duplicate and near-duplicate pair, and the counts. ``critique_jsonl``
+    summarises this for people and the advisor; the Training tab's data check and
+    Lab 2's fixes (``training/data_fixes.py``) act on every pair, so they read it whole."""
     if not 0.0 < float(near_duplicate_threshold) <= 1.0:
         raise ValueError("near_duplicate_threshold must be between 0 and 1")
     lines, not_utf8 = _decode(text, max_bytes)
@@ -375,25 +375,45 @@ def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | No
     json_targets = _json_targets(examples, problems)
     usable = _training_view(text, lines, dominant, max_bytes, max_rows, problems)
     token_stats = _token_stats(examples, tokenizer_count, problems)
+    return {"problems": problems, "exact_pairs": exact_pairs, "near": near, "conflicts": conflicts,
+            "date_hits": date_hits, "json_targets": json_targets, "usable": usable,
+            "token_stats": token_stats, "formats": formats, "dominant": dominant,
+            "blank": blank, "non_blank": non_blank, "threshold": float(near_duplicate_threshold)}
+
+
+def critique_jsonl(text: str | bytes, tokenizer_count: Callable[[str], int] | None = None,
+                   near_duplicate_threshold: float = 0.8,
+                   max_bytes: int = MAX_PASTE_BYTES, max_rows: int | None = None) -> dict:
+    """Review a JSONL dataset; see the module docstring. Raises ValueError only
+    for input it cannot look at (too large, wrong type). ``max_bytes`` lets the
+    Training tab accept a larger uploaded file than a chat paste; ``max_rows``
+    defaults to the Training tab's row limit."""
+    return summarise(critic_findings(text, tokenizer_count, near_duplicate_threshold, max_bytes, max_rows))
+
+
+def summarise(found: dict) -> dict:
+    """The critic's report (capped lists) from ``critic_findings``."""
+    problems, usable = found["problems"], found["usable"]
     fixes = _fixes(problems)
     errors = sum(f["count"] for f in fixes if f["severity"] == "error")
     invalid_lines = {n for kind, items in problems.items() if _SEVERITY[kind] == "error"
                      and kind not in ("mixed_formats",) for n, _ in items}
+    exact_pairs, near, date_hits = found["exact_pairs"], found["near"], found["date_hits"]
     return {
         "ok": errors == 0 and usable > 0,
         "summary": {
-            "lines": non_blank, "blank_lines": blank, "usable_examples": usable,
-            "lines_with_errors": len(invalid_lines), "formats": dict(formats),
-            "dominant_format": dominant, "json_targets": json_targets,
+            "lines": found["non_blank"], "blank_lines": found["blank"], "usable_examples": usable,
+            "lines_with_errors": len(invalid_lines), "formats": dict(found["formats"]),
+            "dominant_format": found["dominant"], "json_targets": found["json_targets"],
             "errors": errors, "warnings": sum(f["count"] for f in fixes if f["severity"] == "warning"),
         },
-        "token_stats": token_stats,
+        "token_stats": found["token_stats"],
         "exact_duplicates": exact_pairs[:MAX_PAIRS],
         "exact_duplicate_count": len(exact_pairs),
         "near_duplicates": near[:MAX_PAIRS],
         "near_duplicate_count": len(near),
-        "near_duplicate_threshold": float(near_duplicate_threshold),
-        "conflicting_inputs": conflicts[:MAX_PAIRS],
+        "near_duplicate_threshold": found["threshold"],
+        "conflicting_inputs": found["conflicts"][:MAX_PAIRS],
         "date_formats": {k: {"count": len(v), "lines": v[:MAX_LINES_PER_FIX]} for k, v in date_hits.items()},
         "fixes": fixes,
     }
