@@ -63,6 +63,7 @@ class ParseResult:
     detected_format: str = "empty"  # "messages" | "prompt_completion" | "preference" | "mixed: a + b" | "empty" | "unknown"
     lines_read: int = 0             # non-blank lines looked at
     file_problem: str = ""          # why the file as a whole could not be read ("" when it could)
+    lines: list[int] = field(default_factory=list)  # the file line (1-based) of each row, parallel to rows
 
     @property
     def ok(self) -> bool:
@@ -561,6 +562,7 @@ def _parse_object(obj: dict, lineno: int, method: str, line: _Line, result: Pars
     else:
         tally.seen[key] = lineno
     result.rows.append(row)
+    result.lines.append(lineno)
 
 
 def _ordered_errors(tally: _Tally, method: str) -> list[str]:

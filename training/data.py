@@ -42,6 +42,11 @@ HUB_ID_RE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z
 SPLIT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
+# Under this many rows nothing is held out for validation or test (split_rows),
+# so a run could not be evaluated; Lab 2 refuses to send fewer to the Training tab.
+MIN_SPLIT_ROWS = 10
+
+
 class DataError(ValueError):
     """A dataset problem to show the learner as-is (the message names the fix)."""
 
@@ -93,6 +98,9 @@ class Splits:
     validation: list[dict]
     test: list[dict]
     source: str  # "builtin:clinical_soap" | "upload:<sha8>" | "hub:<id>"
+    # The uploaded file's line (or the Hub split's row) of each row, per split, so checks
+    # name the line the learner can find; None for built-ins. Never given to training.
+    lines: dict[str, list[int]] | None = None
 
     @property
     def all_rows(self) -> list[dict]:
@@ -157,7 +165,13 @@ def completion_pairs(row) -> tuple[list[dict], str]:
 
 def split_rows(rows: list[dict], seed: int = 0, val_frac: float = 0.1,
                test_frac: float = 0.1) -> tuple[list, list, list]:
-    """Deterministic train/validation/test split.
+    """Deterministic train/validation/test split (see `split_indices`)."""
+    return tuple([rows[i] for i in idx] for idx in split_indices(rows, seed, val_frac, test_frac))
+
+
+def split_indices(rows: list[dict], seed: int = 0, val_frac: float = 0.1,
+                  test_frac: float = 0.1) -> tuple[list[int], list[int], list[int]]:
+    """Deterministic train/validation/test split, as positions in `rows` (file order kept).
 
     Rows are ordered by a hash of (seed, content) rather than shuffled by position,
     so the same rows land in the same split whatever order the file had, and exact
@@ -167,15 +181,23 @@ def split_rows(rows: list[dict], seed: int = 0, val_frac: float = 0.1,
     if not 0 <= val_frac < 1 or not 0 <= test_frac < 1 or val_frac + test_frac >= 1:
         raise ValueError("val_frac and test_frac must be in [0, 1) and sum to less than 1")
     n = len(rows)
-    if n < 10:
-        return list(rows), [], []
+    if n < MIN_SPLIT_ROWS:
+        return list(range(n)), [], []
     n_val = max(1, round(n * val_frac)) if val_frac > 0 else 0
     n_test = max(1, round(n * test_frac)) if test_frac > 0 else 0
     keyed = sorted(range(n), key=lambda i: (hashlib.sha256(f"{seed}\n{_canonical(rows[i])}".encode("utf-8")).digest(), i))
     test_idx = sorted(keyed[:n_test])
     val_idx = sorted(keyed[n_test:n_test + n_val])
     train_idx = sorted(keyed[n_test + n_val:])
-    return [rows[i] for i in train_idx], [rows[i] for i in val_idx], [rows[i] for i in test_idx]
+    return train_idx, val_idx, test_idx
+
+
+def _split_with_lines(rows: list[dict], lines: list[int], seed: int) -> tuple[list, list, list, dict]:
+    """split_rows, plus each split's file line numbers (a parallel list per split)."""
+    parts = split_indices(rows, seed=seed)
+    names = ("train", "validation", "test")
+    return (*([rows[i] for i in idx] for idx in parts),
+            {name: [lines[i] for i in idx] for name, idx in zip(names, parts)})
 
 
 
@@ -184,10 +206,10 @@ def from_upload(data: bytes | str, method: str, seed: int = 0) -> tuple[Splits |
     result = parse_jsonl(data, method)
     if not result.ok:
         return None, result
-    train, val, test = split_rows(result.rows, seed=seed)
+    train, val, test, lines = _split_with_lines(result.rows, result.lines, seed)
     sha8 = fingerprint(result.rows)["sha256"][:8]
     return Splits(name=f"upload {sha8}", method=method, train=train, validation=val, test=test,
-                  source=f"upload:{sha8}"), result
+                  source=f"upload:{sha8}", lines=lines), result
 
 
 # --------------------------------------------------------------------------- Hub
@@ -246,6 +268,6 @@ def load_hub_dataset(dataset_id: str, method: str, split: str = "train", limit: 
     if not parsed.ok:
         shown = "; ".join(e.replace("line ", "row ", 1) for e in parsed.errors[:3])
         raise DataError(f"{dataset_id!r} isn't in a format this tab trains on: {shown}")
-    train, val, test = split_rows(parsed.rows, seed=seed)
+    train, val, test, lines = _split_with_lines(parsed.rows, parsed.lines, seed)
     return Splits(name=dataset_id, method=method, train=train, validation=val, test=test,
-                  source=f"hub:{dataset_id}")
+                  source=f"hub:{dataset_id}", lines=lines)

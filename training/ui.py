@@ -126,8 +126,11 @@ def _file_shown(path: str | None):
 # ------------------------------------------------------------------ dataset
 
 def _splits_dict(splits) -> dict:
-    return {"name": splits.name, "method": splits.method, "source": splits.source,
-            "train": splits.train, "validation": splits.validation, "test": splits.test}
+    d = {"name": splits.name, "method": splits.method, "source": splits.source,
+         "train": splits.train, "validation": splits.validation, "test": splits.test}
+    if getattr(splits, "lines", None):
+        d["lines"] = splits.lines  # file line numbers for the data check; training never reads them
+    return d
 
 
 def load_dataset_handler(source: str, builtin_name: str, upload, hub_id: str, method: str,
