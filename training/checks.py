@@ -144,6 +144,8 @@ def encode_dpo_lengths(tokenizer, row: dict, max_length: int) -> dict:
 
 # ------------------------------------------------------------------ the check
 
+MAX_FAILED_SHOWN = 10
+
 @dataclass
 class CheckReport:
     method: str
@@ -157,10 +159,26 @@ class CheckReport:
     highlight: list[tuple[str, str | None]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Positions in the checked rows; `row_names` (set by the tab) turns them into the
+    # uploaded file's line numbers, so no message names a position in the train split.
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    no_supervised_rows: list[int] = field(default_factory=list)
+    truncated_rows: list[int] = field(default_factory=list)
+    example_index: int = 0
+    row_names: list[str] | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.failed
+
+    def name(self, i: int) -> str:
+        if self.row_names and 0 <= i < len(self.row_names):
+            return self.row_names[i]
+        return f"train example {i + 1}"
+
+    def _names(self, rows: list[int], shown: int = 8) -> str:
+        more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+        return ", ".join(self.name(i) for i in rows[:shown]) + more
 
     def histogram(self, bins: int = 12) -> list[dict]:
         """Rows {"tokens": bin upper edge, "examples": count} for a bar/line plot."""
@@ -183,12 +201,20 @@ class CheckReport:
                      f"({self.supervised_tokens} trained tokens in total).")
         if self.n_no_supervised:
             lines.append(f"- ⚠️ {self.n_no_supervised} examples have **no trained tokens** "
-                         "(empty answer, or the prompt alone fills max length): they teach nothing.")
+                         "(empty answer, or the prompt alone fills max length): they teach nothing "
+                         f"({self._names(self.no_supervised_rows)}).")
         if self.n_truncated:
             lines.append(f"- ⚠️ {self.n_truncated} examples are **cut off** at max length: the model never "
-                         "sees how their answers end. Raise max length or shorten them.")
+                         "sees how their answers end. Raise max length or shorten them "
+                         f"({self._names(self.truncated_rows)}).")
+        if self.highlight:
+            lines.append(f"- The highlighted example below is {self.name(self.example_index)}.")
         for w in self.warnings:
             lines.append(f"- ⚠️ {w}")
+        for i, exc in self.failed[:MAX_FAILED_SHOWN]:
+            lines.append(f"- ❌ {self.name(i)} can't be rendered with this model's chat template: {exc}")
+        if len(self.failed) > MAX_FAILED_SHOWN:
+            lines.append(f"- ❌ … and {len(self.failed) - MAX_FAILED_SHOWN} more examples that can't be rendered.")
         for e in self.errors:
             lines.append(f"- ❌ {e}")
         if self.ok:
@@ -212,7 +238,7 @@ def _highlight(tokenizer, enc: dict) -> list[tuple[str, str | None]]:
 def check_dataset(tokenizer, rows: list[dict], method: str, max_length: int,
                   example_index: int = 0) -> CheckReport:
     """Apply the template to every row as training will, and report what would be trained."""
-    rep = CheckReport(method=method, max_length=int(max_length), n_rows=len(rows))
+    rep = CheckReport(method=method, max_length=int(max_length), n_rows=len(rows), example_index=example_index)
     if not rows:
         rep.errors.append("The training split is empty: add examples or pick a built-in dataset.")
         return rep
@@ -222,21 +248,23 @@ def check_dataset(tokenizer, rows: list[dict], method: str, max_length: int,
             enc = encode_sft(tokenizer, row, max_length) if method == "sft" \
                 else encode_dpo_lengths(tokenizer, row, max_length)
         except Exception as exc:  # a template error on one row must name the row, not crash
-            rep.errors.append(f"Example {i + 1} can't be rendered with this model's chat template: {exc}")
+            rep.failed.append((i, str(exc)[:200]))
             continue
         rep.lengths.append(enc["length"])
         if enc["supervised"] == 0:
             rep.n_no_supervised += 1
+            rep.no_supervised_rows.append(i)
         else:
             rep.n_usable += 1
             rep.supervised_tokens += enc["supervised"]
         if enc["truncated"]:
             rep.n_truncated += 1
+            rep.truncated_rows.append(i)
         need = enc["prompt_len"] + 1
         min_completion = need if min_completion is None else min(min_completion, need)
         if method == "sft" and i == example_index:
             rep.highlight = _highlight(tokenizer, enc)
-    if rep.n_usable == 0 and not rep.errors:
+    if rep.n_usable == 0 and not rep.failed:
         hint = (f" The shortest prompt needs {min_completion} tokens: set max length above that."
                 if min_completion and min_completion > max_length else "")
         rep.errors.append("No example has any token to train on, so this run would learn nothing."
@@ -245,3 +273,161 @@ def check_dataset(tokenizer, rows: list[dict], method: str, max_length: int,
     elif rep.n_rows and rep.n_no_supervised / rep.n_rows > 0.5:
         rep.warnings.append("More than half the examples have nothing to train on.")
     return rep
+
+
+# ------------------------------------------------------------------ across the splits
+#
+# The dataset critic (labs/tools/dataset_critic.py) reads the whole dataset, every
+# row on its own line of the uploaded file, so its messages name the lines the
+# learner can find; each duplicate pair it finds is then placed in its splits. A
+# pair split across train and validation/test is leakage: the held-out score
+# would reward remembering a training row.
+
+SPLITS = ("train", "validation", "test")
+# The critic reads up to this much; the upload limit (chat_rows.MAX_UPLOAD_MB) is far below.
+CHECK_MAX_BYTES = 50_000_000
+MAX_PAIRS_SHOWN = 12
+
+
+def row_lines(dataset: dict) -> dict[str, list[int]]:
+    """Each split's line numbers: the uploaded file's when the dataset carries them
+    (`dataset["lines"]`), else rows counted over train, then validation, then test."""
+    lines = dataset.get("lines")
+    if isinstance(lines, dict) and all(len(lines.get(s) or []) == len(dataset.get(s) or []) for s in SPLITS):
+        return {s: list(lines.get(s) or []) for s in SPLITS}
+    out, n = {}, 0
+    for s in SPLITS:
+        k = len(dataset.get(s) or [])
+        out[s], n = list(range(n + 1, n + k + 1)), n + k
+    return out
+
+
+def train_row_names(dataset: dict) -> list[str]:
+    """How each train row is named to the learner: "line 12" (upload) or "row 12"."""
+    noun = "line" if dataset.get("lines") else "row"
+    return [f"{noun} {ln}" for ln in row_lines(dataset)["train"]]
+
+
+def dataset_text(dataset: dict) -> tuple[str, dict[int, tuple[str, int]]]:
+    """The rows as JSONL, each on its file line (blank lines in between), and line -> (split, index)."""
+    import json
+    where = {ln: (s, i) for s, lines in row_lines(dataset).items() for i, ln in enumerate(lines)}
+    slots = [""] * max(where, default=0)
+    for ln, (s, i) in where.items():
+        slots[ln - 1] = json.dumps(dataset[s][i], ensure_ascii=False)
+    return "\n".join(slots) + "\n", where
+
+
+@dataclass
+class Pair:
+    kind: str                  # "exact" | "near"
+    a: tuple[str, int]         # (split, line) of the earlier line
+    b: tuple[str, int]
+    similarity: float
+
+    @property
+    def leaks(self) -> bool:
+        return self.a[0] != self.b[0]
+
+
+@dataclass
+class SplitCheck:
+    critic: dict               # dataset_critic's report on the whole dataset
+    pairs: list[Pair]          # every exact and near-duplicate pair
+    counts: dict
+    noun: str = "line"         # "line" for an upload; "row" when counted over the splits
+
+    @property
+    def leaks(self) -> list[Pair]:
+        return [p for p in self.pairs if p.leaks]
+
+    def describe(self, p: Pair) -> str:
+        what = "exact duplicates" if p.kind == "exact" else f"near-duplicates ({p.similarity:.0%} the same)"
+        return f"{self.noun} {p.a[1]} ({p.a[0]}) and {self.noun} {p.b[1]} ({p.b[0]}): {what}"
+
+    def markdown(self) -> str:
+        counts = " · ".join(f"{s} {self.counts[s]}" for s in SPLITS) + (
+            "" if self.noun == "line" else "; rows counted over train, then validation, then test")
+        head = "**Across the splits**"
+        inside = len(self.pairs) - len(self.leaks)
+        within = (f" {inside} duplicate pair(s) sit inside one split (listed above)." if inside else "")
+        if not self.leaks:
+            return (f"{head} ({counts}): ✅ no row of validation or test repeats or nearly repeats a row "
+                    f"of another split, so the held-out scores are fair.{within}")
+        shown = [f"- {self.describe(p)}" for p in self.leaks[:MAX_PAIRS_SHOWN]]
+        if len(self.leaks) > MAX_PAIRS_SHOWN:
+            shown.append(f"- … and {len(self.leaks) - MAX_PAIRS_SHOWN} more pairs")
+        return "\n".join([
+            f"{head} ({counts}): ❌ **evaluation leakage**: {len(self.leaks)} pair(s) of the same or nearly "
+            "the same example sit in different splits. A model that memorised the training row would score "
+            "well on its held-out twin, so validation loss and test scores would look better than the model is.",
+            "", *shown, "",
+            "**Fix leakage** drops the validation/test member of each pair and keeps everything else."
+            + within])
+
+
+def check_splits(dataset: dict, threshold: float = 0.8) -> SplitCheck:
+    """The critic's report on every row of `dataset`, and where each duplicate pair sits."""
+    from labs.tools.dataset_critic import critic_findings, summarise
+
+    text, where = dataset_text(dataset)
+    found = critic_findings(text, near_duplicate_threshold=threshold, max_bytes=CHECK_MAX_BYTES)
+    # The gaps are the file's blank lines (or rows a fix dropped); the loader already skipped them.
+    found["problems"].pop("blank_line", None)
+    found["blank"] = 0
+    lines = row_lines(dataset)
+
+    def at(ln: int) -> tuple[str, int]:
+        return where[ln][0], ln
+    pairs = [Pair("exact", at(a), at(b), 1.0) for a, b in found["exact_pairs"]]
+    pairs += [Pair("near", at(p["lines"][0]), at(p["lines"][1]), p["jaccard"]) for p in found["near"]]
+    return SplitCheck(critic=summarise(found), pairs=pairs,
+                      counts={s: len(lines[s]) for s in SPLITS},
+                      noun="line" if dataset.get("lines") else "row")
+
+
+def _dropped_member(p: Pair) -> tuple[str, int]:
+    """The member a fix drops: the held-out one next to a train row; of a validation/test
+    pair, the validation one (the test split is what the evaluation reports)."""
+    if p.a[0] == "train":
+        return p.b
+    if p.b[0] == "train":
+        return p.a
+    return p.a if p.a[0] == "validation" else p.b
+
+
+def fix_leakage(dataset: dict | None) -> tuple[dict | None, str]:
+    """A copy of `dataset` without the held-out member of each leaking pair, and what changed.
+    -> (None, why) when there is nothing to fix; the learner's dataset is never modified."""
+    if not isinstance(dataset, dict) or not all(isinstance(dataset.get(s), list) for s in SPLITS):
+        return None, "Load a dataset first (step 1); there is nothing to fix yet."
+    chk = check_splits(dataset)
+    if not chk.leaks:
+        return None, "✅ No leakage: no validation or test row repeats a row of another split. Nothing changed."
+    drop: dict[tuple[str, int], Pair] = {}
+    for p in chk.leaks:
+        if p.a in drop or p.b in drop:
+            continue  # one of the pair is already gone, so this pair no longer leaks
+        drop[_dropped_member(p)] = p
+    lines = row_lines(dataset)
+    fixed = dict(dataset, name=f"{dataset.get('name', 'dataset')} (leakage fixed)", lines={})
+    for s in SPLITS:
+        keep = [i for i, ln in enumerate(lines[s]) if (s, ln) not in drop]
+        fixed[s] = [dataset[s][i] for i in keep]
+        fixed["lines"][s] = [lines[s][i] for i in keep]
+    return fixed, _fix_message(chk, drop, dataset, fixed)
+
+
+def _fix_message(chk: SplitCheck, drop: dict, before: dict, after: dict) -> str:
+    def counts(d: dict) -> str:
+        return " · ".join(f"{s} {len(d[s])}" for s in SPLITS) + f" (total {sum(len(d[s]) for s in SPLITS)})"
+    gone = [f"- dropped {chk.noun} {ln} ({s}): {chk.describe(p)}"
+            for (s, ln), p in sorted(drop.items(), key=lambda kv: kv[0][1])]
+    if len(gone) > MAX_PAIRS_SHOWN:
+        gone = gone[:MAX_PAIRS_SHOWN] + [f"- … and {len(drop) - MAX_PAIRS_SHOWN} more"]
+    empty = [s for s in ("validation", "test") if before[s] and not after[s]]
+    warn = ([f"⚠️ The {' and '.join(empty)} split is now empty: that part of the evaluation can't run. "
+             "Add more distinct examples."] if empty else [])
+    return "\n".join([f"**Leakage fixed:** {len(drop)} held-out row(s) dropped; every training row kept.", "",
+                      f"- before: {counts(before)}", f"- after: {counts(after)}", *gone, "", *warn,
+                      "Press **Check data** again to check the fixed dataset."]).strip()

@@ -215,6 +215,7 @@ def check_handler(dataset: dict | None, model_id: str, method: str, values: dict
     rep, _eff, error = rules.data_check(cfg, dataset["train"])
     if rep is None:
         return critic_md, error, *empty
+    rep.row_names = checks.train_row_names(dataset)  # name rows by the uploaded file's lines
     avg = (sum(rep.lengths) / len(rep.lengths)) if rep.lengths else None
     p = plan(cfg, len(dataset["train"]), avg_tokens=avg)
     # (The offline notice, if any, is already shown at the top of the tab.)
@@ -223,13 +224,22 @@ def check_handler(dataset: dict | None, model_id: str, method: str, values: dict
 
 
 def _critic_md(dataset: dict) -> str:
+    """The critic on the whole dataset (file line numbers) and the leakage check across splits."""
     try:
-        from labs.tools.dataset_critic import critique_jsonl, critique_markdown
-        from training.data import to_jsonl
-        result = critique_jsonl(to_jsonl(dataset["train"]), max_bytes=50_000_000)
-        return critique_markdown(result)
+        from labs.tools.dataset_critic import critique_markdown
+        chk = checks.check_splits(dataset)
+        return critique_markdown(chk.critic) + "\n" + chk.markdown()
     except Exception as exc:  # the critic is advice; the training check below still runs
         return f"(The dataset critic could not run: {type(exc).__name__}.)"
+
+
+def fix_leakage_handler(dataset: dict | None):
+    """-> (dataset state, message). The fixed copy replaces the state; otherwise it is kept as it was."""
+    try:
+        fixed, message = checks.fix_leakage(dataset)
+    except Exception as exc:  # a malformed state must not lose the learner's dataset
+        return dataset, f"❌ The leakage fix could not run ({type(exc).__name__}); your dataset is unchanged."
+    return (fixed if fixed is not None else dataset), message
 
 
 # ------------------------------------------------------------------ start / train / stop
@@ -551,6 +561,9 @@ def _step_check(c: SimpleNamespace) -> None:
     with gr.Accordion("2 · Check the data (no training yet)", open=False, elem_id="train-step-check") as c.step_check:
         c.check_btn = gr.Button("Check data", elem_id="train-check")
         c.critic_md = gr.Markdown(elem_id="train-critic")
+        with gr.Row():
+            c.fix_leak_btn = gr.Button("Fix leakage", size="sm", scale=0, elem_id="train-fix-leakage")
+            c.fix_leak_md = gr.Markdown(elem_id="train-fix-leakage-result")
         c.check_md = gr.Markdown(elem_id="train-check-result")
         with gr.Row():
             c.hist = gr.BarPlot(x="tokens", y="examples", label="Tokens per example", height=220)
@@ -629,6 +642,7 @@ def _wire_data_and_check(c: SimpleNamespace) -> None:
                     [c.critic_md, c.check_md, c.hist, c.highlight, c.plan_md]).then(
         lambda plan: open_when((plan or "").startswith("**Plan:**")), c.plan_md, c.step_train,
         api_visibility="private")
+    c.fix_leak_btn.click(fix_leakage_handler, c.dataset, [c.dataset, c.fix_leak_md])
 
 
 def _wire_runs(c: SimpleNamespace) -> None:
