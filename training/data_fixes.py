@@ -126,23 +126,24 @@ def fix_jsonl(text: str, method: str, near_duplicate_threshold: float = 0.8) -> 
     parsed = chat_rows.parse_jsonl(text, method, max_bytes=limit, max_rows=len(numbered))
     trainable = set(parsed.lines)
     dropped, other_method, objects = _untrainable(numbered, trainable, method)
-    blocking = []
+    # Not JSON Lines at all, or the other method's data: dropping rows would not help, so nothing is dropped.
     if not objects:
-        blocking.append("this is not JSON Lines: no line holds a JSON object {…}; write one object per line"
-                        + (f" ({dropped[numbered[0][0]].removeprefix(CANNOT_TRAIN)})" if numbered else ""))
-    elif other_method > len(trainable):
+        first = dropped[numbered[0][0]].removeprefix(CANNOT_TRAIN)
+        return FixResult(text, len(numbered), len(numbered), blocking=[
+            f"this is not JSON Lines: no line holds a JSON object {{…}}; write one object per line (line "
+            f"{numbered[0][0]}: {first})"])
+    if other_method > len(trainable):
         other = "DPO" if method == "sft" else "SFT"
-        blocking.append(f"most rows ({other_method:,} of {len(numbered):,}) are {other} data but the method is "
-                        f"{method.upper()}: switch the method to {other}")
-    else:
-        found = critic_findings(text, near_duplicate_threshold=near_duplicate_threshold, max_bytes=limit,
-                                max_rows=len(numbered))
-        _duplicates(found, trainable, dropped)
+        return FixResult(text, len(numbered), len(numbered), blocking=[
+            f"most rows ({other_method:,} of {len(numbered):,}) are {other} data but the method is "
+            f"{method.upper()}: switch the method to {other}"])
+    found = critic_findings(text, near_duplicate_threshold=near_duplicate_threshold, max_bytes=limit,
+                            max_rows=len(numbered))
+    _duplicates(found, trainable, dropped)
     kept = [line for n, line in numbered if n not in dropped]
-    if not blocking and (size := _size_problem(len(kept))):
-        blocking.append(size)
+    size = _size_problem(len(kept))
     return FixResult("".join(line + "\n" for line in kept), len(numbered), len(kept),
-                     sorted(dropped.items()), blocking)
+                     sorted(dropped.items()), [size] if size else [])
 
 
 def sendable(text: str, method: str) -> tuple[bool, str]:
