@@ -16,6 +16,7 @@ templates that lack `{% generation %}` markers (TRL issue 4147), SmolLM2's among
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,7 +311,6 @@ def train_row_names(dataset: dict) -> list[str]:
 
 def dataset_text(dataset: dict) -> tuple[str, dict[int, tuple[str, int]]]:
     """The rows as JSONL, each on its file line (blank lines in between), and line -> (split, index)."""
-    import json
     where = {ln: (s, i) for s, lines in row_lines(dataset).items() for i, ln in enumerate(lines)}
     slots = [""] * max(where, default=0)
     for ln, (s, i) in where.items():
