@@ -65,6 +65,7 @@ def test_near_duplicate_across_train_and_test_is_leakage_and_the_fix_removes_it(
         lines = _split_pair(base, near)
         if lines:
             break
+    assert lines, "no file put the pair in train and test"
     ds = _load(tmp_path, lines)
     test_line = 31 if 31 in ds["lines"]["test"] else 32
     critic, *_ = ui.check_handler(ds, MODEL, "sft", _hp())
