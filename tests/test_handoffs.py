@@ -148,3 +148,54 @@ def test_the_lora_advisor_gets_the_run_bounded(ftlab_data_dir):
     assert len(brief) <= handoffs.MAX_BRIEF_CHARS and "r=16" in brief
     train_points = brief.split("Train loss (step: loss): ")[1].split("\n")[0].split(", ")
     assert len(train_points) == handoffs.MAX_BRIEF_POINTS and train_points[-1].startswith("600:")
+
+
+def _lab2_paste() -> str:
+    """30 trainable rows, an exact duplicate, a near-duplicate and a row with an empty answer."""
+    import json
+    import random
+
+    rng = random.Random(3)
+    say = lambda n: " ".join(f"w{rng.randint(1000, 9999)}" for _ in range(n))  # noqa: E731
+    rows = [{"messages": [{"role": "user", "content": say(8)}, {"role": "assistant", "content": say(6)}]}
+            for _ in range(30)]
+    near = json.loads(json.dumps(rows[5]))
+    near["messages"][1]["content"] += " ok"
+    empty = {"messages": [{"role": "user", "content": say(8)}, {"role": "assistant", "content": ""}]}
+    return "\n".join(json.dumps(r) for r in [*rows, rows[2], near, empty])
+
+
+def _critic_handoff(text: str) -> dict:
+    from labs.tools import registry
+
+    result, error = registry.execute("critique_jsonl", {"text": text})
+    assert error is None
+    return lab_handoff.capture("dataset", "critique_jsonl", {"text": text}, result, "chat")
+
+
+def test_lab2_fixes_then_sends_the_dataset_with_counts(wired, ftlab_data_dir):
+    from training.handoff_ui import fix_handler
+
+    h = _critic_handoff(_lab2_paste())
+    out, status, parts, nav = _apply(wired, "dataset", h)
+    assert list(out) == [status] and "Not sent" in out[status]  # the empty answer cannot train
+    fixed, note = fix_handler(h)
+    assert "33 rows → 30 rows" in note and fixed["fixed_rows"] == 30
+    assert "after fixes 33 → 30 rows" in lab_handoff.describe(fixed)
+    out, status, parts, nav = _apply(wired, "dataset", fixed)
+    d = out[parts["dataset"]]
+    assert len(d["train"]) + len(d["validation"]) + len(d["test"]) == 30
+    assert "From Lab 2" in out[parts["data_md"]] and "Data from Lab 2 (chat)" in out[parts["provenance"]]
+    assert out[parts["step_check"]].open is True and out[nav].selected == "training"
+
+
+def test_a_critic_result_with_blocking_errors_cannot_be_sent(wired, ftlab_data_dir):
+    from training.handoff_ui import fix_handler
+
+    h = _critic_handoff('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
+                        "not json at all\n")
+    out, status, _, _ = _apply(wired, "dataset", h)
+    assert list(out) == [status] and out[status].startswith("⚠️ Not sent")
+    fixed, note = fix_handler(h)
+    assert note.startswith("⚠️") and "at least 10" in note
+    assert fixed == {"__type__": "update"}  # gr.skip(): the hand-off stays as it was
