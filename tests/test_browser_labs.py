@@ -51,6 +51,10 @@ def test_every_workbench_form_runs_as_shown(app_url, browser, lesson_id):  # noq
         result = page.locator(f"#wb-{advisor_id}-{spec.name}")
         expect(result).to_contain_text(RESULT_HEADINGS[spec.name], timeout=20_000)
         assert "less than minimum" not in result.inner_text()
+    # A result the Training tab can use offers its hand-off button (labs/handoff.py).
+    from labs.handoff import APPLICABLE
+    if any(spec.name in APPLICABLE for spec in specs):
+        expect(page.locator(f"#lab-{advisor_id}-apply")).to_be_visible()
     # Nothing on the page complained either (gradio shows range errors as toasts).
     expect(page.locator(".toast-body")).to_have_count(0)
     page.context.close()

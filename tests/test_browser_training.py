@@ -58,6 +58,52 @@ def _pass_module_test(page) -> None:
     expect(page.locator(f"#{MODULE_TEST_ID}-feedback")).to_contain_text("15/15")
 
 
+def _visible(locator):
+    return locator.filter(visible=True)
+
+
+def _open_lab(page, lesson_number: int) -> None:
+    from app import tab_label
+    from lessons import get_lesson
+
+    page.get_by_role("tab", name=tab_label(get_lesson(f"lesson{lesson_number}"))).click()
+    _visible(page.get_by_role("tab", name="Lab")).click()
+
+
+def _lab2_paste() -> str:
+    """20 rows with JSON answers, an exact duplicate and a row whose answer is empty (cannot train)."""
+    import json
+
+    rows = [{"messages": [{"role": "user", "content": f"Patient {n} takes {n * 5} mg of drug{n} twice a day."},
+                          {"role": "assistant", "content": json.dumps({"drug": f"drug{n}", "dose_mg": n * 5})}]}
+            for n in range(1, 21)]
+    empty = {"messages": [{"role": "user", "content": "Patient 99 takes nothing."}, {"role": "assistant", "content": ""}]}
+    return "\n".join(json.dumps(r) for r in [*rows, rows[3], empty])
+
+
+def _lab2_fix_and_send(page) -> None:
+    _open_lab(page, 2)
+    page.locator("#lab-dataset-input textarea").fill(_lab2_paste())
+    page.locator("#lab-dataset-send").click()
+    status = page.locator("#lab-dataset-handoff-status")
+    page.locator("#lab-dataset-apply").click()  # the empty answer blocks a send
+    expect(status).to_contain_text("Not sent")
+    page.locator("#lab-dataset-fix").click()
+    expect(status).to_contain_text("22 rows → 20 rows")
+    page.locator("#lab-dataset-apply").click()
+    expect(page.locator("#train-data-status")).to_contain_text("From Lab 2")
+    expect(page.locator("#train-provenance")).to_contain_text("Data from Lab 2 (chat)")
+
+
+def _lab3_apply(page) -> None:
+    _open_lab(page, 3)
+    page.locator("#lab-lora-input textarea").fill("SmolLM2-135M, 20 examples of a JSON format task, one 16 GB GPU")
+    page.locator("#lab-lora-send").click()
+    page.locator("#lab-lora-apply").click()
+    expect(page.locator("#train-provenance")).to_contain_text("Hyperparameters from Lab 3 (chat)")
+    expect(page.locator("#train-provenance")).to_contain_text("Data from Lab 2 (chat)")
+
+
 def _markers(page, gid: str) -> int:
     return page.locator(f"#train-loss-chart g#{gid} use").count()
 
@@ -96,6 +142,15 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     box = chart.locator("svg").bounding_box()
     assert box["width"] > 300 and box["height"] > 150
 
+    # The workflow (issue 11): Lab 2's paste, fixed and sent; Lab 3's config applied; then a run.
+    _lab2_fix_and_send(page)
+    _lab3_apply(page)
+    _set_number(page, r"^Batch size", 1)
+    _set_number(page, r"^Gradient accumulation", 1)
+    _set_number(page, r"^Max length", 256)
+    _set_number(page, r"^Evaluate every", 1)
+    page.locator("#train-check").click()
+    expect(page.locator("#train-plan")).to_contain_text("Plan:", timeout=120_000)
     _train(page, 3)
     expect(chart.locator("g#curve-train-loss use")).to_have_count(3)
     assert _markers(page, "curve-eval-loss") == 3
@@ -103,6 +158,13 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     page.locator("#train-my-runs input").click()
     expect(page.locator("#train-my-runs").get_by_role("option")).to_have_count(2)
     page.keyboard.press("Escape")
+
+    # The run's own curve, read by the Lab 3 doctor with one click, and taken to the advisor.
+    page.locator("#train-diagnose").click()
+    expect(page.locator("#train-diagnosis")).to_contain_text("Diagnosis")
+    page.locator("#train-ask-advisor").click()
+    expect(page.locator("#lab-lora-input textarea")).to_have_value(re.compile(r"^Here is a LoRA run"))
+    page.get_by_role("tab", name="Training").click()
 
     # Step 4 opened when the run saved its adapter: evaluate one example.
     n_eval = page.locator("#train-eval-n input[type=number]")
@@ -120,9 +182,6 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     tuned = table.locator("tbody tr td").nth(3)
     assert tuned.bounding_box()["x"] + tuned.bounding_box()["width"] <= 1280
 
-    # The run's own curve, read by the Lab 3 doctor with one click.
-    page.locator("#train-diagnose").click()
-    expect(page.locator("#train-diagnosis")).to_contain_text("Diagnosis")
     # Test passed and run evaluated: the certificate is earned and downloadable.
     page.locator("#cert-name input, #cert-name textarea").first.fill("Ada Lovelace")
     page.locator("#cert-get").click()
