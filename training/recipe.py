@@ -8,6 +8,8 @@ The zip holds:
     <name>/data/train.jsonl       the rows the run trained on, as TRL prompt/completion (SFT)
                                   or preference (DPO) rows split where the app split them
     <name>/data/validation.jsonl  and the rows it validated on (when there were any)
+    <name>/ftlab_job.py           self-contained uv script (PEP 723): the same training on every
+                                  GPU of a machine, then a push to the Hub (Hugging Face Jobs or local)
     <name>/README.md              what each file is and the commands to run
 
 The config names the dataset as the local folder `data` (datasets picks the
@@ -28,6 +30,8 @@ from training.config import trl_args
 
 # The engine checkpoints every FTLAB_CHECKPOINT_EVERY steps (training/engine.py).
 CHECKPOINT_EVERY = env_int("FTLAB_CHECKPOINT_EVERY", 50)
+# The uv script shipped in the zip (and run on Hugging Face Jobs by training/jobs.py).
+JOB_SCRIPT = Path(__file__).with_name("ftlab_job.py")
 
 ACCELERATE_FSDP = """\
 # accelerate config for multi-GPU training with FSDP (version 2), one machine.
@@ -164,6 +168,7 @@ so it can move from a shared GPU slice to your own machine or a cluster.
 | `data/validation.jsonl` | {n_val} validation rows{val_note} |
 | `fsdp.yaml` | accelerate config for several GPUs with FSDP |
 | `zero3.yaml` | accelerate config for several GPUs with DeepSpeed ZeRO-3 |
+| `ftlab_job.py` | a self-contained `uv` script: the same training on every GPU of one machine, then a push |
 
 Training data fingerprint (sha256 of the canonical rows): `{sha256}`.
 
@@ -201,6 +206,24 @@ accelerate launch --config_file zero3.yaml -m trl.scripts.{method} --config {cfg
 The effective batch size is per-device batch x gradient accumulation x number of GPUs; with more
 GPUs, lower `gradient_accumulation_steps` to keep it where it was, or raise the learning rate with care.
 Both accelerate files ask for bf16 mixed precision, which needs a GPU that supports it.
+
+## On Hugging Face Jobs (billed to your account)
+
+`ftlab_job.py` declares its own dependencies (PEP 723), trains this config on all GPUs of the
+machine (it starts `accelerate launch` itself) and pushes the adapter with a model card.
+Put this folder in a private dataset repository, then launch it with the Hub's jobs CLI
+(needs a token with the `jobs` scope and write access, and a payment method or credits):
+
+```bash
+hf upload --repo-type dataset --private <you>/ftlab-recipe .
+hf jobs uv run --flavor a10g-small --secrets HF_TOKEN \
+    -v hf://datasets/<you>/ftlab-recipe:/recipe \
+    ftlab_job.py --recipe /recipe --push-to <you>/my-adapter
+hf jobs hardware   # the flavours and their prices
+```
+
+The same script runs on your own machine: `uv run ftlab_job.py --push-to <you>/my-adapter`
+(or `--max-steps 2 --cpu` for a smoke test without a GPU, nothing pushed without `--push-to`).
 
 ## Quick check before a long job
 
@@ -257,6 +280,7 @@ def export_recipe(run_dir: Path, out_dir: Path | None = None, *, gpus: int = 8) 
             if rows:
                 (root / "data" / f"{split}.jsonl").write_text(
                     "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        shutil.copyfile(JOB_SCRIPT, root / JOB_SCRIPT.name)
         (root / "README.md").write_text(_readme(method, s, config, len(train), len(validation), gpus),
                                         encoding="utf-8")
         target = out_dir / "recipe.zip"
