@@ -23,8 +23,23 @@ or at once on `release_hangs()` / `stop()`; `wait_for_hang()` lets a test wait
 until a request is being held.
 
 Tokens carry scopes like an OAuth token on a Space: creating a repo needs
-`manage-repos`, writing to one needs `write-repos` (the fake's reading of the
-scopes documented for Spaces OAuth).
+`manage-repos`, writing to one needs `write-repos`, Jobs need `jobs` (the fake's
+reading of the scopes documented for Spaces OAuth).
+
+Dataset repositories (`"type": "dataset"` at create, `/api/datasets/...` routes) are
+kept under the key `datasets/<owner>/<name>`.
+
+Jobs, with the routes and payloads huggingface_hub 2.4 uses (`_jobs_api.py`,
+`HfApi.run_job` / `inspect_job` / `fetch_job_logs` / `cancel_job` / `list_jobs_hardware`):
+`GET /api/jobs/hardware`; `POST /api/jobs/{ns}` (the job spec: command, flavor,
+secrets, volumes, timeoutSeconds, labels) answering a JobInfo in camelCase with stage
+SCHEDULING; `GET /api/jobs/{ns}/{id}`; `POST /api/jobs/{ns}/{id}/cancel`; and
+`GET /api/jobs/{ns}/{id}/logs`, an SSE stream (`text/event-stream`, chunked) of
+`data: {"data": line, "timestamp": iso}` events opened by a `===== Job started` event,
+as the Hub sends them. A test drives a job with `job_update(id, stage=..., logs=[...])`.
+A create is refused with 402 when the user has no payment method (`FakeUser.can_pay`),
+400 for a flavour not in `HARDWARE`. `fail(..., on="job_logs")` with "cut" sends the
+first half of the events then closes the connection without ending the chunked body.
 """
 from __future__ import annotations
 
@@ -34,11 +49,12 @@ import json
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ALL_SCOPES = frozenset({"manage-repos", "write-repos"})
+ALL_SCOPES = frozenset({"manage-repos", "write-repos", "jobs"})
 # The Hub stores these as LFS whatever their content; binary samples and big
 # files go to LFS too, as on the real Hub.
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".onnx")
@@ -50,6 +66,36 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,94}[A-Za-z0-9]$|^[A-Za-z0-9]
 class FakeUser:
     name: str
     scopes: frozenset = ALL_SCOPES
+    can_pay: bool = True  # a payment method or credits on file (Jobs are billed)
+
+
+def _hw(name, pretty, cents_per_hour, model=None, qty=0, vram=""):
+    # The Hub prices Jobs per minute (JobHardwareInfo docstring: unitLabel "minute").
+    micro = round(cents_per_hour * 10_000 / 60)
+    acc = ({"type": "gpu", "model": model, "quantity": str(qty), "vram": vram, "manufacturer": "Nvidia"}
+           if model else None)
+    return {"name": name, "prettyName": pretty, "cpu": "8 vCPU", "ram": "32 GB", "ephemeralStorage": "50 GB",
+            "accelerator": acc, "unitCostMicroUSD": micro, "unitCostUSD": micro / 1e6, "unitLabel": "minute"}
+
+
+HARDWARE = [
+    _hw("cpu-basic", "CPU Basic", 1),
+    _hw("t4-small", "Nvidia T4 - small", 40, "T4", 1, "16 GB"),
+    _hw("a10g-small", "Nvidia A10G - small", 100, "A10G", 1, "24 GB"),
+    _hw("a100-large", "Nvidia A100 - large", 250, "A100", 1, "80 GB"),
+    _hw("h200x8", "Nvidia 8xH200", 4000, "H200", 8, "1128 GB"),
+]
+
+
+@dataclass
+class FakeJob:
+    id: str
+    owner: str
+    spec: dict
+    stage: str = "SCHEDULING"
+    message: str | None = None
+    created_at: float = field(default_factory=time.time)
+    logs: list = field(default_factory=list)  # (iso timestamp, line)
 
 
 @dataclass
@@ -82,6 +128,7 @@ class FakeHub:
         # token -> FakeUser
         self.users: dict[str, FakeUser] = dict(users or {"hf_test_good_token": FakeUser("learner")})
         self.repos: dict[str, FakeRepo] = {}
+        self.jobs: dict[str, FakeJob] = {}
         self.lfs_store: dict[str, bytes] = {}
         self.etags: dict[tuple, str] = {}  # (repo, commit, path) -> etag of a downloaded file
         self.requests: list[dict] = []  # method, route, path, token
@@ -153,6 +200,18 @@ class FakeHub:
         """End every hang now: the held connections are closed without an answer."""
         self._release.set()
 
+    def job_update(self, job_id: str, *, stage: str | None = None, message: str | None = None,
+                   logs: list[str] = (), created_at: float | None = None) -> FakeJob:
+        """Move a job on, as the Hub's scheduler and the job's output would."""
+        with self._lock:
+            job = self.jobs[job_id]
+            job.stage = stage or job.stage
+            job.message = message if message is not None else job.message
+            job.created_at = created_at if created_at is not None else job.created_at
+            for line in logs:
+                job.logs.append((_iso(time.time()), line))
+        return job
+
     def routes_called(self) -> list[str]:
         return [r["route"] for r in self.requests]
 
@@ -164,6 +223,15 @@ class FakeHub:
                     failure.times -= 1
                     return failure.status
         return None
+
+
+FORCED_MESSAGES = {
+    400: "Bad request",
+    401: "Invalid credentials in Authorization header",
+    402: "Payment required: add a payment method or credits to run this job",
+    403: "This token is missing a scope needed for this action.",
+    429: "You have exceeded our hourly quotas for action: jobs. Please retry later.",
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -236,11 +304,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         if forced == "hang":
             return self._hang()
+        self.cut = forced == "cut"
         if isinstance(forced, int):
-            if forced == 401:
-                return self._error(401, "Invalid credentials in Authorization header")
-            if forced == 403:
-                return self._error(403, "This token is missing a scope needed for this action.")
+            if forced in FORCED_MESSAGES:
+                return self._error(forced, FORCED_MESSAGES[forced])
             return self._error(forced, "Internal Error - We're working hard to fix this as soon as possible!")
         if route == "unknown":
             return self._error(404, f"no route for {method} {path}")
@@ -284,6 +351,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(403, f"You don't have the rights to create a model under the namespace \"{namespace}\"")
         if "manage-repos" not in user.scopes:
             return self._error(403, "This token does not have the manage-repos scope needed to create a repo")
+        if payload.get("type") == "dataset":
+            repo_id = f"datasets/{repo_id}"
         url = f"{self.hub.url}/{repo_id}"
         with self.hub._lock:
             if repo_id in self.hub.repos:
@@ -322,6 +391,23 @@ class _Handler(BaseHTTPRequestHandler):
             "id": repo_id, "modelId": repo_id, "sha": repo.head, "private": repo.private,
             "siblings": [{"rfilename": p} for p in sorted(repo.files)],
         })
+
+    def _h_tree(self, body, repo_id, revision, _folder=None) -> None:
+        """The recursive file listing snapshot_download reads (one page: no Link header)."""
+        repo = self._readable_repo(repo_id)
+        if repo is None:
+            return self._error(404, "Repository not found", code="RepoNotFound")
+        if revision not in ("main", repo.head):
+            return self._error(404, f"Invalid rev id: {revision}", code="RevisionNotFound")
+        entries = []
+        for path, stored in sorted(repo.files.items()):
+            data = stored.read_bytes() if isinstance(stored, Path) else stored
+            lfs = path.endswith(LFS_SUFFIXES) or len(data) >= LFS_SIZE_THRESHOLD
+            entry = {"type": "file", "path": path, "size": len(data), "oid": git_blob_sha1(data)}
+            if lfs:
+                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+            entries.append(entry)
+        self._send(200, entries)
 
     def _h_resolve(self, body, repo_id, revision, path) -> None:
         """HEAD/GET of a file, as the Hub's resolve endpoint answers it (no redirect: served here)."""
@@ -440,6 +526,93 @@ class _Handler(BaseHTTPRequestHandler):
                          "success": True})
 
 
+    # -- jobs ----------------------------------------------------------------------
+    def _jobs_user(self, namespace: str):
+        """-> (user, None) or (None, error already sent): a token with the `jobs` scope, in its own namespace."""
+        user = self._user()
+        if user is None:
+            self._error(401, "Invalid credentials in Authorization header")
+            return None, True
+        if "jobs" not in user.scopes:
+            self._error(403, "This token does not have the jobs scope needed to run jobs")
+            return None, True
+        if namespace != user.name:
+            self._error(403, f"You don't have the rights to run jobs under the namespace \"{namespace}\"")
+            return None, True
+        return user, False
+
+    def _job_json(self, job: FakeJob) -> dict:
+        spec = job.spec
+        return {
+            "id": job.id, "createdAt": _iso(job.created_at), "dockerImage": spec.get("dockerImage"),
+            "spaceId": spec.get("spaceId"), "command": spec.get("command"), "arguments": spec.get("arguments"),
+            "environment": spec.get("environment"), "secrets": {k: None for k in spec.get("secrets") or {}},
+            "flavor": spec.get("flavor"), "labels": spec.get("labels"), "volumes": spec.get("volumes"),
+            "status": {"stage": job.stage, "message": job.message},
+            "owner": {"id": "0" * 24, "name": job.owner, "type": "user"},
+        }
+
+    def _own_job(self, namespace: str, job_id: str):
+        user, sent = self._jobs_user(namespace)
+        if sent:
+            return None
+        job = self.hub.jobs.get(job_id)
+        if job is None or job.owner != user.name:
+            self._error(404, "Job not found")
+            return None
+        return job
+
+    def _h_jobs_hardware(self, body) -> None:
+        self._send(200, HARDWARE)
+
+    def _h_job_create(self, body, namespace) -> None:
+        user, sent = self._jobs_user(namespace)
+        if sent:
+            return
+        spec = json.loads(body or b"{}")
+        if spec.get("flavor") not in {h["name"] for h in HARDWARE}:
+            return self._error(400, f"Invalid flavor: {spec.get('flavor')}")
+        if not user.can_pay and spec.get("flavor") != "cpu-basic":
+            return self._error(402, FORCED_MESSAGES[402])
+        job = FakeJob(secrets.token_hex(12), user.name, spec)
+        with self.hub._lock:
+            self.hub.jobs[job.id] = job
+        self._send(200, self._job_json(job))
+
+    def _h_job_inspect(self, body, namespace, job_id) -> None:
+        job = self._own_job(namespace, job_id)
+        if job is not None:
+            self._send(200, self._job_json(job))
+
+    def _h_job_cancel(self, body, namespace, job_id) -> None:
+        job = self._own_job(namespace, job_id)
+        if job is not None:
+            self.hub.job_update(job_id, stage="CANCELED")
+            self._send(200, {})
+
+    def _h_job_logs(self, body, namespace, job_id) -> None:
+        """The Hub's SSE log stream: chunked `data: {...}` events (a "cut" stops halfway, unterminated)."""
+        job = self._own_job(namespace, job_id)
+        if job is None:
+            return
+        with self.hub._lock:
+            events = [(_iso(job.created_at), f"===== Job started at {_iso(job.created_at)} =====")]
+            events += list(job.logs) if job.stage != "SCHEDULING" else []
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.cut:
+            events = events[: max(1, len(events) // 2)]
+        for stamp, line in events:
+            data = f"data: {json.dumps({'data': line, 'timestamp': stamp})}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+        if self.cut:
+            return self._drop()
+        self.wfile.write(b"0\r\n\r\n")
+
+
 _REPO = r"([^/]+/[^/]+?)"
 _PATTERNS = [
     ("GET", re.compile(r"^/api/whoami-v2$"), "whoami"),
@@ -449,19 +622,45 @@ _PATTERNS = [
     ("POST", re.compile(rf"^/api/models/{_REPO}/commit/([^/]+)$"), "commit"),
     ("GET", re.compile(rf"^/api/models/{_REPO}/revision/([^/]+)$"), "repo_info"),
     ("GET", re.compile(rf"^/api/models/{_REPO}$"), "repo_info"),
+    ("GET", re.compile(rf"^/api/models/{_REPO}/tree/([^/]+)(?:/(.*))?$"), "tree"),
     ("POST", re.compile(rf"^/{_REPO}\.git/info/lfs/objects/batch$"), "lfs_batch"),
     ("PUT", re.compile(r"^/lfs-upload/([0-9a-f]{64})$"), "lfs_put"),
     ("POST", re.compile(r"^/lfs-verify/([0-9a-f]{64})$"), "lfs_verify"),
     ("HEAD", re.compile(rf"^/{_REPO}/resolve/([^/]+)/(.+)$"), "resolve"),
     ("GET", re.compile(rf"^/{_REPO}/resolve/([^/]+)/(.+)$"), "resolve"),
+    ("GET", re.compile(r"^/api/jobs/hardware$"), "jobs_hardware"),
+    ("POST", re.compile(r"^/api/jobs/([^/]+)$"), "job_create"),
+    ("GET", re.compile(r"^/api/jobs/([^/]+)/([^/]+)$"), "job_inspect"),
+    ("GET", re.compile(r"^/api/jobs/([^/]+)/([^/]+)/logs$"), "job_logs"),
+    ("POST", re.compile(r"^/api/jobs/([^/]+)/([^/]+)/cancel$"), "job_cancel"),
 ]
+# Dataset repositories: the same handlers, with the repo keyed "datasets/<owner>/<name>".
+_DATASET_PATTERNS = [
+    ("POST", re.compile(rf"^/api/datasets/{_REPO}/preupload/([^/]+)$"), "preupload"),
+    ("POST", re.compile(rf"^/api/datasets/{_REPO}/commit/([^/]+)$"), "commit"),
+    ("GET", re.compile(rf"^/api/datasets/{_REPO}/revision/([^/]+)$"), "repo_info"),
+    ("GET", re.compile(rf"^/api/datasets/{_REPO}$"), "repo_info"),
+    ("GET", re.compile(rf"^/api/datasets/{_REPO}/tree/([^/]+)(?:/(.*))?$"), "tree"),
+    ("POST", re.compile(rf"^/datasets/{_REPO}\.git/info/lfs/objects/batch$"), "lfs_batch"),
+    ("HEAD", re.compile(rf"^/datasets/{_REPO}/resolve/([^/]+)/(.+)$"), "resolve"),
+    ("GET", re.compile(rf"^/datasets/{_REPO}/resolve/([^/]+)/(.+)$"), "resolve"),
+]
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 def _route(method: str, path: str):
     from urllib.parse import unquote
 
+    for verb, pattern, name in _DATASET_PATTERNS:
+        match = pattern.match(path)
+        if verb == method and match:
+            groups = [unquote(g or "") for g in match.groups()]
+            return name, ("datasets/" + groups[0], *groups[1:])
     for verb, pattern, name in _PATTERNS:
         match = pattern.match(path)
         if verb == method and match:
-            return name, tuple(unquote(g) for g in match.groups())
+            return name, tuple(unquote(g or "") for g in match.groups())
     return "unknown", ()
