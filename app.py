@@ -132,7 +132,7 @@ def _build_header(progress_state):
 
 
 def _tab_builders():
-    """The builders of the Lab, Training and Publish views.
+    """The builders of the Lab, Training, Publish and Jobs views.
 
     Imported here rather than at the top so importing app.py stays light, and
     never behind ``except ImportError``: a tab whose builder cannot be imported
@@ -140,6 +140,7 @@ def _tab_builders():
     try:
         from labs.ui import build_lab
         from training.handoff_ui import wire_handoffs
+        from training.jobs_ui import build_jobs_panel
         from training.publish_ui import build_publish_panel
         from training.ui import build_training_tab
     except ImportError as exc:
@@ -149,7 +150,7 @@ def _tab_builders():
     # Every Hub request the app makes (model and dataset downloads, sign-in,
     # pushes) waits at most FTLAB_HUB_TIMEOUT_S for each answer.
     hub_timeouts.install()
-    return build_lab, build_training_tab, build_publish_panel, wire_handoffs
+    return build_lab, build_training_tab, build_publish_panel, wire_handoffs, build_jobs_panel
 
 
 # Short tab labels: full lesson titles overflow the tab bar.
@@ -192,7 +193,7 @@ def _wire_chain(trigger, chain) -> None:
 
 def build_app() -> gr.Blocks:
     lessons = load_lessons()
-    build_lab, build_training_tab, build_publish_panel, wire_handoffs = _tab_builders()
+    build_lab, build_training_tab, build_publish_panel, wire_handoffs, build_jobs_panel = _tab_builders()
     secret = env_str("FTLAB_STATE_SECRET", prog.DEFAULT_SECRET)
 
     # Gradio's upload/served-file cache is swept hourly of files older than
@@ -222,6 +223,7 @@ def build_app() -> gr.Blocks:
                 gr.Markdown(TRAINING_ON_PHONE, elem_classes=["narrow-only"], elem_id="training-phone-note")
                 parts = build_training_tab(progress_state)
                 build_publish_panel(parts["run_id"])
+                build_jobs_panel(parts["run_id"], parts["run_ids"])  # Hugging Face Jobs (training/jobs_ui.py)
             # The tab hands back its hooks; they are wired here, on the root Blocks and the tab.
             for chain in parts["page_load"]:
                 _wire_chain(demo.load, chain)

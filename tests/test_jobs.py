@@ -50,7 +50,7 @@ def _flavors(hub):
 
 def _launch(hub, run_dir, flavor="a10g-small", token=TOKEN, **kw):
     return jobs.launch(run_dir, flavor, token, namespace="learner", repo_name="zebra-adapter",
-                       flavors=_flavors(hub), endpoint=hub.url, **kw)
+                       offered=[f.name for f in _flavors(hub)], endpoint=hub.url, **kw)
 
 
 def _log(step, **values):

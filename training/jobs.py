@@ -203,6 +203,12 @@ def _api(endpoint: str | None):
     return HfApi(endpoint=endpoint)
 
 
+def whoami(token: str, endpoint: str | None = None) -> tuple[str | None, str | None]:
+    """The token's user name (the job's namespace), or (None, message)."""
+    value, error = _call(lambda: _api(endpoint).whoami(token=token), "checking your sign-in")
+    return (value["name"], None) if value else (None, error)
+
+
 def list_flavors(token: str, endpoint: str | None = None) -> tuple[list[Flavor], str | None]:
     """The Hub's live hardware list with prices (GPU flavours first, cheapest first)."""
     value, error = _call(lambda: _api(endpoint).list_jobs_hardware(token=token), "listing the hardware")
@@ -244,7 +250,7 @@ MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]
 
 
 def launch(run_dir: Path, flavor: str, token: str, *, namespace: str, repo_name: str,
-           flavors: list[Flavor], model: str = "", public: bool = False,
+           offered: Any, model: str = "", public: bool = False,
            endpoint: str | None = None) -> tuple[dict | None, str]:
     """Upload the recipe and start the job. -> (job record for the browser, message).
 
@@ -252,7 +258,7 @@ def launch(run_dir: Path, flavor: str, token: str, *, namespace: str, repo_name:
     model_repo, error = publish.validate_repo_id(repo_name, namespace)
     if error:
         return None, error
-    if flavor not in {f.name for f in flavors}:
+    if not flavor or flavor not in set(offered or ()):
         return None, "Pick a hardware flavour from the list (refresh it if it is empty)."
     if model and not MODEL_ID_RE.match(model):
         return None, "The base model must be a Hub id like `owner/name`."
