@@ -162,8 +162,9 @@ def explain(exc: BaseException | None, stage: str, *, flavor: str = "", seconds:
     if status == 401:
         return "The Hub did not accept your sign-in (401): sign in again, or paste a fresh token."
     if status == 402:
-        return ("The Hub refused to start a paid job (402): Jobs are billed to your account, which needs "
-                "a payment method or prepaid credits (huggingface.co/settings/billing). Nothing was started.")
+        return ("The Hub refused to start a paid job (402): Jobs are billed by the minute to your account, "
+                "which needs a positive credit balance (prepaid credits, or a subscription's monthly credits) "
+                "or a payment method: see huggingface.co/settings/billing. Nothing was started.")
     if status == 403 and stage == "uploading the data":
         return ("The Hub refused to create or write the private dataset repository (403): the token needs "
                 "the `manage-repos` and `write-repos` scopes (write access).")
