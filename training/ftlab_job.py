@@ -57,6 +57,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=0, help="override the run's step count (smoke tests)")
     p.add_argument("--output-dir", default="ftlab-output")
     p.add_argument("--cpu", action="store_true", help="train on the CPU in fp32 (a local smoke test)")
+    p.add_argument("--processes", type=int, default=0,
+                   help="training processes (default: one per GPU); with --cpu, CPU processes (gloo)")
     p.add_argument("--no-push", action="store_true", help=argparse.SUPPRESS)  # set for the accelerate children
     return p.parse_args(argv)
 
@@ -151,8 +153,8 @@ def train(args: argparse.Namespace, gpus: int) -> Path:
 
 def run_training(args: argparse.Namespace, argv: list[str]) -> Path:
     """Train here (one device) or under accelerate on every GPU; an OOM is named before exiting."""
-    gpus = gpu_count(args.cpu)
-    print(LOG_TAG + json.dumps({"event": "start", "gpus": gpus}), flush=True)
+    gpus = args.processes or gpu_count(args.cpu)
+    print(LOG_TAG + json.dumps({"event": "start", "processes": gpus}), flush=True)
     if gpus > 1 and "LOCAL_RANK" not in os.environ:
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
                str(Path(__file__).resolve()), *argv, "--no-push"]

@@ -475,7 +475,7 @@ def finish_as_run(record: dict, token: str, stream_events: list[dict],
         events = runs.read_jsonl(got / LOG_FILE) or stream_events
         cfg, model = _run_facts(source, record)
         rid = runs.create_run(cfg, runs.read_datasets(record["source_run"]), total_steps=source.get("total_steps", 0),
-                              model=model, eval_rows=source.get("eval_rows"), precision="bf16",
+                              model=model, eval_rows=source.get("eval_rows"), precision=source.get("precision"),
                               job={k: record.get(k) for k in ("job_id", "flavor", "url", "data_repo")},
                               published={"repo_id": record["model_repo"]})
         shutil.copytree(got, runs.run_dir(rid) / "adapter", ignore=shutil.ignore_patterns(LOG_FILE, ".cache"))
