@@ -107,13 +107,14 @@ def test_follow_parses_log_lines_into_the_charts_loss_points_then_the_job_become
     assert 'id="curve-train-loss"' in svg and 'id="curve-eval-loss"' in svg
     # The job pushes its adapter and log to the model repo, then ends.
     pushed = tmp_path / "pushed"
-    (pushed).mkdir()
+    pushed.mkdir()
     for f in (run_dir / "adapter").iterdir():
         if f.name != "training_args.bin":
             (pushed / f.name).write_bytes(f.read_bytes())
     (pushed / jobs.LOG_FILE).write_text("".join(json.dumps(e) + "\n" for e in view.events + [{"step": 3, "loss": 1.2}]))
     hub.seed_folder("learner/zebra-adapter", pushed)
-    hub.job_update(jid, stage="COMPLETED", logs=[_log(3, loss=1.2), jobs.DONE_TAG + '{"repo": "learner/zebra-adapter"}'])
+    done = jobs.DONE_TAG + '{"repo": "learner/zebra-adapter"}'
+    hub.job_update(jid, stage="COMPLETED", logs=[_log(3, loss=1.2), done])
     view = jobs.poll(record, TOKEN, hub.url)
     assert view.finished and view.ok and "learner/zebra-adapter" in view.message
     rid, message = jobs.finish_as_run(record, TOKEN, view.events, endpoint=hub.url)

@@ -31,7 +31,8 @@ def _launched(hub, rid):
 def test_flavour_list_shows_price_and_this_runs_estimate(endpoint, run_dir):  # noqa: F811
     update, offered, note = jobs_ui.refresh_handler(run_dir.name, "", TOKEN)
     labels = dict((value, label) for label, value in update["choices"])
-    assert "$1.00/h" in labels["a10g-small"] and re.search(r"this run ≈ \d+ min, ≈ \$\d+\.\d\d", labels["a10g-small"])
+    assert "$1.00/h" in labels["a10g-small"]
+    assert re.search(r"this run ≈ \d+ min, ≈ \$\d+\.\d\d", labels["a10g-small"])
     assert update["value"] == "t4-small"  # the cheapest GPU first
     assert "a10g-small" in offered and "tokens" in note
     _, _, bigger = jobs_ui.refresh_handler(run_dir.name, "HuggingFaceTB/SmolLM2-1.7B-Instruct", TOKEN)
@@ -85,3 +86,26 @@ def test_the_app_has_the_panel_and_the_space_asks_for_the_jobs_scope():
     assert {"jobs-panel", "jobs-launch", "jobs-flavor", "jobs-cancel", "jobs-status", "jobs-chart"} <= ids
     header = (ROOT / "README.md").read_text().split("---")[1]
     assert re.search(r"hf_oauth_scopes:\n(  - [a-z-]+\n)*  - jobs\n", header)
+
+
+def test_through_a_launched_server_the_panel_lists_launches_and_cancels(endpoint, run_dir):  # noqa: F811
+    import gradio as gr
+    from gradio_client import Client
+
+    with gr.Blocks() as demo:
+        parts = jobs_ui.build_jobs_panel(gr.State(run_dir.name))
+    assert parts["token"].type == "password"  # off a Space: a pasted token, never a stored value
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        flavor, note = client.predict("", TOKEN, api_name="/jobs_hardware")
+        assert flavor["value"] == "t4-small" and "tokens" in note
+        out = client.predict("a10g-small", "api-adapter", "", True, TOKEN, None, api_name="/jobs_launch")
+        status, record = out[0], out[1]
+        assert "Job started on `a10g-small`" in status and TOKEN not in json.dumps(out)
+        (job_id,) = endpoint.jobs
+        assert record["job_id"] == job_id
+        assert "Cancel requested" in client.predict(record, TOKEN, api_name="/jobs_cancel")
+        assert endpoint.jobs[job_id].stage == "CANCELED"
+    finally:
+        demo.close()
