@@ -281,6 +281,10 @@ def launch(demo: gr.Blocks | None = None, **kwargs):
     kwargs.setdefault("server_port", env_int("GRADIO_SERVER_PORT", 7860))
     for key, value in launch_style().items():
         kwargs.setdefault(key, value)
+    # Gradio 6's run history keeps every event's inputs in the browser's localStorage, password
+    # fields included: a Hub token pasted for a push or a job would stay there. Off (this also
+    # deletes what an earlier launch saved).
+    kwargs.setdefault("run_history", False)
     from core.compression import with_page_compression
     kwargs = with_page_compression(kwargs)
     block = not kwargs.pop("prevent_thread_lock", False)
