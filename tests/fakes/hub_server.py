@@ -27,7 +27,8 @@ Tokens carry scopes like an OAuth token on a Space: creating a repo needs
 reading of the scopes documented for Spaces OAuth).
 
 Dataset repositories (`"type": "dataset"` at create, `/api/datasets/...` routes) are
-kept under the key `datasets/<owner>/<name>`.
+kept under the key `datasets/<owner>/<name>`. `GET /api/{models|datasets}/{repo}/tree/{rev}`
+lists a repo's files (one page) as snapshot_download reads them.
 
 Jobs, with the routes and payloads huggingface_hub 2.4 uses (`_jobs_api.py`,
 `HfApi.run_job` / `inspect_job` / `fetch_job_logs` / `cancel_job` / `list_jobs_hardware`):
