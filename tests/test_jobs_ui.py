@@ -109,3 +109,22 @@ def test_through_a_launched_server_the_panel_lists_launches_and_cancels(endpoint
         assert endpoint.jobs[job_id].stage == "CANCELED"
     finally:
         demo.close()
+
+
+def test_on_a_space_oauth_is_used_and_a_missing_jobs_scope_is_named(endpoint, run_dir):  # noqa: F811
+    import gradio as gr
+
+    hub = endpoint
+    hub.add_user("hf_oauth_old", "learner", {"manage-repos", "write-repos"})  # signed in before `jobs` was asked
+    profile = gr.OAuthProfile({"preferred_username": "learner", "name": "Learner", "picture": "",
+                               "profile": "https://huggingface.co/learner"})
+    old = gr.OAuthToken(token="hf_oauth_old", scope="openid profile manage-repos write-repos", expires_at=0)
+    _, offered, _ = jobs_ui.refresh_handler(run_dir.name, "", "", oauth_token=old)
+    status, record, _ = jobs_ui.launch_handler(run_dir.name, "a10g-small", "space-adapter", "", True, "", None,
+                                               offered, oauth_token=old, oauth_profile=profile)
+    assert "`jobs` scope" in status and not hub.jobs
+    assert "whoami" not in hub.routes_called()  # the profile names the namespace
+    fresh = gr.OAuthToken(token=TOKEN, scope="openid profile manage-repos write-repos jobs", expires_at=0)
+    status, record, _ = jobs_ui.launch_handler(run_dir.name, "a10g-small", "space-adapter", "", True, "", None,
+                                               offered, oauth_token=fresh, oauth_profile=profile)
+    assert record and hub.jobs[record["job_id"]].spec["secrets"] == {"HF_TOKEN": TOKEN}
