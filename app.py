@@ -223,13 +223,13 @@ def build_app() -> gr.Blocks:
                 gr.Markdown(TRAINING_ON_PHONE, elem_classes=["narrow-only"], elem_id="training-phone-note")
                 parts = build_training_tab(progress_state)
                 build_publish_panel(parts["run_id"])
-                build_jobs_panel(parts["run_id"], parts["run_ids"])  # Hugging Face Jobs (training/jobs_ui.py)
+                jobs = build_jobs_panel(parts["run_id"], parts["run_ids"])  # Hugging Face Jobs (training/jobs_ui.py)
             # The tab hands back its hooks; they are wired here, on the root Blocks and the tab.
             for chain in parts["page_load"]:
                 _wire_chain(demo.load, chain)
             _wire_chain(training_tab.select, parts["tab_select"])
             # A lab's result applied in the Training tab, and a run taken back to Lab 3.
-            wire_handoffs(labs, parts, nav, lesson_tabs)
+            wire_handoffs(labs, {**parts, "jobs_model": jobs["model"]}, nav, lesson_tabs)
 
         _tabs_never_hide(demo)
         demo.load(on_load, inputs=[progress_state], outputs=[progress_state, summary, notice], api_visibility="private")

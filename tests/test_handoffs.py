@@ -68,6 +68,7 @@ def wired():
                             labs[aid] = build_lab(aid)
             with gr.Tab("Training", id="training"):
                 parts = build_training_tab(None)
+                parts["jobs_model"] = gr.Textbox()  # the Jobs panel's model field (training/jobs_ui.py)
         wire_handoffs(labs, parts, nav, inner)
     return labs, parts, nav, _applier
 
@@ -93,6 +94,15 @@ def test_lab3_config_applies_every_field_with_its_provenance(wired, ftlab_data_d
     assert out[parts["model"]] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert f"Hyperparameters from Lab 3 (workbench), {h['at']}" in out[parts["provenance"]]
     assert out[nav].selected == "training" and out[status].startswith("✅")
+
+
+def test_a_model_too_big_for_the_tab_trains_the_nearest_here_and_goes_to_jobs_in_full(wired, ftlab_data_dir):
+    from labs.tools.lora_config import recommend_lora_config
+
+    rec = recommend_lora_config("Mistral-7B", 3000, "format", 24, max_seq_length=512)
+    out, status, parts, _ = _apply(wired, "lora", lab_handoff.capture("lora", "recommend_lora_config", {}, rec, "chat"))
+    assert out[parts["model"]] == "Qwen/Qwen2.5-0.5B-Instruct" and "too big to train in this app" in out[status]
+    assert out[parts["jobs_model"]] == rec["hub_id"] and rec["hub_id"] in out[status]
 
 
 def test_a_config_out_of_range_is_refused_naming_the_field_and_range(wired, ftlab_data_dir):

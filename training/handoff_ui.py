@@ -32,7 +32,8 @@ def _targets(parts: dict, nav: gr.Tabs, status: gr.Markdown) -> list:
     keys = ("method", "model", "source", "builtin", "dataset", "data_md", "step_check", "origins", "provenance",
             "hp_box")
     outs = [parts[k] for k in keys] + list(parts["hyperparameters"].values()) + [nav, status]
-    return outs + ([parts["eval_design"]] if parts.get("eval_design") is not None else [])
+    optional = [parts[k] for k in ("eval_design", "jobs_model") if parts.get(k) is not None]
+    return outs + optional
 
 
 def _applier(parts: dict, nav: gr.Tabs, status: gr.Markdown):
@@ -97,6 +98,8 @@ def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
         out[parts["method"]] = a.method
     if a.model:
         out[parts["model"]] = a.model
+    if a.job_model and parts.get("jobs_model") is not None:
+        out[parts["jobs_model"]] = a.job_model
     if a.eval_design is not None and parts.get("eval_design") is not None:
         out[parts["eval_design"]] = a.eval_design
     return out

@@ -98,6 +98,7 @@ class Applied:
     settings: dict[str, Any] = field(default_factory=dict)  # hyperparameters by run-config name
     dataset_text: str | None = None          # JSONL to load as the run's data (Lab 2)
     eval_design: dict | None = None
+    job_model: str | None = None             # the full-size model for a Hugging Face Jobs run (Lab 3)
     origin: tuple[str, str] | None = None    # (which settings, where from)
 
 
@@ -118,6 +119,10 @@ def apply_lora_config(h: dict, current: dict, method: str, device: str) -> Appli
     from training import config
 
     values, model_id, notes = lab3_settings(h["result"])
+    wanted = h["result"].get("hub_id")
+    job_model = wanted if wanted and wanted != model_id else None
+    if job_model:
+        notes.append(f"The Jobs panel below the run is set to train {job_model} itself on a Hub GPU.")
     merged = {**current, **values}
     _, errors = config.validate(merged, method)
     if errors:
@@ -128,7 +133,7 @@ def apply_lora_config(h: dict, current: dict, method: str, device: str) -> Appli
         notes.append(f"On this CPU the run keeps its cap of {merged['max_steps']} steps; set Max steps to 0 to "
                      f"train Lab 3's {values.get('epochs')} epochs (the plan in step 2 shows how long).")
     return Applied(ok=True, message=" ".join(["Applied to the Training tab.", *notes]), model=model_id,
-                   settings=values, origin=("hyperparameters", _origin(h)))
+                   settings=values, job_model=job_model, origin=("hyperparameters", _origin(h)))
 
 
 def dataset_method(critic: dict) -> str:
