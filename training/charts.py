@@ -111,3 +111,39 @@ def loss_svg(events: list[dict]) -> str:
 
 def lr_svg(events: list[dict]) -> str:
     return svg(lr_figure(events), "The learning-rate schedule appears here once training starts.")
+
+
+# ------------------------------------------------------------------ per-field accuracy (evaluation)
+
+BASE_BAR = ("base model", "#9ca3af")
+TUNED_BAR = ("tuned model", "#2563eb")
+
+
+def fields_figure(rows: list[tuple[str, float, float]]):
+    """Grouped horizontal bars, base vs tuned, one pair per JSON field; None for a text task.
+
+    Each bar is a group with a stable id (``field-base-<i>``, ``field-tuned-<i>``, i in the
+    rows' order) and its field name as the tick label, so a test can count them."""
+    if not rows:
+        return None
+    fig, ax = _figure(6.0, 1.2 + 0.42 * len(rows))
+    ys = range(len(rows))
+    for offset, side, (label, colour), values in ((0.2, "base", BASE_BAR, [r[1] for r in rows]),
+                                                  (-0.2, "tuned", TUNED_BAR, [r[2] for r in rows])):
+        bars = ax.barh([y + offset for y in ys], values, height=0.38, color=colour, label=label)
+        for i, bar in enumerate(bars):
+            bar.set_gid(f"field-{side}-{i}")
+    ax.set_yticks(list(ys), [r[0] for r in rows], fontsize=8)
+    ax.invert_yaxis()  # the first field of the schema on top
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of test examples with this field right")
+    from matplotlib.ticker import PercentFormatter
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", frameon=True, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fields_svg(rows: list[tuple[str, float, float]]) -> str:
+    return svg(fields_figure(rows), "Per-field accuracy appears here for a JSON task once it is evaluated.")
