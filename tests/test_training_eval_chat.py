@@ -182,7 +182,7 @@ def test_evaluate_handler_shows_progress_then_the_result(run_with_adapter):
     assert "Loading the model" in updates[0][0]
     assert any("examples compared" in u[0] and "elapsed" in u[0] for u in updates[1:-1])
     assert any(evaluate.PENDING in u[2] for u in updates[1:-1])  # the table fills in as answers come
-    msg, metrics, samples = updates[-1]
+    msg, metrics, samples, *_ = updates[-1]
     assert msg.startswith("Evaluated 1 held-out") and metrics
     assert samples.count("<tr>") == 2 and evaluate.PENDING not in samples  # header + the one example
 

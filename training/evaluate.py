@@ -65,6 +65,21 @@ def default_n(test_size: int, device: str) -> int:
     return min(test_size, GPU_EVAL_MAX if device.startswith("cuda") else CPU_EVAL_N)
 
 
+def new_token_cap(tokenizer, references: list[str]) -> int:
+    """Room for the longest expected answer and a quarter more, no more: on a CPU
+    generation is nearly all of the evaluation time, and a model that does not stop
+    (an untuned base often echoes the note) runs to this cap."""
+    longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references), default=0)
+    return max(16, min(512, int(longest * 1.25) + 16))
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text.strip()), dict)
+    except ValueError:
+        return False
+
+
 # ------------------------------------------------------------------ intervals
 
 def paired_bootstrap(base: list[float], tuned: list[float], weights: list[float] | None = None, *,

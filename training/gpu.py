@@ -98,9 +98,11 @@ def train_until_done(run_id: str, max_slice_steps: int | None = None) -> Iterato
             return
 
 
-def _eval_duration(run_id: str, n_samples: int = 5, *a, **k) -> int:
-    # Two batched greedy passes per batch of examples, seconds each on a GPU, plus loading.
-    return int(min(120, 30 + 4 * max(1, int(n_samples))))
+def _eval_duration(run_id: str, n_samples: int | None = 5, design: dict | None = None, *a, **k) -> int:
+    # Two batched greedy passes per batch of examples, seconds each on a GPU, plus loading;
+    # the adversarial cases are answered in the same batches.
+    cases = len((design or {}).get("cases") or []) or 6
+    return int(min(180, 30 + 2 * (max(1, int(n_samples or 36)) + cases)))
 
 
 def _forget_models_on_zerogpu() -> None:
@@ -115,13 +117,13 @@ def _forget_models_on_zerogpu() -> None:
 
 
 @spaces.GPU(duration=_eval_duration)
-def evaluate_gpu(run_id: str, n_samples: int = 5) -> Iterator[dict]:
-    """Base vs tuned on the test split (training.evaluate.evaluate_stream), on the GPU when
-    there is one. Yields its progress dicts (plain data: they are pickled across ZeroGPU's
-    fork), the last one {"kind": "done", "metrics": ...}."""
+def evaluate_gpu(run_id: str, n_samples: int | None = 5, design: dict | None = None) -> Iterator[dict]:
+    """Base vs tuned on the test split and the design's adversarial cases
+    (training.evaluate.evaluate_stream), on the GPU when there is one. Yields its progress
+    dicts (plain data: they are pickled across ZeroGPU's fork), the last one {"kind": "done", "metrics": ...}."""
     from training import evaluate
     try:
-        yield from evaluate.evaluate_stream(run_id, n_samples=n_samples)
+        yield from evaluate.evaluate_stream(run_id, n_samples=n_samples, design=design)
     finally:
         _forget_models_on_zerogpu()
 

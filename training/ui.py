@@ -412,39 +412,93 @@ def poll_handler(run_id: str | None):
 def eval_progress_md(event: dict) -> str:
     """One line while an evaluation runs: examples compared, answers in, time, an upper-bound estimate."""
     left = f" · at most ~{event['eta']:.0f} s left" if event.get("eta") is not None else ""
-    return (f"⏳ **{event['done']} / {event['n']} examples compared** ({event['answers']} of "
+    cases = f" + {event['cases']} adversarial cases" if event.get("cases") else ""
+    return (f"⏳ **{event['done']} / {event['n']} examples compared**{cases} ({event['answers']} of "
             f"{event['total_answers']} answers in) · {event['elapsed']:.0f} s elapsed{left}")
 
 
-def evaluate_handler(run_id: str | None, n_samples: int):
-    """Yields (status md, metrics rows, side-by-side rows) as the answers come in."""
+def eval_slider(test_size: int | None, device: str | None = None):
+    """The count slider for a test split of this size: 1..all of it, the default per device
+    (all on a GPU, a ~1-minute subset on a CPU), and the two numbers in its info line."""
     from training import evaluate
+    from training.engine import default_device
+    if not test_size:
+        return gr.skip()
+    device = device or default_device()
+    n = evaluate.default_n(test_size, device)
+    where = "all of them on a GPU" if device.startswith("cuda") else f"{n} on this CPU (about a minute)"
+    return gr.update(minimum=1, maximum=test_size, value=n,
+                     info=f"{test_size} in the test split; default {where}. More examples, tighter intervals.")
+
+
+def _run_test_size(run_id: str | None) -> int:
     if not run_id or not runs.exists(run_id):
-        yield "Train a model first.", [], ""
+        return 0
+    data = runs.read_datasets(run_id)
+    return len(data["test"] or data["validation"])
+
+
+def eval_extras(run_id: str | None):
+    """-> (count slider, interval note, per-field chart, adversarial cases) for the run on screen,
+    from its saved metrics.json (shown again when the learner re-opens or switches runs)."""
+    from training import evaluate
+    m = evaluate.read_metrics(run_id) if run_id and runs.exists(run_id) else None
+    return (eval_slider(_run_test_size(run_id)), evaluate.interval_note(m), _fields_chart(m),
+            eval_view.adversarial_html(m))
+
+
+def _fields_chart(metrics: dict | None) -> str:
+    from training import charts, evaluate
+    return charts.fields_svg(evaluate.per_field_table(metrics))
+
+
+def _eval_view(m: dict, note: str = ""):
+    """(metrics rows, side-by-side, per-field chart, adversarial) for (partial) metrics."""
+    from training import evaluate
+    rows = evaluate.metrics_rows(m) if m["n"] else []
+    return rows, eval_view.samples_html(m), _fields_chart(m), eval_view.adversarial_html(m, note)
+
+
+def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | None = None):
+    """Yields (status md, metrics rows, side-by-side, interval note, per-field chart, adversarial cases)
+    as the answers come in. `design`: the evaluation design (training/eval_design.py); None = the
+    loaded dataset's default."""
+    from training import eval_design, evaluate
+    skip4 = (gr.skip(),) * 4
+    if not run_id or not runs.exists(run_id):
+        yield "Train a model first.", [], "", *skip4
         return
     if not runs.read_run(run_id)["has_adapter"]:
-        yield "This run has no saved adapter yet: let it finish or stop it.", [], ""
+        yield "This run has no saved adapter yet: let it finish or stop it.", [], "", *skip4
         return
-    n = int(n_samples or 5)
-    yield f"⏳ Loading the model and starting on {n} test example{'s' if n != 1 else ''}…", gr.skip(), gr.skip()
+    if design and design.get("error"):
+        design = None  # an unusable design never reaches the run (its message was shown when it came)
+    n = int(n_samples) if n_samples else None
+    count = f"{n} test example{'s' if n != 1 else ''}" if n else "the default number of test examples"
+    yield f"⏳ Loading the model and starting on {count}…", gr.skip(), gr.skip(), *skip4
+    note = (design or eval_design.default_design(evaluate._run_dataset_name(run_id))).get("note", "")
     m = None
     try:
-        for event in gpu_mod.evaluate_gpu(run_id, n):
+        for event in gpu_mod.evaluate_gpu(run_id, n, design):
             m = event["metrics"]
             if event["kind"] == "done":
                 break
-            rows = evaluate.metrics_rows(m) if m["n"] else []
-            yield eval_progress_md(event), rows, eval_view.samples_html(m)
+            rows, samples, fields, adversarial = _eval_view(m, note)
+            yield eval_progress_md(event), rows, samples, "", fields, adversarial
     except Exception as exc:  # what was already shown stays on screen
         yield (f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.",
-               gr.skip(), gr.skip())
+               gr.skip(), gr.skip(), *skip4)
         return
     if not m:
-        yield "❌ The evaluation returned nothing. The run is unchanged.", gr.skip(), gr.skip()
+        yield "❌ The evaluation returned nothing. The run is unchanged.", gr.skip(), gr.skip(), *skip4
         return
-    msg = (f"Evaluated {m['n']} held-out test examples in {m['seconds']:.0f} s "
-           "(greedy decoding; base = same model with the adapter switched off).")
-    yield msg, evaluate.metrics_rows(m), eval_view.samples_html(m)
+    cases = len(m.get("adversarial") or [])
+    msg = (f"Evaluated {m['n']} held-out test examples"
+           + (f" and {cases} adversarial case{'s' if cases != 1 else ''}" if cases else "")
+           + f" in {m['seconds']:.0f} s (greedy decoding; base = same model with the adapter switched off). "
+           + eval_view.adversarial_summary(m.get("adversarial") or []))
+    rows, samples, fields, adversarial = _eval_view(m, note)
+    yield msg.strip(), rows, samples, evaluate.interval_note(m), fields, adversarial
 
 
 def chat_handler(run_id: str | None, history: list | None, text: str, use_adapter: bool):
@@ -600,12 +654,19 @@ def _step_after(c: SimpleNamespace) -> None:
     """Step 4: evaluate, chat, download, certificate."""
     with gr.Accordion("4 · Evaluate, chat, download", open=False, elem_id="train-step-evaluate") as c.step_eval:
         with gr.Row():
-            c.n_eval = gr.Slider(1, 10, value=5, step=1, label="Test examples to compare", elem_id="train-eval-n")
+            c.n_eval = gr.Slider(1, 10, value=_initial_eval_n(), step=1, label="Test examples to compare",
+                                 elem_id="train-eval-n")
             c.eval_btn = gr.Button("Evaluate base vs tuned", elem_id="train-eval")
+        # The evaluation design: Lab 4's metrics and adversarial cases (set by its hand-off), None = defaults.
+        c.eval_design = gr.State(None)
+        c.eval_design_md = gr.Markdown(_describe_design(None), elem_id="train-eval-design")
         c.eval_md = gr.Markdown(elem_id="train-eval-status")
-        c.metrics = gr.Dataframe(headers=["Metric", "Base", "Tuned", "Change"], label="Metrics on the test split",
-                               interactive=False)
+        c.metrics = gr.Dataframe(headers=["Metric", "Base [95% CI]", "Tuned [95% CI]", "Change [95% CI]"],
+                                 label="Metrics on the test split", interactive=False, elem_id="train-eval-metrics")
+        c.eval_ci = gr.Markdown(elem_id="train-eval-ci")
+        c.eval_fields = gr.HTML("", elem_id="train-eval-fields", elem_classes="curve")
         c.samples = gr.HTML("", elem_id="train-samples", css_template=eval_view.CSS)
+        c.eval_adversarial = gr.HTML("", elem_id="train-eval-adversarial", css_template=eval_view.ADVERSARIAL_CSS)
         c.chatbot = gr.Chatbot(label="Chat with your model", height=300)
         with gr.Row():
             c.chat_in = gr.Textbox(label="Message", placeholder="Paste a note to see what the tuned model does",
@@ -625,6 +686,18 @@ def _step_after(c: SimpleNamespace) -> None:
             c.cert_btn = gr.Button("Get my certificate", scale=1, elem_id="cert-get")
         c.cert_md = gr.Markdown(elem_id="cert-status")
         c.cert_file = gr.File(label="Certificate", interactive=False, visible=False, elem_id="cert-file")
+
+
+def _initial_eval_n() -> int:
+    """Before any data is known: this device's default, within the slider's first range."""
+    from training import evaluate
+    from training.engine import default_device
+    return evaluate.default_n(10, default_device())
+
+
+def _describe_design(design: dict | None) -> str:
+    from training import eval_design
+    return eval_design.describe(design)
 
 
 def _wire_data_and_check(c: SimpleNamespace) -> None:
@@ -669,8 +742,15 @@ def _wire_runs(c: SimpleNamespace) -> None:
 def _wire_after_run(c: SimpleNamespace) -> None:
     """Evaluation, chat, downloads, diagnosis and the certificate."""
     # Streams: "minimal" keeps the answers already in readable instead of under a spinner overlay.
-    c.eval_btn.click(evaluate_handler, [c.run_id, c.n_eval], [c.eval_md, c.metrics, c.samples], concurrency_id="gpu",
-                   show_progress="minimal", concurrency_limit=GPU_CONCURRENCY)
+    c.eval_btn.click(evaluate_handler, [c.run_id, c.n_eval, c.eval_design],
+                     [c.eval_md, c.metrics, c.samples, c.eval_ci, c.eval_fields, c.eval_adversarial],
+                     concurrency_id="gpu", show_progress="minimal", concurrency_limit=GPU_CONCURRENCY)
+    # The count follows the data: its range is the test split, its default this device's.
+    c.dataset.change(lambda d: eval_slider(len((d or {}).get("test") or [])), c.dataset, c.n_eval,
+                     api_visibility="private")
+    c.run_id.change(eval_extras, c.run_id, [c.n_eval, c.eval_ci, c.eval_fields, c.eval_adversarial],
+                    api_visibility="private")
+    c.eval_design.change(_describe_design, c.eval_design, c.eval_design_md, api_visibility="private")
     c.send.click(chat_handler, [c.run_id, c.chatbot, c.chat_in, c.use_adapter], [c.chatbot, c.chat_in], concurrency_limit=2)
     c.chat_in.submit(chat_handler, [c.run_id, c.chatbot, c.chat_in, c.use_adapter], [c.chatbot, c.chat_in], concurrency_limit=2)
     c.dl_btn.click(download_adapter_handler, c.run_id, [c.dl_file, c.dl_md])
