@@ -187,6 +187,34 @@ def test_evaluate_handler_shows_progress_then_the_result(run_with_adapter):
     assert samples.count("<tr>") == 2 and evaluate.PENDING not in samples  # header + the one example
 
 
+def test_evaluation_runs_the_lab4_cases_with_intervals_and_a_field_chart(run_with_adapter, monkeypatch):
+    """A Lab 4 design reaches the run: its metrics are the ones shown, its cases are answered by
+    both models and checked; the result has intervals, a per-field chart and survives a re-open."""
+    from labs.tools.evaluation import adversarial_cases, score_predictions
+    from training import eval_design
+
+    # Off-task cases do not stop at a closing brace: keep their answers short.
+    monkeypatch.setattr(evaluate, "new_token_cap", lambda tokenizer, references: 8)
+
+    design, _ = eval_design.apply_lab4("adversarial_cases", adversarial_cases("Name the animal as JSON"), None)
+    design, _ = eval_design.apply_lab4("score_predictions", score_predictions(['{"a": 1}'], ['{"a": 1}']), design)
+    design["metrics"] = ["json_valid", "field_accuracy"]
+    design["cases"] = [c for c in design["cases"] if c["category"] in ("prompt_injection", "out_of_domain")]
+    *_, last = ui.evaluate_handler(run_with_adapter, 1, design)
+    msg, rows, samples, ci_note, fields, adversarial = last
+    assert msg.startswith("Evaluated 1 held-out test examples and 2 adversarial cases")
+    assert "Adversarial cases: the tuned model fails" in msg
+    assert [r[0] for r in rows] == ["Valid JSON", "Field-level accuracy"] and "[" in rows[0][1]
+    assert "n = 1" in ci_note
+    assert 'id="field-base-0"' in fields and 'id="field-tuned-0"' in fields and "animal" in fields
+    assert adversarial.count("<tr>") == 3 and ("✗" in adversarial or "✓ passed" in adversarial)
+    m = evaluate.read_metrics(run_with_adapter)
+    assert set(m["intervals"]) >= {"json_valid", "field_accuracy", "exact_match"}
+    assert m["design"]["metrics"] == ["json_valid", "field_accuracy"] and len(m["adversarial"]) == 2
+    slider, note, chart, cases = ui.eval_extras(run_with_adapter)  # re-opened later: the same view
+    assert slider["maximum"] == 3 and note == ci_note and chart == fields and cases == adversarial
+
+
 # ------------------------------------------------------------------ the plan's estimate
 
 def test_plan_names_a_first_time_rebuild_of_the_embedded_model(tmp_path, monkeypatch):

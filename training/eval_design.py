@@ -172,7 +172,9 @@ def default_design(dataset_name: str) -> dict:
     elif dataset_name == "pharmacy_meds":
         cases = _with_system(_meds_cases(), "pharmacy_meds")
     elif dataset_name == "preference":
-        cases = _with_system(_soap_cases()[:3], "clinical_soap") + _with_system(_meds_cases()[:3], "pharmacy_meds")
+        soap = _soap_cases()
+        cases = (_with_system([soap[1], soap[2], soap[4]], "clinical_soap")
+                 + _with_system(_meds_cases()[:3], "pharmacy_meds"))
     else:
         cases = []
     return {"source": f"default for {dataset_name or 'this data'}", "metrics": None, "cases": cases,

@@ -452,11 +452,11 @@ def _fields_chart(metrics: dict | None) -> str:
     return charts.fields_svg(evaluate.per_field_table(metrics))
 
 
-def _eval_view(m: dict, note: str = ""):
+def _eval_view(m: dict, note: str = "", chart: bool = True):
     """(metrics rows, side-by-side, per-field chart, adversarial) for (partial) metrics."""
     from training import evaluate
     rows = evaluate.metrics_rows(m) if m["n"] else []
-    return rows, eval_view.samples_html(m), _fields_chart(m), eval_view.adversarial_html(m, note)
+    return rows, eval_view.samples_html(m), _fields_chart(m) if chart else None, eval_view.adversarial_html(m, note)
 
 
 def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | None = None):
@@ -483,8 +483,9 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
             m = event["metrics"]
             if event["kind"] == "done":
                 break
-            rows, samples, fields, adversarial = _eval_view(m, note)
-            yield eval_progress_md(event), rows, samples, "", fields, adversarial
+            # The chart is drawn once at the end: matplotlib on every tick would take CPU from generation.
+            rows, samples, _, adversarial = _eval_view(m, note, chart=False)
+            yield eval_progress_md(event), rows, samples, "", gr.skip(), adversarial
     except Exception as exc:  # what was already shown stays on screen
         yield (f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.",
                gr.skip(), gr.skip(), *skip4)
