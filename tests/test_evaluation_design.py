@@ -190,3 +190,8 @@ def test_count_slider_follows_the_test_split_and_the_device():
     assert cpu["value"] == evaluate.CPU_EVAL_N < 36 and "5 on this CPU" in cpu["info"]
     assert ui.eval_slider(3, "cpu")["value"] == 3  # a split smaller than the CPU default: all of it
     assert evaluate.default_n(500, "cuda") == evaluate.GPU_EVAL_MAX
+
+
+def test_evaluate_handler_answers_every_output_even_without_a_run():
+    updates = list(ui.evaluate_handler(None, 3, None))
+    assert updates and all(len(u) == 6 for u in updates) and updates[-1][0] == "Train a model first."

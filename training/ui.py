@@ -464,18 +464,18 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
     as the answers come in. `design`: the evaluation design (training/eval_design.py); None = the
     loaded dataset's default."""
     from training import eval_design, evaluate
-    skip4 = (gr.skip(),) * 4
+    rest = (gr.skip(),) * 3  # interval note, per-field chart, adversarial cases
     if not run_id or not runs.exists(run_id):
-        yield "Train a model first.", [], "", *skip4
+        yield "Train a model first.", [], "", *rest
         return
     if not runs.read_run(run_id)["has_adapter"]:
-        yield "This run has no saved adapter yet: let it finish or stop it.", [], "", *skip4
+        yield "This run has no saved adapter yet: let it finish or stop it.", [], "", *rest
         return
     if design and design.get("error"):
         design = None  # an unusable design never reaches the run (its message was shown when it came)
     n = int(n_samples) if n_samples else None
     count = f"{n} test example{'s' if n != 1 else ''}" if n else "the default number of test examples"
-    yield f"⏳ Loading the model and starting on {count}…", gr.skip(), gr.skip(), *skip4
+    yield f"⏳ Loading the model and starting on {count}…", gr.skip(), gr.skip(), *rest
     note = (design or eval_design.default_design(evaluate._run_dataset_name(run_id))).get("note", "")
     m = None
     try:
@@ -488,10 +488,10 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
             yield eval_progress_md(event), rows, samples, "", gr.skip(), adversarial
     except Exception as exc:  # what was already shown stays on screen
         yield (f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.",
-               gr.skip(), gr.skip(), *skip4)
+               gr.skip(), gr.skip(), *rest)
         return
     if not m:
-        yield "❌ The evaluation returned nothing. The run is unchanged.", gr.skip(), gr.skip(), *skip4
+        yield "❌ The evaluation returned nothing. The run is unchanged.", gr.skip(), gr.skip(), *rest
         return
     cases = len(m.get("adversarial") or [])
     msg = (f"Evaluated {m['n']} held-out test examples"
