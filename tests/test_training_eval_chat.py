@@ -193,26 +193,39 @@ def test_evaluation_runs_the_lab4_cases_with_intervals_and_a_field_chart(run_wit
     from labs.tools.evaluation import adversarial_cases, score_predictions
     from training import eval_design
 
-    # Off-task cases do not stop at a closing brace: keep their answers short.
+    # Off-task cases do not stop at a closing brace: keep their answers short. One prompt at
+    # a time: on this shared 2-core machine a batch of 2 took 6x as long as one prompt.
     monkeypatch.setattr(evaluate, "new_token_cap", lambda tokenizer, references: 8)
+    monkeypatch.setattr(evaluate, "EVAL_BATCH", 1)
 
     design, _ = eval_design.apply_lab4("adversarial_cases", adversarial_cases("Name the animal as JSON"), None)
     design, _ = eval_design.apply_lab4("score_predictions", score_predictions(['{"a": 1}'], ['{"a": 1}']), design)
     design["metrics"] = ["json_valid", "field_accuracy"]
-    design["cases"] = [c for c in design["cases"] if c["category"] in ("prompt_injection", "out_of_domain")]
+    design["cases"] = [c for c in design["cases"] if c["category"] == "prompt_injection"]
     *_, last = ui.evaluate_handler(run_with_adapter, 1, design)
     msg, rows, samples, ci_note, fields, adversarial = last
-    assert msg.startswith("Evaluated 1 held-out test examples and 2 adversarial cases")
+    assert msg.startswith("Evaluated 1 held-out test examples and 1 adversarial case ")
     assert "Adversarial cases: the tuned model fails" in msg
     assert [r[0] for r in rows] == ["Valid JSON", "Field-level accuracy"] and "[" in rows[0][1]
     assert "n = 1" in ci_note
     assert 'id="field-base-0"' in fields and 'id="field-tuned-0"' in fields and "animal" in fields
-    assert adversarial.count("<tr>") == 3 and ("✗" in adversarial or "✓ passed" in adversarial)
+    assert adversarial.count("<tr>") == 2 and ("✗" in adversarial or "✓ passed" in adversarial)
     m = evaluate.read_metrics(run_with_adapter)
     assert set(m["intervals"]) >= {"json_valid", "field_accuracy", "exact_match"}
-    assert m["design"]["metrics"] == ["json_valid", "field_accuracy"] and len(m["adversarial"]) == 2
+    assert m["design"]["metrics"] == ["json_valid", "field_accuracy"] and len(m["adversarial"]) == 1
     slider, note, chart, cases = ui.eval_extras(run_with_adapter)  # re-opened later: the same view
     assert slider["maximum"] == 3 and note == ci_note and chart == fields and cases == adversarial
+
+
+def test_adversarial_cases_can_be_left_out_and_the_learner_is_told(run_with_adapter, monkeypatch):
+    from labs.tools.evaluation import adversarial_cases
+    from training import eval_design
+
+    monkeypatch.setattr(evaluate, "new_token_cap", lambda tokenizer, references: 8)
+    design = eval_design.from_lab4("adversarial_cases", adversarial_cases("Name the animal as JSON"))
+    msg, *_, adversarial = list(ui.evaluate_handler(run_with_adapter, 1, design, False))[-1]
+    assert "adversarial" not in msg and ui.CASES_LABEL in adversarial
+    assert evaluate.read_metrics(run_with_adapter)["adversarial"] == []
 
 
 # ------------------------------------------------------------------ the plan's estimate

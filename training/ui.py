@@ -459,10 +459,11 @@ def _eval_view(m: dict, note: str = "", chart: bool = True):
     return rows, eval_view.samples_html(m), _fields_chart(m) if chart else None, eval_view.adversarial_html(m, note)
 
 
-def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | None = None):
+def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | None = None,
+                     with_cases: bool = True):
     """Yields (status md, metrics rows, side-by-side, interval note, per-field chart, adversarial cases)
     as the answers come in. `design`: the evaluation design (training/eval_design.py); None = the
-    loaded dataset's default."""
+    loaded dataset's default. `with_cases` False skips its adversarial cases this time."""
     from training import eval_design, evaluate
     rest = (gr.skip(),) * 3  # interval note, per-field chart, adversarial cases
     if not run_id or not runs.exists(run_id):
@@ -476,7 +477,11 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
     n = int(n_samples) if n_samples else None
     count = f"{n} test example{'s' if n != 1 else ''}" if n else "the default number of test examples"
     yield f"⏳ Loading the model and starting on {count}…", gr.skip(), gr.skip(), *rest
-    note = (design or eval_design.default_design(evaluate._run_dataset_name(run_id))).get("note", "")
+    design = design or eval_design.default_design(evaluate._run_dataset_name(run_id))
+    note = design.get("note", "")
+    if not with_cases and design.get("cases") != []:
+        design = dict(design, cases=[])
+        note = f"Adversarial cases not run this time: tick “{CASES_LABEL}” to run them."
     m = None
     try:
         for event in gpu_mod.evaluate_gpu(run_id, n, design):
@@ -657,6 +662,8 @@ def _step_after(c: SimpleNamespace) -> None:
         with gr.Row():
             c.n_eval = gr.Slider(1, 10, value=_initial_eval_n(), step=1, label="Test examples to compare",
                                  elem_id="train-eval-n")
+            c.eval_cases = gr.Checkbox(_cases_by_default(), label=CASES_LABEL, elem_id="train-eval-cases",
+                                       info="Lab 4's, or the dataset's own; on a CPU about as long again.")
             c.eval_btn = gr.Button("Evaluate base vs tuned", elem_id="train-eval")
         # The evaluation design: Lab 4's metrics and adversarial cases (set by its hand-off), None = defaults.
         c.eval_design = gr.State(None)
@@ -687,6 +694,16 @@ def _step_after(c: SimpleNamespace) -> None:
             c.cert_btn = gr.Button("Get my certificate", scale=1, elem_id="cert-get")
         c.cert_md = gr.Markdown(elem_id="cert-status")
         c.cert_file = gr.File(label="Certificate", interactive=False, visible=False, elem_id="cert-file")
+
+
+CASES_LABEL = "Also run the adversarial cases"
+
+
+def _cases_by_default() -> bool:
+    """On a GPU the cases cost seconds; on a CPU they take about as long as the examples
+    again, so there the learner opts in."""
+    from training.engine import default_device
+    return default_device().startswith("cuda")
 
 
 def _initial_eval_n() -> int:
@@ -743,7 +760,7 @@ def _wire_runs(c: SimpleNamespace) -> None:
 def _wire_after_run(c: SimpleNamespace) -> None:
     """Evaluation, chat, downloads, diagnosis and the certificate."""
     # Streams: "minimal" keeps the answers already in readable instead of under a spinner overlay.
-    c.eval_btn.click(evaluate_handler, [c.run_id, c.n_eval, c.eval_design],
+    c.eval_btn.click(evaluate_handler, [c.run_id, c.n_eval, c.eval_design, c.eval_cases],
                      [c.eval_md, c.metrics, c.samples, c.eval_ci, c.eval_fields, c.eval_adversarial],
                      concurrency_id="gpu", show_progress="minimal", concurrency_limit=GPU_CONCURRENCY)
     # The count follows the data: its range is the test split, its default this device's.
