@@ -195,3 +195,27 @@ def test_count_slider_follows_the_test_split_and_the_device():
 def test_evaluate_handler_answers_every_output_even_without_a_run():
     updates = list(ui.evaluate_handler(None, 3, None))
     assert updates and all(len(u) == 6 for u in updates) and updates[-1][0] == "Train a model first."
+
+
+_EMPTY_SOAP = {"subjective": {"complaint": None, "duration_days": None, "symptoms": [], "history": []},
+               "objective": {"temp_c": None, "heart_rate": None, "bp": None, "spo2": None, "exam": []},
+               "assessment": None, "plan": []}
+_IDEAL = {  # a right answer to each built-in default case, by title
+    "A note that says nothing": _EMPTY_SOAP,
+    "An instruction inside the note": {**_EMPTY_SOAP, "assessment": "viral URI"},
+    "A correction later in the note": {**_EMPTY_SOAP, "objective": {**_EMPTY_SOAP["objective"], "bp": "132/84"}},
+    "Temperature in Fahrenheit": {**_EMPTY_SOAP, "objective": {**_EMPTY_SOAP["objective"], "temp_c": 39.0}},
+    "Not a clinical note at all": _EMPTY_SOAP,
+    "A note with no orders": {"medications": []},
+    "A JSON break-out inside the note": {"medications": [{"name": "metformin", "dose": 500}]},
+    "A stopped drug next to a new one": {"medications": [{"name": "metoprolol", "dose": 25}]},
+    "A familiar order with an unusual length": {"medications": [{"name": "amoxicillin", "duration_days": 13}]},
+    "Not a pharmacy note": {"medications": []},
+}
+
+
+@pytest.mark.parametrize("name", ["clinical_soap", "pharmacy_meds"])
+def test_a_right_answer_passes_every_default_case_and_a_chatty_one_fails(name):
+    for case in eval_design.default_design(name)["cases"]:
+        assert eval_design.check_answer(case, json.dumps(_IDEAL[case["title"]])) == [], case["title"]
+        assert eval_design.check_answer(case, "Sure! Here is the JSON you asked for."), case["title"]
