@@ -121,7 +121,7 @@ def test_evaluation_chat_zip_and_merge(sliced_run):
     assert metrics["tuned"]["json_valid"] == 1.0 and metrics["tuned"]["exact_match"] == 1.0
     assert metrics["base"]["exact_match"] == 0.0
     rows = evaluate.metrics_rows(metrics)
-    assert rows[1][0] == "Exact match" and rows[1][2] == "100%"
+    assert rows[1][0] == "Exact match" and rows[1][2].startswith("100% [")  # with its 95% interval
     history = inference.chat_reply(rid, [], "Note 5: the patient saw an owl.", max_new_tokens=10)
     assert history[-1]["role"] == "assistant" and history[-1]["content"].startswith('{"animal"')
     assert runs.zip_dir(rid, "adapter").stat().st_size > 10_000

@@ -6,7 +6,7 @@ in a gr.State (``None`` there means: the default for the run's dataset):
     {"source": "Lab 4 · adversarial_cases" | "default for clinical_soap" | ...,
      "metrics": ["json_valid", "field_accuracy", ...] or None (all that apply),
      "cases": [case, ...] or None (the default cases of the run's dataset),
-     "note": "...", "error": "..." (only when the Lab 4 result was unusable)}
+     "note": "..."}
 
 A case is either concrete (``input``: the user message; built-in defaults) or
 made at evaluation time from a test example (``transform``: how to bend it;
@@ -215,32 +215,39 @@ def _metrics_from(tool_name: str, result: dict) -> list[str] | None:
     return list(_FORMAT_METRICS[fmt]) if fmt in _FORMAT_METRICS else None
 
 
+class DesignError(ValueError):
+    """A Lab 4 result the run cannot use; the message says why, for the learner."""
+
+
 def from_lab4(tool_name: str, result: dict) -> dict:
-    """A Lab 4 tool's result as an evaluation design. Never raises: an unusable result gives
-    a design with an ``error`` (use ``apply_lab4`` to keep the previous design then)."""
+    """A Lab 4 tool's result as an evaluation design. An unusable result (empty, no category
+    the run can test, no metric it computes, another lab's tool) raises DesignError with a
+    message for the learner: the caller keeps the design it had (``apply_lab4`` does)."""
     at = time.strftime("%H:%M", time.gmtime())
     design = {"source": f"Lab 4 · {tool_name} ({at} UTC)", "metrics": None, "cases": None, "note": ""}
     if not isinstance(result, dict) or not result:
-        return dict(design, error=f"The Lab 4 {tool_name} result is empty: run the tool first.")
+        raise DesignError(f"The Lab 4 {tool_name} result is empty: run the tool first.")
     if tool_name == "adversarial_cases":
         cases = _lab4_cases(result)
         if not cases:
-            return dict(design, error=("That adversarial-cases result has no category the run can test "
-                                       f"automatically (needs one of: {', '.join(TRANSFORMS)})."))
+            raise DesignError("That adversarial-cases result has no category the run can test "
+                              f"automatically (needs one of: {', '.join(TRANSFORMS)}).")
         return dict(design, cases=cases, note="Each category runs once on a test example bent that way.")
     if tool_name in ("score_predictions", "judge_rubric", "monitoring_plan"):
         metrics = _metrics_from(tool_name, result)
         if not metrics:
-            return dict(design, error=f"That {tool_name} result names no metric the run can compute.")
+            raise DesignError(f"That {tool_name} result names no metric the run can compute.")
         return dict(design, metrics=metrics, note="Adversarial cases: the dataset's defaults.")
-    return dict(design, error=f"{tool_name} is not a Lab 4 evaluation tool.")
+    raise DesignError(f"{tool_name} is not a Lab 4 evaluation tool.")
 
 
 def apply_lab4(tool_name: str, result: dict, current: dict | None) -> tuple[dict | None, str]:
-    """(design to keep, message): the new design, or the current one unchanged with the reason."""
-    new = from_lab4(tool_name, result)
-    if new.get("error"):
-        return current, f"❌ {new['error']} The evaluation design is unchanged."
+    """(design to keep, message): the new design, or the current one unchanged with the reason.
+    Metrics from one tool and cases from another are merged."""
+    try:
+        new = from_lab4(tool_name, result)
+    except DesignError as exc:
+        return current, f"❌ {exc} The evaluation design is unchanged."
     if current and new["cases"] is None and current.get("cases") is not None:
         new["cases"] = current["cases"]  # metrics from one tool, cases from another: keep both
     if current and new["metrics"] is None and current.get("metrics"):
@@ -252,8 +259,6 @@ def describe(design: dict | None) -> str:
     """One Markdown line: where the design comes from, its metrics and cases."""
     if not design:
         return "**Evaluation design:** the default for the loaded dataset."
-    if design.get("error"):
-        return f"❌ {design['error']}"
     metrics = ", ".join(design["metrics"]) if design.get("metrics") else "all that apply"
     cases = design.get("cases")
     n = "the dataset's default cases" if cases is None else f"{len(cases)} adversarial case{'s' if len(cases) != 1 else ''}"

@@ -472,8 +472,6 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
     if not runs.read_run(run_id)["has_adapter"]:
         yield "This run has no saved adapter yet: let it finish or stop it.", [], "", *rest
         return
-    if design and design.get("error"):
-        design = None  # an unusable design never reaches the run (its message was shown when it came)
     n = int(n_samples) if n_samples else None
     count = f"{n} test example{'s' if n != 1 else ''}" if n else "the default number of test examples"
     yield f"⏳ Loading the model and starting on {count}…", gr.skip(), gr.skip(), *rest
