@@ -220,3 +220,17 @@ def test_a_right_answer_passes_every_default_case_and_a_chatty_one_fails(name):
     for case in eval_design.default_design(name)["cases"]:
         assert eval_design.check_answer(case, json.dumps(_IDEAL[case["title"]])) == [], case["title"]
         assert eval_design.check_answer(case, "Sure! Here is the JSON you asked for."), case["title"]
+
+
+def test_lab4_hand_off_applies_a_usable_design_and_refuses_an_unusable_one():
+    from labs.handoff import capture
+    from training.handoffs import apply_handoff
+
+    good = capture("eval", "adversarial_cases", {"task_description": "SOAP notes"},
+                   lab4.adversarial_cases("SOAP notes"), "workbench")
+    applied = apply_handoff(good, {}, "sft", "cpu")
+    assert applied.ok and len(applied.eval_design["cases"]) == 6
+    bad = capture("eval", "adversarial_cases", {"task_description": "x"},
+                  {"categories": [{"category": "high_stakes"}]}, "chat")
+    refused = apply_handoff(bad, {}, "sft", "cpu")
+    assert not refused.ok and refused.eval_design is None and "no category the run can test" in refused.message
