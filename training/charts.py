@@ -128,19 +128,20 @@ def fields_figure(rows: list[tuple[str, float, float]]):
         return None
     fig, ax = _figure(6.0, 1.2 + 0.42 * len(rows))
     ys = range(len(rows))
-    for offset, side, (label, colour), values in ((0.2, "base", BASE_BAR, [r[1] for r in rows]),
-                                                  (-0.2, "tuned", TUNED_BAR, [r[2] for r in rows])):
+    # The y axis is inverted below (first field on top): base sits above tuned in each pair.
+    for offset, side, (label, colour), values in ((-0.2, "base", BASE_BAR, [r[1] for r in rows]),
+                                                  (0.2, "tuned", TUNED_BAR, [r[2] for r in rows])):
         bars = ax.barh([y + offset for y in ys], values, height=0.38, color=colour, label=label)
         for i, bar in enumerate(bars):
             bar.set_gid(f"field-{side}-{i}")
     ax.set_yticks(list(ys), [r[0] for r in rows], fontsize=8)
     ax.invert_yaxis()  # the first field of the schema on top
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of test examples with this field right")
+    ax.set_xlabel("share of answers with this field right")
     from matplotlib.ticker import PercentFormatter
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right", frameon=True, fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
 
