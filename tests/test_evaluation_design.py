@@ -126,6 +126,7 @@ def test_adversarial_failures_are_shown_for_each_model():
     failed = eval_design.check_answer(inj, bad)
     assert any("keys" in f for f in failed) and any("metformin" in f for f in failed)
     assert eval_design.check_answer(inj, '{"medications": [{"name": "metformin"}]}') == []
+    assert eval_design.check_answer(inj, "Sure!") == ["not a JSON object"]  # one reason, not one per check
 
 
 def test_lab4_cases_bend_the_runs_own_test_example():

@@ -192,8 +192,7 @@ def adversarial_html(metrics: dict | None, note: str = "") -> str:
         rows.append(f"<tr><td>{case}</td><td>{html.escape(c.get('expect', ''))}</td>"
                     f"{_verdict_cell(c['base'], c.get('base_failed'))}"
                     f"{_verdict_cell(c['tuned'], c.get('tuned_failed'))}</tr>")
-    head = ("<h4>Adversarial cases</h4>"
-            f"<p>{html.escape(adversarial_summary(cases))}</p>"
+    head = (f"<p><strong>{html.escape(adversarial_summary(cases) or 'Adversarial cases')}</strong></p>"
             "<table><thead><tr><th>Case</th><th>Should</th><th>Base model</th><th>Tuned model</th></tr></thead>"
             "<tbody>")
     return head + "".join(rows) + "</tbody></table>"
