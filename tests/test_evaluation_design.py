@@ -165,6 +165,8 @@ def test_design_from_each_lab4_tool():
     ("adversarial_cases", {}),
     ("adversarial_cases", {"categories": [{"category": "high_stakes", "examples": ["x"]}]}),
     ("adversarial_cases", {"categories": "not a list"}),
+    ("adversarial_cases", {"categories": [{"category": ["prompt_injection"]}, None, 7]}),
+    ("judge_rubric", {"output_format": ["json"]}),
     ("score_predictions", {"rows": 3}),
     ("recommend_lora_config", {"r": 8}),
     ("judge_rubric", None),

@@ -203,14 +203,16 @@ TRANSFORMS = {
 
 def _lab4_cases(result: dict) -> list[dict]:
     cases = []
-    for cat in result.get("categories") or []:
+    cats = result.get("categories")
+    for cat in cats if isinstance(cats, list) else []:
         name = cat.get("category") if isinstance(cat, dict) else None
-        if name not in TRANSFORMS:
+        if not isinstance(name, str) or name not in TRANSFORMS:
             continue  # e.g. high_stakes: only a person can judge those
         transform, title = TRANSFORMS[name]
+        examples = cat.get("examples") if isinstance(cat.get("examples"), list) else []
         cases.append({"category": name, "title": title, "transform": transform,
-                      "expect": str(cat.get("expected_behaviour") or ""),
-                      "designed": [str(e) for e in (cat.get("examples") or [])][:5]})
+                      "expect": str(cat.get("expected_behaviour") or "")[:300],
+                      "designed": [str(e)[:300] for e in examples][:5]})
     return cases[:MAX_CASES]
 
 
@@ -218,7 +220,7 @@ def _metrics_from(tool_name: str, result: dict) -> list[str] | None:
     if tool_name == "score_predictions":
         return [ours for theirs, ours in _LAB4_METRIC_NAMES.items() if theirs in result] or None
     fmt = result.get("output_format")
-    return list(_FORMAT_METRICS[fmt]) if fmt in _FORMAT_METRICS else None
+    return list(_FORMAT_METRICS[fmt]) if isinstance(fmt, str) and fmt in _FORMAT_METRICS else None
 
 
 class DesignError(ValueError):
@@ -231,6 +233,7 @@ def from_lab4(tool_name: str, result: dict) -> dict:
     message for the learner: the caller keeps the design it had (``apply_lab4`` does)."""
     at = time.strftime("%H:%M", time.gmtime())
     design = {"source": f"Lab 4 · {tool_name} ({at} UTC)", "metrics": None, "cases": None, "note": ""}
+    tool_name = str(tool_name)[:60]
     if not isinstance(result, dict) or not result:
         raise DesignError(f"The Lab 4 {tool_name} result is empty: run the tool first.")
     if tool_name == "adversarial_cases":
