@@ -104,6 +104,16 @@ def _lab3_apply(page) -> None:
     expect(page.locator("#train-provenance")).to_contain_text("Data from Lab 2 (chat)")
 
 
+def _lab4_apply(page) -> None:
+    """Lab 4's adversarial cases, from the workbench form as shown, become the run's evaluation."""
+    _open_lab(page, 4)
+    page.get_by_text("Workbench: run this lab's calculators yourself").filter(visible=True).click()
+    _visible(page.get_by_role("tab", name="adversarial cases")).click()
+    _visible(page.get_by_role("button", name="Run adversarial_cases")).click()
+    page.locator("#lab-eval-apply").click()
+    expect(page.locator("#train-provenance")).to_contain_text("Evaluation from Lab 4 (workbench)")
+
+
 def _markers(page, gid: str) -> int:
     return page.locator(f"#train-loss-chart g#{gid} use").count()
 
@@ -167,11 +177,15 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     page.get_by_role("tab", name="Training").click()
 
     # Step 4 opened when the run saved its adapter: evaluate one example.
+    _lab4_apply(page)
+    expect(page.locator("#train-eval-cases input")).to_be_checked()
     n_eval = page.locator("#train-eval-n input[type=number]")
     n_eval.fill("1")
     n_eval.press("Tab")
     page.locator("#train-eval").click()
     expect(page.locator("#train-eval-status")).to_contain_text("Evaluated", timeout=TRAIN_TIMEOUT_MS)
+    # Lab 4's cases ran against base and tuned, and the failures are counted.
+    expect(page.locator("#train-eval-adversarial")).to_contain_text(re.compile(r"the tuned model fails \d+ of \d+"))
     table = page.locator("#train-samples table")
     table.scroll_into_view_if_needed()  # scrolling down is fine; scrolling sideways is what must not be needed
     for header in ("Expected", "Base model", "Tuned model"):

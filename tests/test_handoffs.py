@@ -77,7 +77,7 @@ def _apply(wired, aid, h, method="sft", dataset=None, values=None):
     labs, parts, nav, applier = wired
     status = labs[aid]["handoff"].status
     values = values or config.defaults("cpu")
-    out = applier(parts, nav, status)(h, {}, method, dataset, *[values[k] for k in config.HP_NAMES])
+    out = applier(parts, nav, status)(h, {}, method, dataset, None, *[values[k] for k in config.HP_NAMES])
     return out, status, parts, nav
 
 
@@ -209,3 +209,16 @@ def test_a_critic_result_with_blocking_errors_cannot_be_sent(wired, ftlab_data_d
     fixed, note = fix_handler(h)
     assert note.startswith("⚠️") and "at least 10" in note
     assert fixed == {"__type__": "update"}  # gr.skip(): the hand-off stays as it was
+
+
+def test_lab4_cases_become_the_runs_evaluation_and_are_switched_on(wired, ftlab_data_dir):
+    from labs.tools import registry
+
+    result, error = registry.execute("adversarial_cases", {"task_description": "Extract drug and dose as JSON"})
+    assert error is None
+    out, status, parts, nav = _apply(wired, "eval", lab_handoff.capture("eval", "adversarial_cases", {}, result, "workbench"))
+    design = out[parts["eval_design"]]
+    assert design["cases"] and out[parts["eval_cases"]] is True and out[status].startswith("✅")
+    assert "Evaluation from Lab 4 (workbench)" in out[parts["provenance"]]
+    out, status, _, _ = _apply(wired, "eval", lab_handoff.capture("eval", "adversarial_cases", {}, {"x": 1}, "chat"))
+    assert list(out) == [status] and "Not applied" in out[status]

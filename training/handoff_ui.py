@@ -19,8 +19,8 @@ def wire_handoffs(labs: dict[str, dict], parts: dict, nav: gr.Tabs, lesson_tabs:
     for advisor_id, lab in labs.items():
         h = lab["handoff"]
         targets = _targets(parts, nav, h.status)
-        h.apply.click(_applier(parts, nav, h.status), [h.state, parts["origins"], parts["method"], parts["dataset"],
-                                                       *hp_inputs], targets, api_visibility="private")
+        inputs = [h.state, parts["origins"], parts["method"], parts["dataset"], parts["eval_design"], *hp_inputs]
+        h.apply.click(_applier(parts, nav, h.status), inputs, targets, api_visibility="private")
         if advisor_id == "dataset":
             h.fix.click(fix_handler, h.state, [h.state, h.status], api_visibility="private")
     lora_box = labs["lora"]["textbox"]
@@ -32,16 +32,16 @@ def _targets(parts: dict, nav: gr.Tabs, status: gr.Markdown) -> list:
     keys = ("method", "model", "source", "builtin", "dataset", "data_md", "step_check", "origins", "provenance",
             "hp_box")
     outs = [parts[k] for k in keys] + list(parts["hyperparameters"].values()) + [nav, status]
-    optional = [parts[k] for k in ("eval_design", "jobs_model") if parts.get(k) is not None]
+    optional = [parts[k] for k in ("eval_design", "eval_cases", "jobs_model") if parts.get(k) is not None]
     return outs + optional
 
 
 def _applier(parts: dict, nav: gr.Tabs, status: gr.Markdown):
-    def apply(h, origins, method, dataset, *values):
+    def apply(h, origins, method, dataset, design, *values):
         from training.engine import default_device
 
         current = dict(zip(config.HP_NAMES, values))
-        a = handoffs.apply_handoff(h, current, method, default_device())
+        a = handoffs.apply_handoff(h, current, method, default_device(), design)
         if not a.ok:
             return {status: f"⚠️ {a.message}"}
         out: dict[Any, Any] = {status: f"✅ {a.message}", nav: gr.Tabs(selected="training")}
@@ -102,6 +102,7 @@ def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
         out[parts["jobs_model"]] = a.job_model
     if a.eval_design is not None and parts.get("eval_design") is not None:
         out[parts["eval_design"]] = a.eval_design
+        out[parts["eval_cases"]] = True  # the learner designed cases: run them, also on a CPU
     return out
 
 

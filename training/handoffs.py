@@ -154,18 +154,18 @@ def apply_dataset(h: dict) -> Applied:
                    dataset_text=text, origin=("data", _origin(h)))
 
 
-def apply_eval_design(h: dict) -> Applied:
+def apply_eval_design(h: dict, current: dict | None = None) -> Applied:
+    """Lab 4's metrics or cases over the run's current design (metrics from one tool, cases from another)."""
     from training import eval_design
 
-    try:
-        design = eval_design.from_lab4(h["tool"], h["result"])
-    except ValueError as exc:
-        return Applied(ok=False, message=f"Not applied: {exc}")
-    return Applied(ok=True, message="The run's evaluation will use this design.", eval_design=design,
+    design, message = eval_design.apply_lab4(h["tool"], h["result"], current)
+    if design is current:
+        return Applied(ok=False, message=f"Not applied: {message.removeprefix('❌ ')}")
+    return Applied(ok=True, message=f"The run's evaluation will use this design. {message}", eval_design=design,
                    origin=("evaluation", _origin(h)))
 
 
-def apply_handoff(h: Any, current: dict, method: str, device: str) -> Applied:
+def apply_handoff(h: Any, current: dict, method: str, device: str, design: dict | None = None) -> Applied:
     """One entry for every lab: what its latest hand-off changes in the Training tab."""
     if not isinstance(h, dict) or "kind" not in h:
         return Applied(ok=False, message="Nothing to apply yet: run a calculator in the workbench or ask the "
@@ -177,7 +177,7 @@ def apply_handoff(h: Any, current: dict, method: str, device: str) -> Applied:
         return apply_lora_config(h, current, method, device)
     if kind == "dataset":
         return apply_dataset(h)
-    return apply_eval_design(h)
+    return apply_eval_design(h, design)
 
 
 def origins_md(origins: dict[str, str]) -> str:

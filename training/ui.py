@@ -793,7 +793,7 @@ def _parts_and_hooks(c: SimpleNamespace) -> dict:
             # the labs' hand-offs (training/handoff_ui.py)
             "source": c.source, "builtin": c.builtin, "data_md": c.data_md, "step_check": c.step_check,
             "origins": c.origins, "provenance": c.provenance, "hp_box": c.hp_box, "ask_advisor": c.ask_btn, "diagnosis": c.diagnosis,
-            "eval_design": getattr(c, "eval_design", None)}
+            "eval_design": c.eval_design, "eval_cases": c.eval_cases}
 
 
 # The hyperparameter rows of the tab, by field name (labels, ranges, help: training/config.py).
