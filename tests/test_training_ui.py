@@ -55,6 +55,7 @@ def test_wrong_data_is_refused_and_the_loaded_dataset_is_kept(ftlab_data_dir, tm
 
 
 def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
+    from training import config
     ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
     critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", _hp())
     assert "Dataset check" in critic
@@ -63,7 +64,7 @@ def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
     assert hist["sort"] == sorted(hist["sort"], key=lambda label: int(label[1:]))  # numeric order
     assert "can't be reached" in ui.model_notice()  # offline: the embedded model, said up front
     assert {lab for _, lab in highlight} == {"trained", "prompt (not trained)"}
-    assert "16 optimizer steps" in plan
+    assert f"{config.CPU_DEFAULTS['max_steps']} optimizer steps" in plan  # the CPU default run
 
 
 def test_start_is_refused_before_training_with_the_field_named(ftlab_data_dir):
