@@ -94,7 +94,8 @@ def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
     # A fresh page load with the same BrowserState finds the run and its curve.
     runs.append_log(rid, [{"step": 1, "loss": 2.0, "elapsed": 1.0, "learning_rate": 1e-4}])
     out = ui.attach_handler(ids)
-    assert out[0] == rid and "Training" in out[2] and "Step 1 / 16" in out[3]
+    total = _hp()["max_steps"]  # the CPU default run's steps
+    assert out[0] == rid and "Training" in out[2] and f"Step 1 / {total}" in out[3]
     # The first point is drawn as a visible marker, with the legend; no eval point yet.
     curve = out[4]
     assert _markers(curve, "curve-train-loss") == 1 and "train loss" in curve
