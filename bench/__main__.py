@@ -25,7 +25,7 @@ NOTES = """
 
 Settings (environment variables): `BENCH_START_REPEATS` (5), `BENCH_SESSIONS` (50),
 `BENCH_ADVISOR_REPEATS` (15), `BENCH_TRAIN_STEPS` (8), `BENCH_TRAIN_REPEATS` (2),
-`BENCH_EVAL_N` (5), `BENCH_EVAL_REPEATS` (1), `BENCH_EVAL_TRAIN_STEPS` (12), `BENCH_EVAL_RUN` (a trained run id),
+`BENCH_EVAL_N` (5), `BENCH_EVAL_REPEATS` (1), `BENCH_EVAL_TRAIN_STEPS` (the CPU default run's steps), `BENCH_EVAL_RUN` (a trained run id),
 `BENCH_GPU_STEPS` (0 = the default one-epoch run), `BENCH_ONLY` (comma list of
 startup, page, load, advisor, train, evaluate, gpu), `BENCH_QUICK=1` (tiny settings for the smoke test).
 `python -m bench.train --step-ab --steps 8 --repeats 3` runs only the interleaved one-step

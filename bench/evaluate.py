@@ -9,8 +9,9 @@ object closes. Both sides load the model themselves (the load is part of what th
 waits for), use the same run and the same test rows, alternate, and report medians.
 
 The run: BENCH_EVAL_RUN=<run id under FTLAB_DATA_DIR> uses a trained one; otherwise a run
-on the built-in clinical_soap set is trained for BENCH_EVAL_TRAIN_STEPS (default 12) steps
-with the CPU defaults, so the tuned side answers roughly as after a short training;
+on the built-in clinical_soap set is trained with the CPU defaults (`config.defaults("cpu")`)
+for BENCH_EVAL_TRAIN_STEPS steps (default: the CPU default run's), so the tuned side answers
+as after the default run;
 BENCH_EVAL_TRAIN_STEPS=0 saves an untrained adapter instead (LoRA B = 0: tuned answers
 equal the base's and rarely stop early, the worst case for the JSON stop).
 The machine is shared: besides wall time, the CPU seconds each side used are reported
@@ -97,7 +98,9 @@ def _trained_run(steps: int) -> str:
     if rid:
         return rid
     s = load_builtin("clinical_soap")
-    cfg, errors = config.validate({"max_steps": max(1, steps), "batch_size": 1, "grad_accum": 4}, "sft",
+    # All the CPU defaults, not only the batch: a partial dict falls back to the GPU table
+    # (learning rate 2e-4), which trained a run that had learnt nothing in 12 steps.
+    cfg, errors = config.validate({**config.defaults("cpu"), "max_steps": max(1, steps)}, "sft",
                                   base_model="embedded/SmolLM2-135M-Instruct",
                                   dataset=config.DataRef(name="clinical_soap"))
     assert not errors, errors
@@ -126,7 +129,8 @@ def run(quick_mode: bool | None = None) -> list[Row]:
     q = quick() if quick_mode is None else quick_mode
     n = int(os.environ.get("BENCH_EVAL_N") or (1 if q else 5))
     repeats = int(os.environ.get("BENCH_EVAL_REPEATS") or 1)
-    steps = int(os.environ.get("BENCH_EVAL_TRAIN_STEPS") or (0 if q else 12))
+    from training.config import CPU_DEFAULTS
+    steps = int(os.environ.get("BENCH_EVAL_TRAIN_STEPS") or (0 if q else CPU_DEFAULTS["max_steps"]))
     cap = 8 if q else None
     rid = _trained_run(steps)
     from training.inference import load_for_run

@@ -102,3 +102,17 @@ def test_gpu_bench_says_so_when_there_is_no_gpu():
         pytest.skip("a GPU is present: the GPU bench runs for real there (python -m bench.gpu)")
     rows = gpu.run(quick_mode=True)
     assert len(rows) == 1 and "no CUDA GPU" in rows[0].ours
+
+
+def test_gain_bench_trains_the_default_run_and_scores_both_sides(ftlab_data_dir, tmp_path, capsys):
+    import json
+
+    from bench import gain
+    assert gain.main(["--smoke", "--datasets", "pharmacy_meds", "--out", str(tmp_path / "gain.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| `pharmacy_meds` | test, 1 | 1 |" in out  # one step of the default run, one test row
+    result = json.loads((tmp_path / "gain.json").read_text())[0]
+    for side in ("base", "tuned"):  # both sides answered and were scored by the Lab 4 scorer
+        assert set(result[side]) == {"json_valid", "field_accuracy", "exact_match"}
+        assert all(v is not None for v in result[side].values())
+    assert result["config"]["learning_rate"] == gain.default_config("pharmacy_meds").learning_rate

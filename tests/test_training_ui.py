@@ -55,6 +55,7 @@ def test_wrong_data_is_refused_and_the_loaded_dataset_is_kept(ftlab_data_dir, tm
 
 
 def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
+    from training import config
     ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
     critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", _hp())
     assert "Dataset check" in critic
@@ -63,7 +64,7 @@ def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
     assert hist["sort"] == sorted(hist["sort"], key=lambda label: int(label[1:]))  # numeric order
     assert "can't be reached" in ui.model_notice()  # offline: the embedded model, said up front
     assert {lab for _, lab in highlight} == {"trained", "prompt (not trained)"}
-    assert "16 optimizer steps" in plan
+    assert f"{config.CPU_DEFAULTS['max_steps']} optimizer steps" in plan  # the CPU default run
 
 
 def test_start_is_refused_before_training_with_the_field_named(ftlab_data_dir):
@@ -93,7 +94,8 @@ def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
     # A fresh page load with the same BrowserState finds the run and its curve.
     runs.append_log(rid, [{"step": 1, "loss": 2.0, "elapsed": 1.0, "learning_rate": 1e-4}])
     out = ui.attach_handler(ids)
-    assert out[0] == rid and "Training" in out[2] and "Step 1 / 16" in out[3]
+    total = _hp()["max_steps"]  # the CPU default run's steps
+    assert out[0] == rid and "Training" in out[2] and f"Step 1 / {total}" in out[3]
     # The first point is drawn as a visible marker, with the legend; no eval point yet.
     curve = out[4]
     assert _markers(curve, "curve-train-loss") == 1 and "train loss" in curve

@@ -154,12 +154,16 @@ SPEC = {f.name: f.metadata for f in HYPERPARAMETERS}
 DEFAULTS = {f.name: f.default for f in HYPERPARAMETERS}
 
 # On a CPU (running locally without a GPU) a full epoch of a built-in set takes
-# 10+ minutes, so the defaults there are a short run that still shows the loss
-# falling and the output format being learned: ~3 minutes on 2 cores.
-# Per-device batch 1 x accumulation 4 (not 2 x 2): the same effective batch with no
-# padding and half the stored activations; bench/train.py measured peak RSS 3.19 GB ->
-# 2.11 GB and 57 -> 60 supervised tokens/s at the same eval loss (docs/benchmarks.md).
-CPU_DEFAULTS: dict[str, Any] = {"batch_size": 1, "grad_accum": 4, "max_steps": 16, "eval_steps": 8,
+# 10+ minutes, so the defaults there are a short run that must still teach the task:
+# 64 examples, one per optimizer step, ~3-5 minutes on 2 cores. Measured with
+# bench/gain.py (docs/benchmarks.md, "Does the default CPU run teach?"): the former
+# 16 steps of 4 examples (the same 64 examples, a quarter of the updates) left
+# clinical_soap at eval loss 0.95 and 0% field accuracy (generic JSON, not the
+# schema); 64 steps of 1 reach eval loss 0.28 and the schema on every answer.
+# Batch 1 also means no padding and the smallest activations (bench/train.py:
+# peak RSS 3.19 GB at batch 2 -> 2.11 GB at batch 1). Two validation-loss
+# evaluations (steps 32 and 64) keep the curve and the best-adapter choice.
+CPU_DEFAULTS: dict[str, Any] = {"batch_size": 1, "grad_accum": 1, "max_steps": 64, "eval_steps": 32,
                                 "learning_rate": 1e-3, "warmup_ratio": 0.1}
 # DPO moves a model much further per step than SFT at the same rate: its own rate.
 DPO_DEFAULTS: dict[str, Any] = {"learning_rate": 5e-5, "beta": 0.1}
