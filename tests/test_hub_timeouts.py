@@ -43,8 +43,9 @@ def test_a_read_with_timeout_none_is_capped_by_the_bound(hung_hub, monkeypatch):
 
 
 def test_a_hub_dataset_load_against_a_hung_hub_gets_a_message(hung_hub, tmp_path):
-    # Every request the datasets library makes hangs (the fake has no dataset routes).
-    hung_hub.fail("hang", on="unknown", times=1000)
+    # Every request the datasets library makes hangs (dataset info, file listing, downloads, the rest).
+    for route in ("repo_info", "tree", "resolve", "unknown"):
+        hung_hub.fail("hang", on=route, times=1000)
     env = {**os.environ, "HF_ENDPOINT": hung_hub.url, "HF_HOME": str(tmp_path), "FTLAB_HUB_TIMEOUT_S": str(BOUND_S),
            "HF_HUB_DISABLE_XET": "1"}
     for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
