@@ -48,7 +48,7 @@ def _chat_handlers(advisor_id: str):
                                     on_tool=heard):
             yield updated, (found[-1] if found else handoff)
 
-    def send(history, text, session, handoff):
+    def send(history, text, session, handoff=None):
         if not isinstance(text, str) or not text.strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
@@ -59,7 +59,7 @@ def _chat_handlers(advisor_id: str):
         for updated, h in reply(history, text, session, handoff):
             yield updated, box, session, h
 
-    def retry(history, session, handoff):
+    def retry(history, session, handoff=None):
         before, text = split_for_retry(history)
         if text is None:
             yield gr.skip(), gr.skip(), gr.skip()

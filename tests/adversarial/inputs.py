@@ -171,7 +171,7 @@ def entry_points(world: World) -> dict[str, Callable[[Any], Any]]:
         try:
             send, _, _ = _chat_handlers("strategy")
             out = None
-            for out in send(history if history is not None else [], v, new_session_state()):
+            for out in send(history if history is not None else [], v, new_session_state(), None):
                 pass
             return out
         finally:
