@@ -228,6 +228,7 @@ def build_app() -> gr.Blocks:
             for chain in parts["page_load"]:
                 _wire_chain(demo.load, chain)
             _wire_chain(training_tab.select, parts["tab_select"])
+            _wire_chain(jobs["imported"].change, parts["tab_select"])  # a finished job's run, shown as the tab's
             # A lab's result applied in the Training tab, and a run taken back to Lab 3.
             wire_handoffs(labs, {**parts, "jobs_model": jobs["model"]}, nav, lesson_tabs)
 

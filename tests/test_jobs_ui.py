@@ -68,6 +68,8 @@ def test_launch_follow_and_the_result_becomes_the_tabs_run(endpoint, run_dir, tm
     status, chart, record, timer, run_update, ids = jobs_ui.poll_handler(record, TOKEN, run_dir.name, [run_dir.name])
     assert record["result_run"] == run_update and ids == [run_dir.name, run_update]
     assert "now a run here" in status and not timer.active and record["ended"]
+    # The tab re-attaches to the run the job became (app.py wires the change of this value).
+    assert jobs_ui._imported_run(record) == run_update and jobs_ui._imported_run(None) is None
 
 
 def test_cancel_from_the_panel(endpoint, run_dir):  # noqa: F811

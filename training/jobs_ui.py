@@ -127,6 +127,11 @@ def poll_handler(record, token_text, run_id, run_ids, oauth_token: gr.OAuthToken
     return message, chart, live, gr.Timer(active=not live.get("ended")), run_update, ids_update
 
 
+def _imported_run(record) -> str | None:
+    live = jobs.clean_record(record)
+    return live.get("result_run") if live else None
+
+
 def cancel_handler(record, token_text, oauth_token: gr.OAuthToken | None = None):
     live = jobs.clean_record(record)
     if live is None or live.get("ended"):
@@ -172,9 +177,13 @@ def build_jobs_panel(run_id_state, run_ids_state=None) -> dict:
     launch.click(launch_handler, [run_id_state, flavor, repo, model, private, token_box, record, offered],
                  [status, record, timer], api_name="jobs_launch", concurrency_limit=4)
     poll_io = ([record, token_box, run_id_state, ids], [status, chart, record, timer, run_id_state, ids])
+    # The run a finished job became: app.py wires its change to the tab's re-attach, so the
+    # tab's curves, status and steps show that run (it changes once per job, not per poll).
+    imported = gr.State(None)
     for event in (poll.click, timer.tick, panel.expand):  # opening the panel re-attaches after a reload
-        event(poll_handler, *poll_io, api_visibility="private", concurrency_limit=8)
+        event(poll_handler, *poll_io, api_visibility="private", concurrency_limit=8).then(
+            _imported_run, record, imported, api_visibility="private")
     cancel.click(cancel_handler, [record, token_box], status, api_name="jobs_cancel")
     return {"panel": panel, "record": record, "token": token_box, "flavor": flavor, "repo": repo, "model": model,
             "private": private, "refresh": refresh, "launch": launch, "poll": poll, "cancel": cancel,
-            "status": status, "chart": chart, "timer": timer}
+            "status": status, "chart": chart, "timer": timer, "imported": imported}
