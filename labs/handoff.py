@@ -59,10 +59,11 @@ def describe(h: dict | None) -> str:
     if kind == "strategy":
         what = f"the recommendation **{r.get('recommendation', '?')}**"
     elif kind == "dataset":
-        rows = h.get("fixed_rows") or (r.get("summary") or {}).get("usable_examples", 0)
-        what = f"the dataset the critic checked ({rows} usable rows)"
         if h.get("fix_note"):
-            what += f", {h['fix_note']}"
+            what = f"your dataset with the critic's mechanical fixes applied ({h['fix_note']})"
+        else:
+            rows = (r.get("summary") or {}).get("usable_examples", 0)
+            what = f"the dataset the critic checked ({rows} usable rows, no fixes applied yet)"
     elif kind == "lora_config":
         what = (f"r={r.get('r')}, alpha={r.get('lora_alpha')}, targets {r.get('target_key')}, "
                 f"learning rate {r.get('learning_rate')}, {r.get('epochs')} epochs, batch "
