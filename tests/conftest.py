@@ -65,3 +65,15 @@ def module_data_dir(tmp_path_factory, embedded_model_dir):
     mp.setenv("HF_HUB_OFFLINE", "1")
     yield data
     mp.undo()
+
+
+# The longest files start first: `make test` runs two workers that take one file at a time
+# (pytest-xdist --dist loadfile, in collection order), so a long file collected last would
+# run on its own at the end while the other worker idles.
+LONG_FILES_FIRST = ("test_browser_training.py", "test_safety_kill_drill.py", "test_bench_smoke.py",
+                    "test_training_engine.py", "test_publish_timeouts.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
