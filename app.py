@@ -139,13 +139,13 @@ def _tab_builders():
     stops the app at start with the reason, instead of silently vanishing."""
     try:
         from labs.ui import build_lab
-        from training.handoff_ui import wire_handoffs
-        from training.jobs_ui import build_jobs_panel
-        from training.publish_ui import build_publish_panel
-        from training.ui import build_training_tab
+        from training.views.handoff_ui import wire_handoffs
+        from training.views.jobs_ui import build_jobs_panel
+        from training.views.publish_ui import build_publish_panel
+        from training.views.tab import build_training_tab
     except ImportError as exc:
         raise RuntimeError(f"A tab's builder could not be imported, so the app cannot start: {exc}") from exc
-    from training import hub_timeouts  # no torch; huggingface_hub only
+    from training.hub import timeouts as hub_timeouts  # no torch; huggingface_hub only
 
     # Every Hub request the app makes (model and dataset downloads, sign-in,
     # pushes) waits at most FTLAB_HUB_TIMEOUT_S for each answer.
@@ -223,7 +223,7 @@ def build_app() -> gr.Blocks:
                 gr.Markdown(TRAINING_ON_PHONE, elem_classes=["narrow-only"], elem_id="training-phone-note")
                 parts = build_training_tab(progress_state)
                 build_publish_panel(parts["run_id"])
-                jobs = build_jobs_panel(parts["run_id"], parts["run_ids"])  # Hugging Face Jobs (training/jobs_ui.py)
+                jobs = build_jobs_panel(parts["run_id"], parts["run_ids"])  # Hugging Face Jobs (training/views/jobs_ui.py)
             # The tab hands back its hooks; they are wired here, on the root Blocks and the tab.
             for chain in parts["page_load"]:
                 _wire_chain(demo.load, chain)
@@ -274,7 +274,7 @@ def launch_style() -> dict:
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs):
-    from training import runs  # no torch: the run registry only
+    from training.run import runs  # no torch: the run registry only
 
     runs.cleanup_old_runs()  # runs past FTLAB_RUN_TTL_HOURS, also when nobody presses Start
     demo = demo or build_app()

@@ -2,7 +2,7 @@
 
 Before = the previous `evaluate_run` loop, kept here verbatim in spirit: one example at a
 time, tuned then base (`disable_adapter()`), a cap of (longest reference in characters)/3
-+ 16 new tokens, no stopping rule but end-of-sequence. After = `training.evaluate.
++ 16 new tokens, no stopping rule but end-of-sequence. After = `training.evaluation.evaluate.
 evaluate_stream` as the app runs it: batches with left padding, KV cache on, a cap of
 1.25 x the longest reference in tokens + 16, and for JSON tasks each answer ends when its
 object closes. Both sides load the model themselves (the load is part of what the learner
@@ -38,8 +38,10 @@ def _cpu() -> float:
 
 def before(run_id: str, n: int, max_new_tokens: int | None = None) -> dict:
     """The previous evaluation loop (sequential, one model load)."""
-    from training import checks, evaluate, runs
-    from training.inference import _decode, _left_padded, _prompt_ids, load_for_run
+    from training.data import checks
+    from training.evaluation import evaluate
+    from training.run import runs
+    from training.evaluation.inference import _decode, _left_padded, _prompt_ids, load_for_run
 
     data = runs.read_datasets(run_id)
     rows = (data["test"] or data["validation"])[:n]
@@ -67,9 +69,9 @@ def before(run_id: str, n: int, max_new_tokens: int | None = None) -> dict:
 
 
 def after(run_id: str, n: int, max_new_tokens: int | None = None) -> dict:
-    from training import evaluate
-    from training.model_cache import ModelCache
-    from training.inference import load_for_run
+    from training.evaluation import evaluate
+    from training.evaluation.model_cache import ModelCache
+    from training.evaluation.inference import load_for_run
 
     cache = ModelCache(lambda key: load_for_run(key[0]), max_models=1, janitor=False)  # a cold load, as above
     updates, first = 0, None
@@ -91,8 +93,10 @@ def _timed(fn, *args) -> dict:
 
 
 def _trained_run(steps: int) -> str:
-    from training import config, engine, runs
-    from training.data import load_builtin
+    from training.run import config
+    from training.run import engine
+    from training.run import runs
+    from training.data.loading import load_builtin
 
     rid = os.environ.get("BENCH_EVAL_RUN", "").strip()
     if rid:
@@ -118,7 +122,7 @@ def _untrained_adapter(rid: str) -> None:
     import peft
     from transformers import AutoModelForCausalLM
 
-    from training import runs
+    from training.run import runs
     path = runs.read_run(rid)["model"]["path"]
     model = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(path),
                                 peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
@@ -129,11 +133,11 @@ def run(quick_mode: bool | None = None) -> list[Row]:
     q = quick() if quick_mode is None else quick_mode
     n = int(os.environ.get("BENCH_EVAL_N") or (1 if q else 5))
     repeats = int(os.environ.get("BENCH_EVAL_REPEATS") or 1)
-    from training.config import CPU_DEFAULTS
+    from training.run.config import CPU_DEFAULTS
     steps = int(os.environ.get("BENCH_EVAL_TRAIN_STEPS") or (0 if q else CPU_DEFAULTS["max_steps"]))
     cap = 8 if q else None
     rid = _trained_run(steps)
-    from training.inference import load_for_run
+    from training.evaluation.inference import load_for_run
     load_for_run(rid)  # warm-up, untimed: imports and file cache would otherwise count against the first side
     load0 = os.getloadavg()[0]
     old, new = [], []

@@ -1,8 +1,8 @@
 """Does the default CPU run teach the model anything? Base vs tuned, measured.
 
 For each built-in SFT set this trains the run a learner gets by pressing Start on a CPU
-(`training.config.defaults("cpu")`, through the app's own engine, slice by slice), then
-evaluates base vs tuned with the app's own evaluation (`training.evaluate.evaluate_stream`:
+(`training.run.config.defaults("cpu")`, through the app's own engine, slice by slice), then
+evaluates base vs tuned with the app's own evaluation (`training.evaluation.evaluate.evaluate_stream`:
 greedy, token cap from the references, JSON stop) on every row of a split, scored by the
 one scorer Lab 4 uses. It prints one table: steps, the plan's estimate, wall time of
 training and of evaluation, load average, and base → tuned for each metric.
@@ -41,7 +41,7 @@ def _load() -> str:
 
 def default_config(dataset: str, overrides: dict | None = None):
     """The run config a learner starts from on a CPU for this built-in set (plus overrides)."""
-    from training import config
+    from training.run import config
     values = {**config.defaults("cpu", "sft"), **(overrides or {})}
     cfg, errors = config.validate(values, "sft", base_model=config.DEFAULT_BASE_MODEL,
                                   dataset=config.DataRef.from_source(dataset, f"builtin:{dataset}"))
@@ -53,8 +53,8 @@ def default_config(dataset: str, overrides: dict | None = None):
 def _splits(dataset: str, split: str, n: int | None, val_rows: int | None = None) -> dict:
     """The run's data; the rows evaluated become its "test" rows (validation: those past the eval-loss rows).
     `val_rows` cuts the validation rows the run's eval loss uses (the smoke test: 1)."""
-    from training.data import load_builtin
-    from training.engine import eval_rows_limit
+    from training.data.loading import load_builtin
+    from training.run.engine import eval_rows_limit
     s = load_builtin(dataset)
     rows = s.test if split == "test" else s.validation[eval_rows_limit("cpu"):]
     return {"train": s.train, "validation": s.validation[:val_rows], "test": rows[:n] if n else rows}
@@ -62,8 +62,9 @@ def _splits(dataset: str, split: str, n: int | None, val_rows: int | None = None
 
 def train(cfg, data: dict) -> tuple[str, dict]:
     """Start and finish a run the way the Training tab does (one slice after another)."""
-    from training import engine, runs
-    from training.runs import RunStatus
+    from training.run import engine
+    from training.run import runs
+    from training.run.runs import RunStatus
     rid = engine.start_run(cfg, data)
     info = runs.read_run(rid)
     while True:
@@ -77,9 +78,9 @@ def train(cfg, data: dict) -> tuple[str, dict]:
 
 def evaluate(rid: str, n: int, max_new_tokens: int | None = None) -> dict:
     """Base vs tuned on the run's test rows, with a cold model load (as after training)."""
-    from training import evaluate as ev
-    from training.inference import load_for_run
-    from training.model_cache import ModelCache
+    from training.evaluation import evaluate as ev
+    from training.evaluation.inference import load_for_run
+    from training.evaluation.model_cache import ModelCache
     cache = ModelCache(lambda key: load_for_run(key[0]), max_models=1, janitor=False)
     for event in ev.evaluate_stream(rid, n_samples=n, max_new_tokens=max_new_tokens, cache=cache):
         if event["kind"] == "done":
@@ -90,9 +91,10 @@ def evaluate(rid: str, n: int, max_new_tokens: int | None = None) -> dict:
 def evaluate_tuned_only(rid: str, n: int, max_new_tokens: int | None = None) -> dict:
     """For exploring settings: the tuned side only (the base never changes), with the same
     cap, JSON stop, batch and scorer as `evaluate_stream`. Base metrics come back empty."""
-    from training import checks, runs
-    from training import evaluate as ev
-    from training.inference import generate_batch, load_for_run
+    from training.data import checks
+    from training.run import runs
+    from training.evaluation import evaluate as ev
+    from training.evaluation.inference import generate_batch, load_for_run
     rows = runs.read_datasets(rid)["test"][:n]
     pairs = [checks.completion_pairs(r) for r in rows]
     model, tok = load_for_run(rid)
@@ -112,7 +114,7 @@ def evaluate_tuned_only(rid: str, n: int, max_new_tokens: int | None = None) -> 
 def measure(dataset: str, *, split: str = "test", n: int | None = None, overrides: dict | None = None,
             max_new_tokens: int | None = None, tuned_only: bool = False, val_rows: int | None = None) -> dict:
     """One default run on one built-in set: times, load and base/tuned metrics."""
-    from training import runs
+    from training.run import runs
     cfg = default_config(dataset, overrides)
     data = _splits(dataset, split, n, val_rows)
     load0, t0 = _load(), time.monotonic()

@@ -98,7 +98,7 @@ def _instrumented(base_cls):
 
 
 def _rows(n_train: int):
-    from training.data import load_builtin
+    from training.data.loading import load_builtin
 
     splits = load_builtin("clinical_soap")
     return splits.train[:n_train], splits.validation
@@ -108,7 +108,7 @@ def eval_loss(model, tokenizer, rows) -> float:
     """Mean cross-entropy per answer token (the tokens encode_sft supervises), batch 1, no padding."""
     import torch
 
-    from training.checks import encode_sft
+    from training.data.checks import encode_sft
 
     model.eval()
     total, count = 0.0, 0
@@ -131,7 +131,7 @@ def _model_dir() -> Path:
     if os.environ.get("BENCH_MODEL_DIR"):
         return Path(os.environ["BENCH_MODEL_DIR"])
     os.environ.setdefault("FTLAB_DATA_DIR", str(ROOT / ".data"))
-    from training.base_model import embedded_model_dir
+    from training.run.base_model import embedded_model_dir
     return embedded_model_dir()
 
 
@@ -141,7 +141,7 @@ def _on_gpu() -> bool:
 
 def _hparams(steps: int) -> dict:
     """The app's defaults for the device; steps=0 keeps the default length (GPU: one epoch)."""
-    from training.config import defaults
+    from training.run.config import defaults
     h = defaults("cuda" if _on_gpu() else "cpu")
     if steps:
         h["max_steps"] = steps
@@ -156,8 +156,8 @@ def _worker_ours(steps: int) -> dict:
     """The app's path: engine.start_run + engine.run_slice with the CPU defaults."""
     import trl
 
-    from training import engine
-    from training.base_model import EMBEDDED_DIRNAME, EMBEDDED_ID, load_tokenizer
+    from training.run import engine
+    from training.run.base_model import EMBEDDED_DIRNAME, EMBEDDED_ID, load_tokenizer
 
     model_dir = _model_dir()
     data = Path(tempfile.mkdtemp(prefix="bench-ours-"))
@@ -175,7 +175,7 @@ def _worker_ours(steps: int) -> dict:
             first_loss["t"] = time.perf_counter() - t0
     trl.SFTTrainer = Timed  # the engine imports SFTTrainer from trl at call time
     t0 = time.perf_counter()
-    from training.config import DataRef, validate
+    from training.run.config import DataRef, validate
     cfg, errors = validate(h, "sft", base_model=EMBEDDED_ID, dataset=DataRef(name="clinical_soap (bench)"))
     if errors:
         raise ValueError("\n".join(errors))
@@ -202,9 +202,9 @@ def _worker_plain(steps: int, opts: dict) -> dict:
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from training.base_model import load_tokenizer
-    from training.checks import completion_pairs, encode_sft
-    from training.config import TARGET_MODULE_CHOICES
+    from training.run.base_model import load_tokenizer
+    from training.data.checks import completion_pairs, encode_sft
+    from training.run.config import TARGET_MODULE_CHOICES
 
     if opts.get("threads"):
         torch.set_num_threads(int(opts["threads"]))
@@ -272,7 +272,7 @@ def _result(trainer, wall: float, ev: float) -> dict:
 
 
 def _worker_step_ab(n_batches: int, repeats: int) -> dict:
-    """One process, one model: TRL's SFT loss and training.fast_loss, forward + backward on the
+    """One process, one model: TRL's SFT loss and training.run.fast_loss, forward + backward on the
     same batches, interleaved (A B, then B A, ...) so load on a shared machine hits both alike."""
     import peft
     import torch
@@ -280,10 +280,10 @@ def _worker_step_ab(n_batches: int, repeats: int) -> dict:
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from training import fast_loss
-    from training.base_model import load_tokenizer
-    from training.checks import encode_sft
-    from training.config import TARGET_MODULE_CHOICES
+    from training.run import fast_loss
+    from training.run.base_model import load_tokenizer
+    from training.data.checks import encode_sft
+    from training.run.config import TARGET_MODULE_CHOICES
 
     model_dir = _model_dir()
     h = _hparams(n_batches)

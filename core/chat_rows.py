@@ -1,7 +1,7 @@
 """Chat-row formats, one implementation: reading JSONL, roles, content → text,
 and the check that decides whether a row can be trained on.
 
-The Training tab (``training/data.py``) and the Lab 2 dataset critic
+The Training tab (``training/data/loading.py``) and the Lab 2 dataset critic
 (``labs/tools/dataset_critic.py``) both read pasted or uploaded rows through
 ``parse_jsonl`` here, so a row the critic calls usable is a row Training
 accepts, and the row cap, the encodings and the error hints are the same.

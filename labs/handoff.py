@@ -2,7 +2,7 @@
 
 Plain data, no Gradio and no training imports: the lab keeps the hand-off in a
 ``gr.State`` (filled by the workbench or by the chat when the advisor used the
-tool), shows it with ``describe`` and an apply button; ``training/handoff_ui.py``
+tool), shows it with ``describe`` and an apply button; ``training/views/handoff_ui.py``
 turns it into the tab's settings.
 
     >>> h = capture("lora", "recommend_lora_config", {"model": "SmolLM2-135M"},

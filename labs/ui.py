@@ -279,7 +279,7 @@ def build_lab(advisor_id: str) -> dict:
 
 def _build_handoff(advisor) -> SimpleNamespace:
     """The lab's hand-off to the Training tab: hidden until the chat or the workbench produced a
-    result a run can use; the buttons are wired by training/handoff_ui.py (app.py calls it)."""
+    result a run can use; the buttons are wired by training/views/handoff_ui.py (app.py calls it)."""
     h = SimpleNamespace(state=gr.State(None))
     aid = advisor.id
     with gr.Group(visible=False, elem_id=f"lab-{aid}-handoff") as h.panel:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:
     """Path of the plain (trainable) embedded model, built once and cached across sessions."""
-    from training import base_model
+    from training.run import base_model
 
     cache = ROOT / ".data"
     old = os.environ.get("FTLAB_DATA_DIR")
@@ -33,7 +33,7 @@ def embedded_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def embedded_tokenizer(embedded_model_dir):
-    from training.base_model import load_tokenizer
+    from training.run.base_model import load_tokenizer
     return load_tokenizer(str(embedded_model_dir))
 
 

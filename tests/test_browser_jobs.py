@@ -17,7 +17,7 @@ expect.set_options(timeout=30_000)  # each click is a round trip through gradio'
 def panel_url(hub, run_dir, monkeypatch):  # noqa: F811
     import gradio as gr
 
-    from training import jobs_ui
+    from training.views import jobs_ui
 
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     import app

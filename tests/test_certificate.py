@@ -4,7 +4,8 @@ import json
 from PIL import Image
 
 from core import progress as prog
-from training import certificate, runs
+from training.workflow import certificate
+from training.run import runs
 
 PASSED = {"schema": prog.SCHEMA, "lessons_read": [], "best": {}, "test": {"best": 13, "passed": True}}
 METRICS = {"n": 5, "base": {"json_valid": 0.0, "field_accuracy": 0.1}, "tuned": {"json_valid": 0.8, "field_accuracy": 0.55},

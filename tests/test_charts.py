@@ -1,7 +1,8 @@
 """The run's curves: every logged point is visible, the legend names the series, axes read as numbers."""
 import re
 
-from training import charts, eval_view
+from training.run import charts
+from training.evaluation import view as eval_view
 
 
 def _group(svg: str, gid: str) -> str:

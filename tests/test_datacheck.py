@@ -1,5 +1,5 @@
 """The Training tab's data check names the uploaded file's lines and finds leakage across the
-splits (training/checks.py, training/ui.py); Lab 2's mechanical fixes (training/data_fixes.py)."""
+splits (training/data/checks.py, training/views/tab.py); Lab 2's mechanical fixes (training/data/fixes.py)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,10 @@ import random
 import time
 
 from core import chat_rows
-from training import checks, data, ui
-from training.data_fixes import fix_jsonl, sendable
+from training.data import checks
+from training.data import loading as data
+from training.views import tab as ui
+from training.data.fixes import fix_jsonl, sendable
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _RNG = random.Random(7)
@@ -21,7 +23,7 @@ def _row(n_q: int = 6, n_a: int = 5, rng: random.Random = _RNG) -> dict:
 
 
 def _hp(**over):
-    from training import config
+    from training.run import config
     return dict(config.defaults("cpu"), **over)
 
 

@@ -9,8 +9,12 @@ import re
 import pytest
 
 from labs.tools import evaluation as lab4
-from training import charts, eval_design, eval_view, evaluate, ui
-from training.data import BUILTIN
+from training.run import charts
+from training.evaluation import design as eval_design
+from training.evaluation import view as eval_view
+from training.evaluation import evaluate
+from training.views import tab as ui
+from training.data.loading import BUILTIN
 
 
 # ------------------------------------------------------------------ intervals
@@ -227,7 +231,7 @@ def test_a_right_answer_passes_every_default_case_and_a_chatty_one_fails(name):
 
 def test_lab4_hand_off_applies_a_usable_design_and_refuses_an_unusable_one():
     from labs.handoff import capture
-    from training.handoffs import apply_handoff
+    from training.workflow.handoffs import apply_handoff
 
     good = capture("eval", "adversarial_cases", {"task_description": "SOAP notes"},
                    lab4.adversarial_cases("SOAP notes"), "workbench")

@@ -48,7 +48,7 @@ def _loss_and_grads(trainer, loss_fn):
 
 
 def test_supervised_loss_equals_trls_loss_and_gradients(trainer):
-    from training import fast_loss
+    from training.run import fast_loss
 
     trl_loss, trl_grads, batch = _loss_and_grads(trainer, trainer.compute_loss)
     assert int((batch["labels"] != -100).sum()) < int(batch["attention_mask"].sum())  # prompts are masked
@@ -60,7 +60,7 @@ def test_supervised_loss_equals_trls_loss_and_gradients(trainer):
 
 
 def test_install_replaces_the_training_loss_only(trainer):
-    from training import fast_loss
+    from training.run import fast_loss
 
     assert fast_loss.install(trainer)
     trl_loss, _, _ = _loss_and_grads(trainer, lambda m, b, **k: fast_loss.supervised_loss(m, b))

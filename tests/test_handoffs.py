@@ -1,5 +1,6 @@
 """The learner's own run, diagnosed by the Lab 3 curve tool with one click."""
-from training import handoffs, runs
+from training.workflow import handoffs
+from training.run import runs
 
 
 def test_diagnose_reads_the_runs_own_log(ftlab_data_dir):
@@ -48,15 +49,15 @@ import gradio as gr  # noqa: E402
 import pytest  # noqa: E402
 
 from labs import handoff as lab_handoff  # noqa: E402
-from training import config  # noqa: E402
+from training.run import config  # noqa: E402
 
 
 @pytest.fixture
 def wired():
     """The four labs and the Training tab built and wired as app.py does; the apply handler of each lab."""
     from labs.ui import build_lab
-    from training.handoff_ui import _applier, wire_handoffs
-    from training.ui import build_training_tab
+    from training.views.handoff_ui import _applier, wire_handoffs
+    from training.views.tab import build_training_tab
 
     with gr.Blocks():
         with gr.Tabs() as nav:
@@ -68,7 +69,7 @@ def wired():
                             labs[aid] = build_lab(aid)
             with gr.Tab("Training", id="training"):
                 parts = build_training_tab(None)
-                parts["jobs_model"] = gr.Textbox()  # the Jobs panel's model field (training/jobs_ui.py)
+                parts["jobs_model"] = gr.Textbox()  # the Jobs panel's model field (training/views/jobs_ui.py)
         wire_handoffs(labs, parts, nav, inner)
     return labs, parts, nav, _applier
 
@@ -184,7 +185,7 @@ def _critic_handoff(text: str) -> dict:
 
 
 def test_lab2_fixes_then_sends_the_dataset_with_counts(wired, ftlab_data_dir):
-    from training.handoff_ui import fix_handler
+    from training.views.handoff_ui import fix_handler
 
     h = _critic_handoff(_lab2_paste())
     out, status, parts, nav = _apply(wired, "dataset", h)
@@ -200,7 +201,7 @@ def test_lab2_fixes_then_sends_the_dataset_with_counts(wired, ftlab_data_dir):
 
 
 def test_a_critic_result_with_blocking_errors_cannot_be_sent(wired, ftlab_data_dir):
-    from training.handoff_ui import fix_handler
+    from training.views.handoff_ui import fix_handler
 
     h = _critic_handoff('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
                         "not json at all\n")

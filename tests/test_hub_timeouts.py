@@ -29,7 +29,7 @@ def hung_hub():
 def test_a_read_with_timeout_none_is_capped_by_the_bound(hung_hub, monkeypatch):
     from huggingface_hub import HfApi
 
-    from training import hub_timeouts
+    from training.hub import timeouts as hub_timeouts
 
     monkeypatch.setenv("FTLAB_HUB_TIMEOUT_S", str(BOUND_S))
     hub_timeouts.install()
@@ -50,7 +50,7 @@ def test_a_hub_dataset_load_against_a_hung_hub_gets_a_message(hung_hub, tmp_path
            "HF_HUB_DISABLE_XET": "1"}
     for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         env.pop(key, None)
-    code = ("import time\nimport datasets\nfrom training.data import load_hub_dataset, DataError\n"
+    code = ("import time\nimport datasets\nfrom training.data.loading import load_hub_dataset, DataError\n"
             "start = time.monotonic()\n"
             "try:\n    load_hub_dataset('someone/some_set', 'sft')\n"
             "except DataError as e:\n    print(e)\n"
@@ -64,7 +64,7 @@ def test_a_hub_dataset_load_against_a_hung_hub_gets_a_message(hung_hub, tmp_path
 
 
 def test_by_default_a_push_of_a_typical_adapter_is_answered_within_30_s(monkeypatch):
-    from training import hub_timeouts
+    from training.hub import timeouts as hub_timeouts
 
     monkeypatch.delenv("FTLAB_HUB_TIMEOUT_S", raising=False)
     monkeypatch.delenv("FTLAB_HUB_MIN_UPLOAD_MB_S", raising=False)

@@ -1,4 +1,4 @@
-"""The uv script the recipe zip carries (training/ftlab_job.py) trains the recipe: two steps on
+"""The uv script the recipe zip carries (training/hub/ftlab_job.py) trains the recipe: two steps on
 the embedded SmolLM2-135M, on the CPU, with no network, as `python ftlab_job.py` (the same
 entry `uv run` and Hugging Face Jobs use). Its log lines are what the app's Jobs panel reads."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import zipfile
 
 from test_recipe import _move_data_into_layout
 from test_publish_support import make_run_dir
-from training import jobs
-from training.recipe import export_recipe, unpack
+from training.hub import jobs
+from training.hub.recipe import export_recipe, unpack
 
 
 def test_recipe_zip_carries_the_uv_script_with_its_dependencies(tmp_path):

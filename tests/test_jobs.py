@@ -1,4 +1,4 @@
-"""Hugging Face Jobs from the Training tab (training/jobs.py), with the real huggingface_hub client
+"""Hugging Face Jobs from the Training tab (training/hub/jobs.py), with the real huggingface_hub client
 against the fake Hub's jobs endpoints (tests/fakes/hub_server.py): hardware and prices, the
 estimate, launch (private dataset upload + job spec), following the log into loss points,
 cancel, the finished job as a run, and every refusal and failure the learner can meet."""
@@ -12,7 +12,9 @@ import pytest
 from fakes.hub_server import FakeHub
 from test_publish_support import make_run_dir
 from test_recipe import _move_data_into_layout
-from training import charts, jobs, runs
+from training.run import charts
+from training.hub import jobs
+from training.run import runs
 
 TOKEN = "hf_test_good_token"
 

@@ -1,4 +1,4 @@
-"""The Jobs panel's handlers (training/jobs_ui.py) against the fake Hub, with a pasted token:
+"""The Jobs panel's handlers (training/views/jobs_ui.py) against the fake Hub, with a pasted token:
 prices and this run's estimate in the flavour list, launch, the log into the chart, the end of
 the job becoming the tab's run, re-attaching after a reload, cancel; and the panel in the app."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from test_jobs import TOKEN, _log, hub, run_dir, run_root  # noqa: F401 - fixtures
-from training import jobs_ui
+from training.views import jobs_ui
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labs.tools.evaluation import score_predictions
-from training.evaluate import scores
+from training.evaluation.evaluate import scores
 
 REF = '{"drug": "metformin", "dose": "500 mg"}'
 
@@ -36,7 +36,7 @@ import json  # noqa: E402
 
 from core import chat_rows  # noqa: E402
 from labs.tools.dataset_critic import critique_jsonl  # noqa: E402
-from training.data import parse_jsonl  # noqa: E402
+from training.data.loading import parse_jsonl  # noqa: E402
 
 
 def _chat(user: str, answer, **extra) -> str:

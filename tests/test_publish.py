@@ -9,7 +9,7 @@ import pytest
 
 from fakes.hub_server import FakeHub
 from test_publish_support import make_run_dir
-from training.publish import adapter_zip, push_run, validate_repo_id
+from training.hub.publish import adapter_zip, push_run, validate_repo_id
 
 TOKEN = "hf_test_good_token"
 REPO = "learner/support-json-adapter"

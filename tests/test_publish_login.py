@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = r"""
 import sys
 import gradio as gr
-from training.publish_ui import build_publish_panel
+from training.views.publish_ui import build_publish_panel
 
 with gr.Blocks() as demo:
     run_id = gr.State(sys.argv[1])
@@ -42,7 +42,7 @@ demo.close()
 @pytest.fixture
 def login_app(tmp_path):
     data_dir = tmp_path / "data"
-    make_run_dir(data_dir)  # -> data/runs/<RUN_ID>/, where training.runs looks
+    make_run_dir(data_dir)  # -> data/runs/<RUN_ID>/, where training.run.runs looks
     with FakeHub() as hub:
         hub.add_user(MOCK_TOKEN, "learner")
         env = dict(os.environ, HF_ENDPOINT=hub.url, HF_TOKEN="hf_test_good_token", HF_HUB_DISABLE_XET="1",

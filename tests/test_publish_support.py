@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-# A valid run id (training/runs.py accepts 16-64 url-safe characters).
+# A valid run id (training/run/runs.py accepts 16-64 url-safe characters).
 RUN_ID = "TestRun_0123456789abcdef"
 
 CHAT_TEMPLATE = (
@@ -87,7 +87,7 @@ def make_run_dir(root: Path, *, method: str = "sft", hub_dataset: str | None = N
     tokenizer.save_pretrained(run_dir / "adapter")
     (run_dir / "adapter" / "training_args.bin").write_bytes(b"pickle that must not be published")
 
-    from training.config import DataRef, RunConfig
+    from training.run.config import DataRef, RunConfig
 
     dataset = DataRef(name=hub_dataset or "support-tickets (built-in)", source="hub" if hub_dataset else "builtin",
                       hub_id=hub_dataset, fingerprint={"sha256": "ab" * 32, "rows": len(SFT_ROWS), "bytes": 1234})
@@ -95,7 +95,7 @@ def make_run_dir(root: Path, *, method: str = "sft", hub_dataset: str | None = N
                     r=4, alpha=8, dropout=0.0, target_modules="qv", learning_rate=2e-4, warmup_ratio=0.05,
                     scheduler="cosine", epochs=1.0, max_steps=20, batch_size=2, grad_accum=1, max_length=128,
                     beta=0.1, seed=7)
-    # The layout training/engine.py writes: the RunConfig as written by its type, and
+    # The layout training/run/engine.py writes: the RunConfig as written by its type, and
     # the model actually loaded (id, local path, public Hub id) next to it.
     run = {
         "run_id": run_dir.name, "status": "finished", "step": 20, "total_steps": 20, "best_step": 18,

@@ -31,7 +31,7 @@ def served(tmp_path_factory):
     import huggingface_hub.constants as constants
 
     from app import configure_queue
-    from training.publish_ui import build_publish_panel
+    from training.views.publish_ui import build_publish_panel
 
     root = tmp_path_factory.mktemp("timeouts")
     make_run_dir(root)  # -> root/runs/<RUN_ID>/ with a finished adapter

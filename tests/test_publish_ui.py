@@ -38,7 +38,7 @@ def env(monkeypatch, data_dir, tmp_path):
 def test_off_a_space_the_panel_offers_a_password_token_field(env):
     import gradio as gr
 
-    from training.publish_ui import build_publish_panel
+    from training.views.publish_ui import build_publish_panel
 
     with gr.Blocks():
         parts = build_publish_panel(gr.State(RUN_ID))
@@ -47,7 +47,7 @@ def test_off_a_space_the_panel_offers_a_password_token_field(env):
 
 
 def test_pasted_token_pushes_and_is_cleared_afterwards(env):
-    from training.publish_ui import push_handler
+    from training.views.publish_ui import push_handler
 
     status, retry, download, token_update = push_handler(RUN_ID, "ui-adapter", True, False, f"  {TOKEN} ")
     assert "Published" in status and TOKEN not in status
@@ -59,7 +59,7 @@ def test_pasted_token_pushes_and_is_cleared_afterwards(env):
 
 
 def test_failed_push_shows_retry_keeps_token_and_download(env):
-    from training.publish_ui import push_handler
+    from training.views.publish_ui import push_handler
 
     env.fail(500, on="create", times=1)
     status, retry, download, token_update = push_handler(RUN_ID, "ui-adapter", True, False, TOKEN)
@@ -71,7 +71,7 @@ def test_failed_push_shows_retry_keeps_token_and_download(env):
 
 
 def test_bad_repo_name_is_refused_before_the_push(env):
-    from training.publish_ui import push_handler
+    from training.views.publish_ui import push_handler
 
     status, *_ = push_handler(RUN_ID, "bad--name", True, False, TOKEN)
     assert "'--'" in status
@@ -79,7 +79,7 @@ def test_bad_repo_name_is_refused_before_the_push(env):
 
 
 def test_missing_token_and_unknown_run_get_clear_messages(env):
-    from training.publish_ui import export_handler, push_handler
+    from training.views.publish_ui import export_handler, push_handler
 
     status, *_ = push_handler(RUN_ID, "x", True, False, "")
     assert "access token" in status
@@ -90,7 +90,7 @@ def test_missing_token_and_unknown_run_get_clear_messages(env):
 
 
 def test_export_button_gives_a_recipe_zip(env):
-    from training.publish_ui import export_handler
+    from training.views.publish_ui import export_handler
 
     message, path = export_handler(RUN_ID)
     assert "Recipe ready" in message

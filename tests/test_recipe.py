@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from test_publish_support import make_run_dir
-from training.recipe import export_recipe, unpack
+from training.hub.recipe import export_recipe, unpack
 
 
 def _move_data_into_layout(run_dir: Path) -> None:
-    # runs.create_run keeps the splits under data/ (training/runs.py).
+    # runs.create_run keeps the splits under data/ (training/run/runs.py).
     (run_dir / "data").mkdir(exist_ok=True)
     for split in ("train", "validation"):
         (run_dir / f"{split}.jsonl").replace(run_dir / "data" / f"{split}.jsonl")
@@ -92,7 +92,7 @@ def test_run_without_saved_rows_gives_a_clear_error(tmp_path):
 
 
 def test_exported_command_trains_two_steps_on_the_embedded_model(recipe_dir):
-    from training.base_model import embedded_model_dir
+    from training.run.base_model import embedded_model_dir
 
     folder, _, _ = recipe_dir
     model_dir = embedded_model_dir()

@@ -21,7 +21,7 @@ MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def _hp():
-    from training import config
+    from training.run import config
     h = dict(config.defaults("cpu"), max_steps=2, max_length=512, eval_steps=100)
     return [h[k] for k in config.HP_NAMES]
 
@@ -118,5 +118,5 @@ def test_runs_belong_to_the_learner_that_started_them(launched):
     assert ids_b != ids_a and rid not in ids_b
     assert [v for _, v in a.predict(ids_a, None, api_name="/attach_handler")[0]["choices"]] == [rid]
     assert "Stopped" in a.predict(api_name="/stop_handler")  # A can stop its queued run; B could not
-    from training import runs
+    from training.run import runs
     assert runs.read_run(ids_b[0])["status"] == "planned"

@@ -26,7 +26,7 @@ MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def _hp():
-    from training import config
+    from training.run import config
     h = dict(config.defaults("cpu"), r=4, alpha=8, max_steps=4, batch_size=1, grad_accum=1,
              max_length=384, eval_steps=100, early_stopping_patience=0, warmup_ratio=0.0)
     return [h[k] for k in config.HP_NAMES]
@@ -51,7 +51,7 @@ def _step(progress_md: str) -> int:
 
 def test_queue_then_kill_restart_and_resume(module_data_dir):
     from fakes.anthropic_server import free_port
-    from training import runs
+    from training.run import runs
 
     port = free_port()
     proc, url = _launch(module_data_dir, port)

@@ -110,7 +110,7 @@ def test_pasted_text_caps_keep_the_chat(fake, monkeypatch):
 
 def test_upload_size_and_row_caps_keep_the_loaded_dataset(ftlab_data_dir, tmp_path, monkeypatch):
     from core import chat_rows
-    from training import ui
+    from training.views import tab as ui
     # The data caps are read once at import (FTLAB_MAX_UPLOAD_MB / FTLAB_MAX_ROWS): set the values here.
     monkeypatch.setattr(chat_rows, "MAX_UPLOAD_MB", 1)
     monkeypatch.setattr(chat_rows, "MAX_ROWS", 5)
@@ -131,7 +131,9 @@ def test_upload_size_and_row_caps_keep_the_loaded_dataset(ftlab_data_dir, tmp_pa
 
 
 def test_steps_and_max_length_caps_refuse_before_training(ftlab_data_dir, monkeypatch):
-    from training import config, runs, ui
+    from training.run import config
+    from training.run import runs
+    from training.views import tab as ui
     monkeypatch.setenv("FTLAB_MAX_STEPS", "10")
     monkeypatch.setenv("FTLAB_MAX_LENGTH", "256")
     ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)

@@ -41,7 +41,7 @@ def test_bench_imports_nothing_from_tests():
                 assert name.split(".")[0] not in ("tests", "fakes", "conftest"), f"{path.name} imports {name}"
 
 
-@pytest.mark.parametrize("module", ["training.ui", "labs.ui", "training.publish_ui"])
+@pytest.mark.parametrize("module", ["training.views.tab", "labs.ui", "training.views.publish_ui"])
 def test_app_fails_loudly_when_a_tab_builder_cannot_be_imported(monkeypatch, module):
     import app
 

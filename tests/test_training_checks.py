@@ -5,7 +5,10 @@ import json
 
 import pytest
 
-from training import checks, config, engine, runs
+from training.data import checks
+from training.run import config
+from training.run import engine
+from training.run import runs
 
 
 def _row(q: str, a: str) -> dict:

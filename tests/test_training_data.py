@@ -1,4 +1,4 @@
-"""training.data and the built-in sets: what a learner sees when they pick or upload data.
+"""training.data.loading and the built-in sets: what a learner sees when they pick or upload data.
 
 Fast (a few seconds): no torch, no network. The Hub loader is only checked for
 its refusals (bad id, offline), in a subprocess with HF_HUB_OFFLINE=1.
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from core import chat_rows
-from training import data
-from training.data import (BUILTIN, DataError, completion_pairs, fingerprint, from_upload, load_builtin,
+from training.data import loading as data
+from training.data.loading import (BUILTIN, DataError, completion_pairs, fingerprint, from_upload, load_builtin,
                            load_hub_dataset, parse_jsonl, split_rows, to_jsonl)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +144,7 @@ def test_preference_pairs_differ_and_rejected_is_a_real_failure(builtins):
 
 
 def test_generator_is_deterministic(tmp_path):
-    from training.datasets import generate
+    from training.data.datasets import generate
 
     generate.write(tmp_path)
     for name in BUILTIN:
@@ -345,7 +345,7 @@ def test_hostile_files_are_refused_whole_and_quickly():
 
 def test_limits_come_from_the_environment():
     env = {**os.environ, "FTLAB_MAX_ROWS": "7", "FTLAB_MAX_UPLOAD_MB": "2", "FTLAB_MAX_MESSAGE_CHARS": "not a number"}
-    out = subprocess.run([sys.executable, "-c", "from training import data; import sys; "
+    out = subprocess.run([sys.executable, "-c", "from training.data import loading as data; import sys; "
                           "print(data.MAX_ROWS, data.MAX_UPLOAD_MB, data.MAX_MESSAGE_CHARS, 'torch' in sys.modules)"],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["7", "2", "20000", "False"]
@@ -425,7 +425,7 @@ def test_hub_split_name_is_checked():
 
 def test_hub_offline_gives_a_clear_message(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    code = ("from training.data import load_hub_dataset, DataError\n"
+    code = ("from training.data.loading import load_hub_dataset, DataError\n"
             "try:\n    load_hub_dataset('someone/some_set', 'sft')\n"
             "except DataError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -440,7 +440,7 @@ def training_app(tmp_path_factory):
     import gradio as gr
     from gradio_client import Client
 
-    from training.ui import build_training_tab
+    from training.views.tab import build_training_tab
 
     mp = pytest.MonkeyPatch()
     mp.setenv("FTLAB_DATA_DIR", str(tmp_path_factory.mktemp("data")))

@@ -1,7 +1,7 @@
 """End to end on the embedded SmolLM2-135M on CPU: real LoRA SFT and DPO runs (~1-2 min here).
 
 One module-scoped SFT run is trained in two slices through the same generator
-the UI uses (training.gpu.train_until_done); a second, unsliced run of the same
+the UI uses (training.gpu.calls.train_until_done); a second, unsliced run of the same
 config is the reference for "slices change nothing". Both are small (8 steps,
 max length 64) so the module stays fast on two shared cores.
 """
@@ -16,7 +16,10 @@ import threading
 
 import pytest
 
-from training import config, engine, gpu, runs
+from training.run import config
+from training.run import engine
+from training.gpu import calls as gpu
+from training.run import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -98,8 +101,8 @@ def test_adapter_reloads_with_peft_and_changes_the_output(sliced_run):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from training.base_model import load_tokenizer
-    from training.inference import generate
+    from training.run.base_model import load_tokenizer
+    from training.evaluation.inference import generate
 
     rid = sliced_run[0]
     path = runs.read_run(rid)["model"]["path"]
@@ -113,7 +116,8 @@ def test_adapter_reloads_with_peft_and_changes_the_output(sliced_run):
 
 
 def test_evaluation_chat_zip_and_merge(sliced_run):
-    from training import evaluate, inference
+    from training.evaluation import evaluate
+    from training.evaluation import inference
 
     rid = sliced_run[0]
     metrics = evaluate.evaluate_run(rid, n_samples=2, max_new_tokens=12)
@@ -164,7 +168,7 @@ def test_kill_drill_process_killed_mid_run_is_interrupted_and_resumes(module_dat
     """The training process is killed with SIGKILL mid-run; the run is then shown
     interrupted with its last checkpoint and a resume finishes it."""
     rid = engine.start_run(_config(max_steps=5, eval_steps=100), _splits(SFT_ROWS))
-    code = ("import sys; from training import engine; "
+    code = ("import sys; from training.run import engine; "
             "engine.run_slice(sys.argv[1], on_event=lambda e: print('STEP', e['step'], flush=True) "
             "if e.get('kind') == 'step' else None)")
     env = dict(os.environ, FTLAB_CHECKPOINT_EVERY="2", PYTHONPATH=str(ROOT))

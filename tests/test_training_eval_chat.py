@@ -14,8 +14,14 @@ import time
 
 import pytest
 
-from training import config, engine, evaluate, gpu, inference, runs, ui
-from training.model_cache import ModelCache
+from training.run import config
+from training.run import engine
+from training.evaluation import evaluate
+from training.gpu import calls as gpu
+from training.evaluation import inference
+from training.run import runs
+from training.views import tab as ui
+from training.evaluation.model_cache import ModelCache
 
 ROWS = [{"messages": [{"role": "user", "content": f'Reply with exactly this JSON: {{"animal": "{w}"}}'},
                       {"role": "assistant", "content": json.dumps({"animal": w})}]}
@@ -191,7 +197,7 @@ def test_evaluation_runs_the_lab4_cases_with_intervals_and_a_field_chart(run_wit
     """A Lab 4 design reaches the run: its metrics are the ones shown, its cases are answered by
     both models and checked; the result has intervals, a per-field chart and survives a re-open."""
     from labs.tools.evaluation import adversarial_cases, score_predictions
-    from training import eval_design
+    from training.evaluation import design as eval_design
 
     # Off-task cases do not stop at a closing brace: keep their answers short. One prompt at
     # a time: on this shared 2-core machine a batch of 2 took 6x as long as one prompt.
@@ -219,7 +225,7 @@ def test_evaluation_runs_the_lab4_cases_with_intervals_and_a_field_chart(run_wit
 
 def test_adversarial_cases_can_be_left_out_and_the_learner_is_told(run_with_adapter, monkeypatch):
     from labs.tools.evaluation import adversarial_cases
-    from training import eval_design
+    from training.evaluation import design as eval_design
 
     monkeypatch.setattr(evaluate, "new_token_cap", lambda tokenizer, references: 8)
     design = eval_design.from_lab4("adversarial_cases", adversarial_cases("Name the animal as JSON"))
@@ -231,7 +237,7 @@ def test_adversarial_cases_can_be_left_out_and_the_learner_is_told(run_with_adap
 # ------------------------------------------------------------------ the plan's estimate
 
 def test_plan_names_a_first_time_rebuild_of_the_embedded_model(tmp_path, monkeypatch):
-    from training import base_model
+    from training.run import base_model
 
     monkeypatch.setenv("FTLAB_DATA_DIR", str(tmp_path))  # nothing rebuilt here yet
     cfg = dataclasses.replace(_config(), base_model=base_model.EMBEDDED_ID)

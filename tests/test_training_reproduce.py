@@ -13,7 +13,10 @@ import os
 
 import pytest
 
-from training import config, engine, recipe, runs
+from training.run import config
+from training.run import engine
+from training.hub import recipe
+from training.run import runs
 
 ANSWER = '{"animal": "zebra"}'
 SFT_ROWS = [{"messages": [{"role": "system", "content": "Answer in JSON."},
@@ -97,7 +100,8 @@ def test_recipe_trains_the_same_losses_as_the_app(method, sft_run, module_data_d
 
 PUSH = """
 import sys
-from training import publish, runs
+from training.hub import publish
+from training.run import runs
 result = publish.push_run(runs.run_dir(sys.argv[1]), sys.argv[2], sys.argv[3], private=False, endpoint=sys.argv[4])
 print(result.message)
 sys.exit(0 if result.ok else 1)
@@ -122,7 +126,7 @@ def test_pushed_adapter_names_the_public_base_and_loads_from_the_hub(sft_run, em
     import torch
 
     from fakes.hub_server import FakeHub
-    from training.inference import load_for_run
+    from training.evaluation.inference import load_for_run
 
     adapter_cfg = json.loads((runs.run_dir(sft_run) / "adapter" / "adapter_config.json").read_text())
     assert adapter_cfg["base_model_name_or_path"] == PUBLIC_BASE  # never the local models/ path

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from training import runs
+from training.run import runs
 
 
 def _dead_pid() -> int:
@@ -104,8 +104,8 @@ def test_stop_flag_and_adapter_zip(ftlab_data_dir):
 
 
 def test_importing_the_training_ui_does_not_import_torch():
-    code = ("import sys, training.ui, training.gpu, training.engine, training.runs, training.checks, "
-            "training.evaluate, training.inference; "
+    code = ("import sys, training.views.tab, training.gpu.calls, training.run.engine, training.run.runs, training.data.checks, "
+            "training.evaluation.evaluate, training.evaluation.inference; "
             "bad = [m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -5,19 +5,20 @@ import re
 
 import gradio as gr
 
-from training import runs, ui
-from training.data import load_builtin
+from training.run import runs
+from training.views import tab as ui
+from training.data.loading import load_builtin
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def _hp(**over):
-    from training import config
+    from training.run import config
     return dict(config.defaults("cpu"), **over)
 
 
 def test_tab_builds_and_returns_the_shared_components():
-    from training import config
+    from training.run import config
     with gr.Blocks():
         parts = ui.build_training_tab()
     assert isinstance(parts["run_id"], gr.State)
@@ -55,7 +56,7 @@ def test_wrong_data_is_refused_and_the_loaded_dataset_is_kept(ftlab_data_dir, tm
 
 
 def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
-    from training import config
+    from training.run import config
     ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
     critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", _hp())
     assert "Dataset check" in critic
@@ -79,7 +80,7 @@ def test_start_is_refused_before_training_with_the_field_named(ftlab_data_dir):
 
 
 def _markers(svg: str, gid: str) -> int:
-    """Markers (one per point) in a chart series group of training/charts.py's SVG."""
+    """Markers (one per point) in a chart series group of training/run/charts.py's SVG."""
     group = re.search(rf'<g id="{gid}">(.*?)</g>', svg, re.S)
     return group.group(1).count("<use ") if group else 0
 

@@ -356,7 +356,7 @@ def critic_findings(text: str | bytes, tokenizer_count: Callable[[str], int] | N
     """Everything the critic finds, uncapped: ``problems`` ({kind: [(line, message)]}),
     every exact-duplicate and near-duplicate pair, and the counts. ``critique_jsonl``
     summarises this for people and the advisor; the Training tab's data check and
-    Lab 2's fixes (``training/data_fixes.py``) act on every pair, so they read it whole."""
+    Lab 2's fixes (``training/data/fixes.py``) act on every pair, so they read it whole."""
     if not 0.0 < float(near_duplicate_threshold) <= 1.0:
         raise ValueError("near_duplicate_threshold must be between 0 and 1")
     lines, not_utf8 = _decode(text, max_bytes)

@@ -7,7 +7,7 @@ All metrics are computed here (no model calls): exact match after light
 normalisation, token F1 (SQuAD-style bag of words), ROUGE-L F-measure from the
 longest common subsequence, JSON validity, and per-field accuracy and field F1
 over JSON values with nested keys flattened to dotted paths. This is the one
-scorer: the Training tab's run evaluation (``training/evaluate.py``) calls
+scorer: the Training tab's run evaluation (``training/evaluation/evaluate.py``) calls
 ``score_predictions`` too, so Lab 4 and a run never score the same answers
 differently.
 """

@@ -116,8 +116,8 @@ class World:
         self.fake = FakeAnthropic(default_text="(fake advisor reply)").start()
         self.hub = FakeHub()
         os.environ["HF_ENDPOINT"] = self.hub.start()
-        from training import runs
-        from training.config import DataRef, RunConfig
+        from training.run import runs
+        from training.run.config import DataRef, RunConfig
         self.run_id = runs.create_run(RunConfig(dataset=DataRef(name="x")).to_dict())
         adapter = runs.run_dir(self.run_id) / "adapter"
         adapter.mkdir()
@@ -160,8 +160,8 @@ def entry_points(world: World) -> dict[str, Callable[[Any], Any]]:
     from lessons.ui import mark_read
     from quizzes.grading import load_quiz
     from quizzes.ui import submit_quiz
-    from training import publish_ui
-    from training import ui as tui
+    from training.views import publish_ui
+    from training.views import tab as tui
     from core import progress as prog
 
     good_answers = [next(o["text"] for o in q["options"] if o["correct"]) for q in load_quiz("lesson1")["questions"]]
@@ -195,7 +195,7 @@ def entry_points(world: World) -> dict[str, Callable[[Any], Any]]:
             outs.append(run_workbench_tool(spec.name, kinds, *values))
         return outs
 
-    from training.config import HP_NAMES as hp_names
+    from training.run.config import HP_NAMES as hp_names
     builtin_ds, _ = tui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
 
     def hparams(v):

@@ -1,9 +1,9 @@
 """The Training tab's rules, as plain functions returning plain values (no Gradio).
 
-`training/ui.py` lays out the tab and turns these answers into component
+`training/views/tab.py` lays out the tab and turns these answers into component
 updates; tests call these directly. The rules: one active run per learner,
 building the run config from the learner's inputs (validated once, in
-training/config.py), where a dataset came from, and which run may train or
+training/run/config.py), where a dataset came from, and which run may train or
 resume now.
 """
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from training import checks, runs
-from training.config import DataRef, RunConfig, validate
-from training.runs import RunStatus
+from training.data import checks
+from training.run import runs
+from training.run.config import DataRef, RunConfig, validate
+from training.run.runs import RunStatus
 
 MAX_RUNS_KEPT = 10
 
@@ -52,7 +53,7 @@ def build_config(dataset: dict | None, model_id: str, method: str, values: dict,
         return None, "Load a dataset first (step 1)."
     if dataset.get("method") != method:
         return None, f"This dataset is for {str(dataset.get('method')).upper()}: switch the method first."
-    from training.base_model import BASE_MODELS, DEFAULT_MODEL
+    from training.run.base_model import BASE_MODELS, DEFAULT_MODEL
 
     # The picker offers a fixed list; anything else (a tampered request) trains the default.
     base = model_id if model_id in BASE_MODELS else DEFAULT_MODEL
@@ -65,7 +66,7 @@ def build_config(dataset: dict | None, model_id: str, method: str, values: dict,
 def data_check(cfg: RunConfig, rows: list[dict]) -> tuple[checks.CheckReport | None, str, str]:
     """Apply the base model's chat template to the rows as training will.
     -> (report, the effective model id, error message when the tokenizer could not load)."""
-    from training.base_model import load_tokenizer, resolve_model
+    from training.run.base_model import load_tokenizer, resolve_model
 
     try:
         effective, path, _notice = resolve_model(cfg.base_model)
@@ -91,7 +92,7 @@ def prepare(dataset: dict | None, model_id: str, method: str, run_ids: Any, valu
         return Prepared(None, ids, error, False)
     if not rep.ok:
         return Prepared(None, ids, "**Not started.**\n\n" + rep.markdown(), False)
-    from training import engine
+    from training.run import engine
     try:
         run_id = engine.start_run(cfg, dataset)
     except ValueError as exc:

@@ -11,7 +11,7 @@ disagree about a row; the names are re-exported here.
 
 Try it::
 
-    python -c "from training.data import load_builtin; s = load_builtin('clinical_soap'); print(len(s.train), s.train[0])"
+    python -c "from training.data.loading import load_builtin; s = load_builtin('clinical_soap'); print(len(s.train), s.train[0])"
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from core import chat_rows
 from core.chat_rows import (MAX_ERRORS_SHOWN, MAX_LINE_CHARS, MAX_TURNS, METHODS,  # noqa: F401
                              ROLE_RENAMES, ROLES, ParseResult, _canonical, parse_jsonl)
-from training import hub_timeouts
+from training.hub import timeouts as hub_timeouts
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
 
@@ -114,7 +114,7 @@ class Splits:
 # --------------------------------------------------------------------------- built-ins
 
 def load_builtin(name: str) -> Splits:
-    """Read one built-in set (committed JSONL written by training/datasets/generate.py)."""
+    """Read one built-in set (committed JSONL written by training/data/datasets/generate.py)."""
     info = BUILTIN.get(name)
     if info is None:
         raise DataError(f"unknown built-in dataset {name!r} — choose one of: {', '.join(BUILTIN)}")

@@ -1,10 +1,10 @@
 """Run a run's recipe on Hugging Face Jobs: hardware and prices, estimate, launch, follow, cancel, result.
 
 Built on `huggingface_hub`'s Jobs API (`list_jobs_hardware`, `run_job`, `inspect_job`,
-`fetch_job_logs`, `cancel_job`); no Gradio here (training/jobs_ui.py is the panel).
+`fetch_job_logs`, `cancel_job`); no Gradio here (training/views/jobs_ui.py is the panel).
 
-A launch exports the run's recipe (training/recipe.py: the TRL config from
-`config.trl_args`, the data, and the uv script training/ftlab_job.py), uploads that
+A launch exports the run's recipe (training/hub/recipe.py: the TRL config from
+`config.trl_args`, the data, and the uv script training/hub/ftlab_job.py), uploads that
 folder as a private dataset repository of the learner's, and starts a job in the uv
 image that mounts it read-only at /recipe and runs `uv run /recipe/ftlab_job.py`: TRL
 on every GPU of the flavour, then a push of the adapter and card to the learner's model
@@ -12,7 +12,7 @@ repository (the job gets the learner's token as its `HF_TOKEN` secret, encrypted
 
 Following a job is polling: each poll inspects it and replays its log (`follow=False`,
 a bounded request), and the `FTLAB_LOG {...}` lines the script prints become the same
-log events local runs write (training/runs.py), so training/charts.py draws them. A poll
+log events local runs write (training/run/runs.py), so training/run/charts.py draws them. A poll
 that loses the log stream keeps what it read; the next poll replays the whole log.
 
 Every Hub call runs under `hub_timeouts.run_with_deadline`. The token is an argument
@@ -31,8 +31,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import env_float
-from training import hub_timeouts, model_card, publish, recipe, runs
-from training.runs import RunStatus
+from training.hub import timeouts as hub_timeouts
+from training.hub import model_card
+from training.hub import publish
+from training.hub import recipe
+from training.run import runs
+from training.run.runs import RunStatus
 
 # huggingface_hub's DEFAULT_UV_IMAGE (Debian with Python 3.12 and uv), what `hf jobs uv run` uses.
 UV_IMAGE = "ghcr.io/astral-sh/uv:python3.12-bookworm"
@@ -137,7 +141,7 @@ def estimate(tokens: int, params_b: float | None, flavor: Flavor, method: str = 
 
 def run_tokens(run_dir: Path) -> tuple[int, str, str]:
     """(tokens the run trains on, its method, its base model id), from run.json and its data."""
-    from training.engine import approx_tokens  # no torch at import
+    from training.run.engine import approx_tokens  # no torch at import
 
     run = model_card.read_json(Path(run_dir) / "run.json")
     s = model_card.run_summary(run)

@@ -7,7 +7,7 @@ refuses training and saving. We rebuild it once into a plain float32
 `LlamaForCausalLM`, save it with its tokenizer under
 `<data_dir>/models/SmolLM2-135M-Instruct`, and load that directory afterwards.
 
-    python -m training.base_model      # builds the embedded model dir and prints it
+    python -m training.run.base_model      # builds the embedded model dir and prints it
 
 torch and transformers are imported inside functions so that importing this
 module (from the UI) stays cheap.

@@ -1,6 +1,6 @@
-"""The "Run on Hugging Face Jobs" panel of the Training tab (thin: the logic is training/jobs.py).
+"""The "Run on Hugging Face Jobs" panel of the Training tab (thin: the logic is training/hub/jobs.py).
 
-Sign-in is the publish panel's (training/publish_ui.py `login_enabled`): on a Space the
+Sign-in is the publish panel's (training/views/publish_ui.py `login_enabled`): on a Space the
 handlers receive the learner's OAuth token through their `gr.OAuthToken | None` parameter
 (the Space asks for the `jobs` scope in README's metadata); elsewhere a password field,
 whose value is only read by each request and never stored or logged.
@@ -16,8 +16,10 @@ import os
 import gradio as gr
 
 from core.config import env_str
-from training import charts, jobs, runs
-from training.publish_ui import login_enabled
+from training.run import charts
+from training.hub import jobs
+from training.run import runs
+from training.views.publish_ui import login_enabled
 
 STORAGE_KEY = "ftlab-jobs"
 SECRET_DEFAULT = "ftlab-jobs-state-v1"

@@ -1,4 +1,4 @@
-"""Checks that run before any training time is spent (hyperparameters: training/config.py).
+"""Checks that run before any training time is spent (hyperparameters: training/run/config.py).
 
 * Data: the base model's chat template is applied exactly as training will apply
   it, then we count examples with nothing to learn from (no completion tokens
@@ -37,9 +37,9 @@ def _norm_messages(messages: Any) -> list[dict]:
 
 
 def completion_pairs(row: dict) -> tuple[list[dict], str]:
-    """(prompt messages, completion text) for an SFT row; uses training.data's when present."""
+    """(prompt messages, completion text) for an SFT row; uses training.data.loading's when present."""
     try:
-        from training.data import completion_pairs as data_pairs
+        from training.data.loading import completion_pairs as data_pairs
         prompt, completion = data_pairs(row)
         return _norm_messages(prompt), _text(completion)
     except ImportError:

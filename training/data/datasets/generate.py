@@ -1,7 +1,7 @@
 """Write the built-in training sets: synthetic, deterministic, stdlib only.
 
-    python -m training.datasets.generate            # rewrites training/datasets/<set>/*.jsonl
-    python -m training.datasets.generate OUT_DIR    # writes somewhere else (the tests compare bytes)
+    python -m training.data.datasets.generate            # rewrites training/data/datasets/<set>/*.jsonl
+    python -m training.data.datasets.generate OUT_DIR    # writes somewhere else (the tests compare bytes)
 
 Every example is composed from the templates and vocabularies below with one
 fixed seed, so the committed files are reproducible byte for byte. No real

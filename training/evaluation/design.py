@@ -24,7 +24,7 @@ import re
 import time
 from typing import Any
 
-# The metric keys the run evaluation reports (training/evaluate.py METRIC_LABELS).
+# The metric keys the run evaluation reports (training/evaluation/evaluate.py METRIC_LABELS).
 ALL_METRICS = ("json_valid", "exact_match", "field_accuracy", "field_f1", "token_f1", "rouge_l")
 _LAB4_METRIC_NAMES = {"json_validity": "json_valid", "exact_match": "exact_match",
                       "field_accuracy": "field_accuracy", "field_f1": "field_f1",
@@ -156,7 +156,7 @@ def _meds_cases() -> list[dict]:
 
 def _system_prompt(name: str) -> str | None:
     """The built-in set's own instruction (its first test example's system message)."""
-    from training.data import DATASETS_DIR
+    from training.data.loading import DATASETS_DIR
     try:
         with open(DATASETS_DIR / name / "test.jsonl", encoding="utf-8") as fh:
             row = json.loads(fh.readline())

@@ -25,12 +25,12 @@ import zipfile
 from pathlib import Path
 
 from core.config import env_int
-from training import model_card
-from training.config import trl_args
+from training.hub import model_card
+from training.run.config import trl_args
 
-# The engine checkpoints every FTLAB_CHECKPOINT_EVERY steps (training/engine.py).
+# The engine checkpoints every FTLAB_CHECKPOINT_EVERY steps (training/run/engine.py).
 CHECKPOINT_EVERY = env_int("FTLAB_CHECKPOINT_EVERY", 50)
-# The uv script shipped in the zip (and run on Hugging Face Jobs by training/jobs.py).
+# The uv script shipped in the zip (and run on Hugging Face Jobs by training/hub/jobs.py).
 JOB_SCRIPT = Path(__file__).with_name("ftlab_job.py")
 
 ACCELERATE_FSDP = """\
@@ -136,7 +136,7 @@ def _recipe_rows(run_dir: Path, run: dict, method: str) -> tuple[list[dict], lis
     SFT rows as prompt/completion split where the app splits them (so TRL's
     completion-only loss masks the same tokens), preference rows as the engine
     built them, and the validation rows the run evaluated on."""
-    from training import checks
+    from training.data import checks
 
     convert = checks.prompt_completion_row if method == "sft" else checks.preference_row
     n_eval = run.get("eval_rows")

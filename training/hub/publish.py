@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training import model_card
+from training.hub import model_card
 
 MAX_NAME_LEN = 96
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -144,7 +144,7 @@ def merge_to_dir(run_dir: Path) -> Path:
         base = AutoModelForCausalLM.from_pretrained(local)
         tokenizer = AutoTokenizer.from_pretrained(local)
     else:
-        from training.base_model import load_base
+        from training.run.base_model import load_base
 
         base, tokenizer, _notice = load_base(summary["load_id"])
     model = PeftModel.from_pretrained(base, str(run_dir / "adapter"))
@@ -204,7 +204,7 @@ def explain_error(exc: BaseException, stage: str, repo_id: str) -> tuple[str, bo
 
 
 def timeout_message(stage: str, seconds: float, last_status: int | None) -> str:
-    """The message when the Hub did not finish within the push's deadline (training/hub_timeouts.py)."""
+    """The message when the Hub did not finish within the push's deadline (training/hub/timeouts.py)."""
     keep = " Nothing was lost: your adapter is still saved here and can be downloaded below."
     where = f" ({stage})" if stage else ""
     if last_status is not None and (last_status == 429 or last_status >= 500):

@@ -8,7 +8,7 @@ Elsewhere gradio would only mock the login, so a password-type token field is
 the fallback. Either way the token is passed to `push_run` and dropped when
 the push's worker ends.
 
-Every push runs under one deadline (training/hub_timeouts.py): if the Hub
+Every push runs under one deadline (training/hub/timeouts.py): if the Hub
 never answers, the learner gets a message, Retry and the download by then,
 and the handler's concurrency slot is free again.
 
@@ -21,7 +21,10 @@ import os
 import gradio as gr
 
 from core.config import on_space
-from training import hub_timeouts, publish, recipe, runs
+from training.hub import timeouts as hub_timeouts
+from training.hub import publish
+from training.hub import recipe
+from training.run import runs
 
 INTRO = (
     "### Share your adapter\n"

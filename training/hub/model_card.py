@@ -54,14 +54,14 @@ def read_log(path: Path) -> list[dict]:
 
 def run_config(run: dict):
     """The run's RunConfig, read back through the type that wrote it."""
-    from training.config import RunConfig
+    from training.run.config import RunConfig
 
     return RunConfig.from_dict(run.get("config") or {})
 
 
 def run_summary(run: dict) -> dict:
     """The facts the card and the recipe both need: the typed config plus what the engine recorded."""
-    from training.base_model import EMBEDDED_ID, public_id
+    from training.run.base_model import EMBEDDED_ID, public_id
 
     cfg = run_config(run)
     model = run.get("model") or {}
@@ -89,7 +89,7 @@ def run_summary(run: dict) -> dict:
 # ---------------------------------------------------------------- loss curve
 def write_loss_png(events: list[dict], out_path: Path) -> Path | None:
     """The Training tab's loss figure as a PNG; None when there is nothing to draw."""
-    from training.charts import loss_figure
+    from training.run.charts import loss_figure
 
     fig = loss_figure(events)
     if fig is None:
@@ -157,7 +157,7 @@ def render_model_card(run_dir: Path, repo_id: str, *, has_loss_png: bool,
 
 def _config_section(s: dict) -> str:
     """The run's settings, labelled as the Training tab labels them (the config table)."""
-    from training.config import HYPERPARAMETERS, SPEC, TARGET_MODULE_CHOICES
+    from training.run.config import HYPERPARAMETERS, SPEC, TARGET_MODULE_CHOICES
 
     cfg = s["config"]
     rows = [("Method", s["method"].upper()), ("Base model", f"`{s['base_model']}`")]

@@ -13,7 +13,7 @@ dotted path, equal value); an answer that is not JSON, or a text answer, gets a
 word diff (difflib): words the model wrote that the expected answer does not
 have are <ins>, expected words it left out are <del>.
 
-`adversarial_html` shows the adversarial cases (training/eval_design.py) with
+`adversarial_html` shows the adversarial cases (training/evaluation/design.py) with
 the checks each model failed.
 
 Everything shown is escaped: model outputs and learner data are text, never HTML.
@@ -28,7 +28,7 @@ import html
 import json
 
 INPUT_PREVIEW = 140  # characters of the input shown before "show all"
-PENDING = "…"  # training.evaluate.PENDING: an answer still being generated (not imported: no torch chain)
+PENDING = "…"  # training.evaluation.evaluate.PENDING: an answer still being generated (not imported: no torch chain)
 
 CSS = """
 #train-samples table.side-by-side { table-layout: fixed; width: 100%; border-collapse: collapse; font-size: 0.9em; }

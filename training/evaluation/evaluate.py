@@ -12,7 +12,7 @@ JSON validity, exact match and field-level F1, plus field accuracy, token F1 and
 Each metric gets a paired bootstrap 95% interval (`paired_bootstrap`): the same
 resampled examples for base and tuned, so the change has its own interval.
 
-The evaluation design (training/eval_design.py: Lab 4's metrics and adversarial
+The evaluation design (training/evaluation/design.py: Lab 4's metrics and adversarial
 cases, or the dataset's defaults) picks the metrics shown and adds the
 adversarial cases, answered by both models in the same pass and checked.
 """
@@ -27,7 +27,9 @@ import time
 from typing import Callable, Iterator
 
 from core.config import env_int
-from training import checks, eval_design, runs
+from training.data import checks
+from training.evaluation import design as eval_design
+from training.run import runs
 
 
 def scores(predictions: list[str], references: list[str]) -> dict:
@@ -175,8 +177,8 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
     {"kind": "progress", "done", "n", "cases", "answers", "total_answers", "elapsed", "eta", "metrics"}
     as answers come in (metrics: the examples finished so far), then
     {"kind": "done", "metrics": ...} once metrics.json is written."""
-    from training import inference
-    from training.engine import default_device
+    from training.evaluation import inference
+    from training.run.engine import default_device
 
     data = runs.read_datasets(run_id)
     test = data["test"] or data["validation"]
@@ -223,7 +225,7 @@ def _stored_design(design: dict | None, run_id: str) -> dict:
 
 def _generate_all(entry, prompts, cap, json_task, batch, events, cancel) -> None:
     """In a thread: tuned then base answers, a batch of prompts at a time; reports to `events`."""
-    from training.inference import generate_batch
+    from training.evaluation.inference import generate_batch
     chunks = [(start, prompts[start:start + batch]) for start in range(0, len(prompts), batch)]
     try:
         for k, (start, chunk) in enumerate(chunks):

@@ -94,7 +94,8 @@ def render_png(out_path: Path, *, score: int, total: int, result: str, run_line:
 def issue(progress, run_id: str | None, name: str | None) -> tuple[str | None, str]:
     """(PNG path to download, message) for the learner's progress and run; no file until it is earned."""
     from core.progress import repair
-    from training import evaluate, runs
+    from training.evaluation import evaluate
+    from training.run import runs
 
     fixed, _ = repair(progress)
     info = runs.read_run(run_id) if run_id and runs.exists(run_id) else None

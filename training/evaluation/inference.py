@@ -2,7 +2,7 @@
 streamed chat replies, merge.
 
 A run's model is loaded once and kept in a small bounded cache
-(`training.model_cache`, at most FTLAB_MODEL_CACHE_SIZE models, released after
+(`training.evaluation.model_cache`, at most FTLAB_MODEL_CACHE_SIZE models, released after
 FTLAB_MODEL_IDLE_SECONDS idle): the base answers come from the same loaded
 PEFT model with its adapter switched off (`disable_adapter()`), so evaluation
 loads once for both sides and chat pays no load between turns.
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from core.config import env_float, env_int
-from training import runs
-from training.model_cache import ModelCache
+from training.run import runs
+from training.evaluation.model_cache import ModelCache
 
 MAX_CHAT_CHARS = 4000
 MAX_CHAT_TURNS = 12
@@ -43,7 +43,7 @@ def load_for_run(run_id: str, *, adapter: bool = True):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from training.base_model import load_tokenizer
+    from training.run.base_model import load_tokenizer
 
     info = runs.read_run(run_id)
     path = info["model"]["path"]

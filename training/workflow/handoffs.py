@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.text import plural
-from training import runs
+from training.run import runs
 
 MIN_POINTS = 3  # fewer logged losses say nothing about a curve's shape
 
@@ -32,7 +32,7 @@ def diagnose_run(run_id: str | None) -> str:
 
 
 # Lab 3's recommendation -> the Training tab's settings, by name. The names on the
-# right are the run config's fields (training/config.py); values are checked there.
+# right are the run config's fields (training/run/config.py); values are checked there.
 LAB3_FIELDS = {"r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "target_key": "target_modules",
                "learning_rate": "learning_rate", "epochs": "epochs", "per_device_batch_size": "batch_size",
                "gradient_accumulation_steps": "grad_accum", "max_seq_length": "max_length",
@@ -41,7 +41,7 @@ LAB3_FIELDS = {"r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "targ
 
 def runnable_model(hub_id: str | None, params_b: float | None = None) -> tuple[str, str]:
     """(a base model the Training tab offers, a note when it is not the one asked for)."""
-    from training.base_model import BASE_MODELS, DEFAULT_MODEL
+    from training.run.base_model import BASE_MODELS, DEFAULT_MODEL
 
     if hub_id in BASE_MODELS:
         return hub_id, ""
@@ -72,7 +72,7 @@ def lab1_settings(result: dict) -> tuple[str | None, str | None, str]:
 
     A recommendation that does not fine-tune (prompting, RAG) preselects nothing
     and says so: the Training tab is the wrong next step for it."""
-    from training.data import BUILTIN
+    from training.data.loading import BUILTIN
 
     if not result.get("fine_tune") and not result.get("use_dpo"):
         return None, None, (f"Lab 1 recommends {result.get('recommendation', 'not fine-tuning')}: nothing to "
@@ -116,7 +116,7 @@ def apply_strategy(h: dict) -> Applied:
 
 def apply_lora_config(h: dict, current: dict, method: str, device: str) -> Applied:
     """Lab 3's numbers over the tab's current ones, checked as a run would check them."""
-    from training import config
+    from training.run import config
 
     values, model_id, notes = lab3_settings(h["result"])
     wanted = h["result"].get("hub_id")
@@ -143,7 +143,7 @@ def dataset_method(critic: dict) -> str:
 
 def apply_dataset(h: dict) -> Applied:
     """Lab 2's dataset (fixed, when the learner applied the fixes), if nothing blocks a run."""
-    from training import data_fixes
+    from training.data import fixes as data_fixes
 
     text = h.get("fixed_text") or h["input"].get("text") or ""
     method = dataset_method(h["result"])
@@ -156,7 +156,7 @@ def apply_dataset(h: dict) -> Applied:
 
 def apply_eval_design(h: dict, current: dict | None = None) -> Applied:
     """Lab 4's metrics or cases over the run's current design (metrics from one tool, cases from another)."""
-    from training import eval_design
+    from training.evaluation import design as eval_design
 
     design, message = eval_design.apply_lab4(h["tool"], h["result"], current)
     if design is current:

@@ -7,7 +7,7 @@ to `checkpoint/`; the next slice resumes it with `resume_from_checkpoint`.
 Because `max_steps` is the whole run's, the scheduler and data order are the
 same as one uninterrupted run.
 
-    from training import engine
+    from training.run import engine
     run_id = engine.start_run(run_config, splits)      # status "planned"
     while engine.run_slice(run_id)["status"] == RunStatus.PAUSED:
         pass
@@ -28,10 +28,11 @@ from typing import Any, Callable
 
 from core.config import env_float, env_int, on_space
 from core.text import plural
-from training import checks, runs
-from training.runs import RunStatus
-from training.config import RunConfig, trl_args
-from training.base_model import first_use_costs, model_info, public_id, resolve_model
+from training.data import checks
+from training.run import runs
+from training.run.runs import RunStatus
+from training.run.config import RunConfig, trl_args
+from training.run.base_model import first_use_costs, model_info, public_id, resolve_model
 
 # Seconds one slice aims to train for. ZeroGPU calls are short and quota is
 # counted per requested second, so slices there are small; on CPU the slice
@@ -154,7 +155,7 @@ def start_run(cfg: RunConfig, splits: Any) -> str:
     """Resolve the model and write the run dir (status planned). Raises ValueError with the learner's message.
 
     `cfg` was validated when it was built (config.validate). `splits`: an object with
-    train/validation/test lists (training.data.Splits) or a dict.
+    train/validation/test lists (training.data.loading.Splits) or a dict.
     """
     get = (lambda k: splits.get(k, [])) if isinstance(splits, dict) else (lambda k: getattr(splits, k))
     train, val, test = list(get("train")), list(get("validation")), list(get("test"))
@@ -162,7 +163,7 @@ def start_run(cfg: RunConfig, splits: Any) -> str:
         raise ValueError("The training split is empty: pick a dataset with examples.")
     effective_id, path, notice = resolve_model(cfg.base_model)
     try:
-        from training.data import fingerprint
+        from training.data.loading import fingerprint
         cfg = replace(cfg, dataset=replace(cfg.dataset, fingerprint=fingerprint(train + val + test)))
     except ImportError:  # pragma: no cover
         pass
@@ -476,7 +477,7 @@ def _trainer(cfg: RunConfig, info: dict, tokenizer, train_ds, eval_ds, cb, devic
         from trl import SFTConfig, SFTTrainer
         args = SFTConfig(**train_args, **runtime, include_num_input_tokens_seen="non_padding", packing=False)
         trainer = SFTTrainer(args=args, **common)
-        from training import fast_loss
+        from training.run import fast_loss
         fast_loss.install(trainer)  # CPU: answer tokens only through the LM head
     else:
         from trl import DPOConfig, DPOTrainer
@@ -493,7 +494,7 @@ def _train(run_id: str, info: dict, start_step: int, ckpt: Path | None, slice_st
            step_holder: dict, deadline: float | None = None) -> dict:
     import torch
 
-    from training.base_model import load_tokenizer
+    from training.run.base_model import load_tokenizer
 
     cfg = RunConfig.from_dict(info["config"])
     total = int(info["total_steps"])

@@ -1,6 +1,6 @@
 """Gradio wiring of the labs' hand-offs into the Training tab (issue 11).
 
-Thin: what a hand-off changes is decided in training/handoffs.py (no Gradio);
+Thin: what a hand-off changes is decided in training/workflow/handoffs.py (no Gradio);
 here it is turned into component updates. app.py calls ``wire_handoffs`` once
 both the labs and the tab exist, since the buttons live in one and change the other.
 """
@@ -10,7 +10,8 @@ from typing import Any
 
 import gradio as gr
 
-from training import config, handoffs
+from training.run import config
+from training.workflow import handoffs
 
 
 def wire_handoffs(labs: dict[str, dict], parts: dict, nav: gr.Tabs, lesson_tabs: dict[str, gr.Tabs]) -> None:
@@ -38,7 +39,7 @@ def _targets(parts: dict, nav: gr.Tabs, status: gr.Markdown) -> list:
 
 def _applier(parts: dict, nav: gr.Tabs, status: gr.Markdown):
     def apply(h, origins, method, dataset, design, *values):
-        from training.engine import default_device
+        from training.run.engine import default_device
 
         current = dict(zip(config.HP_NAMES, values))
         a = handoffs.apply_handoff(h, current, method, default_device(), design)
@@ -59,7 +60,7 @@ def _applier(parts: dict, nav: gr.Tabs, status: gr.Markdown):
 
 def _data_updates(parts: dict, a: handoffs.Applied, current: dict | None) -> tuple[dict, str | None]:
     """(updates, problem): load the built-in set Lab 1 chose or the JSONL Lab 2 sent; open step 2."""
-    from training.ui import load_dataset_handler, open_when
+    from training.views.tab import load_dataset_handler, open_when
 
     if a.builtin:
         d, md = load_dataset_handler("Built-in", a.builtin, None, "", a.method, current)
@@ -77,8 +78,8 @@ def _data_updates(parts: dict, a: handoffs.Applied, current: dict | None) -> tup
 
 def _load_text(text: str, method: str, keep: dict | None) -> tuple[dict | None, str]:
     """Lab 2's JSONL through the same parse and split as an upload."""
-    from training import data
-    from training.ui import _splits_dict, _splits_md
+    from training.data import loading as data
+    from training.views.tab import _splits_dict, _splits_md
 
     try:
         splits, result = data.from_upload(text.encode("utf-8"), method)
@@ -108,7 +109,7 @@ def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
 
 def fix_handler(h: dict | None):
     """Lab 2: apply the critic's mechanical fixes to the hand-off (the learner's paste stays as it was)."""
-    from training import data_fixes
+    from training.data import fixes as data_fixes
 
     if not isinstance(h, dict) or h.get("kind") != "dataset":
         return gr.skip(), "⚠️ Run the critic on your dataset first."

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 
 from core import chat_rows
-from training.data import MIN_SPLIT_ROWS, split_indices
+from training.data.loading import MIN_SPLIT_ROWS, split_indices
 
 MAX_DROPS_SHOWN = 40
 CANNOT_TRAIN = "cannot train: "

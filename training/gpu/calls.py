@@ -22,8 +22,8 @@ from typing import Iterator
 
 import spaces
 
-from training import runs
-from training.runs import RunStatus
+from training.run import runs
+from training.run.runs import RunStatus
 
 _DONE = object()
 SAVE_MARGIN_S = 15
@@ -48,7 +48,7 @@ def slice_duration(run_id: str, max_slice_steps: int | None = None) -> int:
 @spaces.GPU(duration=slice_duration)
 def train_slice_gpu(run_id: str, max_slice_steps: int | None = None) -> Iterator[dict]:
     """Train one slice; yields progress dicts, the last one {"kind": "slice_end", "status": ...}."""
-    from training import engine  # heavy imports happen inside the GPU worker
+    from training.run import engine  # heavy imports happen inside the GPU worker
 
     events: queue.Queue = queue.Queue()
     result: dict = {}
@@ -91,7 +91,7 @@ def train_until_done(run_id: str, max_slice_steps: int | None = None) -> Iterato
             return
         if runs.stop_requested(run_id):
             # Stop pressed between slices: no trainer is running to see the flag.
-            from training.engine import stop_idle_run
+            from training.run.engine import stop_idle_run
             info = stop_idle_run(run_id)
             yield {"kind": "slice_end", "status": str(info["status"]), "step": info.get("step"),
                    "message": info.get("message", "")}
@@ -112,16 +112,16 @@ def _forget_models_on_zerogpu() -> None:
     model once and releases it at the end; turns within one call (and a streamed reply)
     still use one load. Off ZeroGPU the same code keeps the model cached between calls."""
     if os.environ.get("SPACES_ZERO_GPU"):
-        from training.inference import MODEL_CACHE
+        from training.evaluation.inference import MODEL_CACHE
         MODEL_CACHE.clear()
 
 
 @spaces.GPU(duration=_eval_duration)
 def evaluate_gpu(run_id: str, n_samples: int | None = 5, design: dict | None = None) -> Iterator[dict]:
     """Base vs tuned on the test split and the design's adversarial cases
-    (training.evaluate.evaluate_stream), on the GPU when there is one. Yields its progress
+    (training.evaluation.evaluate.evaluate_stream), on the GPU when there is one. Yields its progress
     dicts (plain data: they are pickled across ZeroGPU's fork), the last one {"kind": "done", "metrics": ...}."""
-    from training import evaluate
+    from training.evaluation import evaluate
     try:
         yield from evaluate.evaluate_stream(run_id, n_samples=n_samples, design=design)
     finally:
@@ -131,7 +131,7 @@ def evaluate_gpu(run_id: str, n_samples: int | None = 5, design: dict | None = N
 @spaces.GPU(duration=30)
 def chat_gpu(run_id: str, history: list, text: str, use_adapter: bool = True) -> Iterator[list]:
     """One chat turn with the tuned (or base) model; yields the history as the reply grows (plain dicts)."""
-    from training import inference
+    from training.evaluation import inference
     try:
         yield from inference.chat_stream(run_id, history, text, use_adapter=use_adapter)
     finally:

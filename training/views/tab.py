@@ -20,11 +20,16 @@ from typing import Any
 import gradio as gr
 
 from core.config import env_int, env_str
-from training import checks, config, eval_view, handoffs, rules, runs
-from training.certificate import MAX_NAME as MAX_CERT_NAME
-from training import gpu as gpu_mod
-from training.base_model import BASE_MODELS, DEFAULT_MODEL, OFFLINE_NOTICE, hub_reachable
-from training.runs import RunStatus
+from training.data import checks
+from training.run import config
+from training.evaluation import view as eval_view
+from training.workflow import handoffs
+from training.run import rules
+from training.run import runs
+from training.workflow.certificate import MAX_NAME as MAX_CERT_NAME
+from training.gpu import calls as gpu_mod
+from training.run.base_model import BASE_MODELS, DEFAULT_MODEL, OFFLINE_NOTICE, hub_reachable
+from training.run.runs import RunStatus
 
 RUNS_STORAGE_KEY = "fine-tuning-lab-runs"
 RUNS_SECRET_DEFAULT = "fine-tuning-lab-runs-v1"
@@ -83,7 +88,7 @@ def apply_preset(name: str, method: str):
 
 def apply_method_defaults(method: str):
     """Switching SFT <-> DPO sets that method's learning rate and beta."""
-    from training.engine import default_device
+    from training.run.engine import default_device
     d = config.method_defaults(method, default_device())
     return [d[k] for k in METHOD_FIELDS]
 
@@ -110,7 +115,7 @@ def steps_for_run(run_id: str | None):
 
 def certificate_handler(progress, run_id: str | None, name: str | None):
     """-> (certificate file, message): the PNG once earned, else what is still to do."""
-    from training import certificate
+    from training.workflow import certificate
     try:
         path, message = certificate.issue(progress, run_id, name)
     except Exception as exc:  # drawing failed: say so, keep everything else
@@ -136,7 +141,7 @@ def _splits_dict(splits) -> dict:
 def load_dataset_handler(source: str, builtin_name: str, upload, hub_id: str, method: str,
                          current: dict | None):
     """-> (dataset state, status markdown). On any problem the previous dataset is kept."""
-    from training import data
+    from training.data import loading as data
 
     keep = current
     try:
@@ -199,7 +204,7 @@ def _histogram(rep: checks.CheckReport):
 def check_handler(dataset: dict | None, model_id: str, method: str, values: dict):
     """-> (critic md, check md, histogram df, highlight, plan md). Spends no training time.
 
-    `values`: the hyperparameters by name (training/config.py)."""
+    `values`: the hyperparameters by name (training/run/config.py)."""
     empty = (None, [], "")
     if dataset and dataset["method"] != method:
         return (f"This dataset is for {dataset['method'].upper()}; switch the method or load another one.", "",
@@ -210,7 +215,7 @@ def check_handler(dataset: dict | None, model_id: str, method: str, values: dict
     critic_md = _critic_md(dataset)
     if cfg is None:
         return critic_md, problem, *empty
-    from training.engine import plan, plan_markdown
+    from training.run.engine import plan, plan_markdown
 
     rep, _eff, error = rules.data_check(cfg, dataset["train"])
     if rep is None:
@@ -254,8 +259,8 @@ def prepare_run_handler(dataset: dict | None, model_id: str, method: str, run_id
 
 
 def _curves(run_id: str | None) -> tuple[str, str]:
-    """(loss chart, learning-rate chart) as inline SVG (training/charts.py)."""
-    from training import charts
+    """(loss chart, learning-rate chart) as inline SVG (training/run/charts.py)."""
+    from training.run import charts
     log = runs.read_log(run_id) if run_id else []
     return charts.loss_svg(log), charts.lr_svg(log)
 
@@ -310,7 +315,7 @@ def _view(run_id: str | None, charts: bool = True):
 def starting_md(info: dict) -> str:
     """What the learner waits for before the first step, from the run's plan; one-time costs
     are looked up now (another run may have paid them since the plan was made)."""
-    from training.base_model import first_use_costs
+    from training.run.base_model import first_use_costs
     plan = info.get("plan") or {}
     first = first_use_costs((info.get("model") or {}).get("id", ""), plan.get("device", "cpu"))
     seconds = max(1, int(plan.get("load_s", 10)) - int(plan.get("first_time_s", 0))) + sum(s for s, _ in first)
@@ -358,7 +363,7 @@ def train_handler(run_id: str | None, go: str = "start"):
 def stop_handler(run_id: str | None) -> str:
     if not run_id or not runs.exists(run_id):
         return "There is no run to stop."
-    from training.engine import stop_idle_run
+    from training.run.engine import stop_idle_run
     info = stop_idle_run(run_id)
     if info["status"] == RunStatus.RUNNING:
         return "Stopping at the end of the current step; the adapter trained so far will be saved."
@@ -389,7 +394,7 @@ def runs_dropdown(run_ids: Any, current: str | None = None):
 def attach_handler(run_ids: Any, chosen: str | None = None):
     """On page load / "Show run": pick the learner's run and show its state.
     -> (run_id, runs dropdown, status, progress, loss chart, lr chart, metrics rows, samples rows, timer)"""
-    from training import evaluate
+    from training.evaluation import evaluate
     rid, live = rules.pick_run(run_ids, chosen)
     status, prog, loss, lr = _view(rid)
     metrics = evaluate.read_metrics(rid) if rid else None
@@ -420,8 +425,8 @@ def eval_progress_md(event: dict) -> str:
 def eval_slider(test_size: int | None, device: str | None = None):
     """The count slider for a test split of this size: 1..all of it, the default per device
     (all on a GPU, a ~1-minute subset on a CPU), and the two numbers in its info line."""
-    from training import evaluate
-    from training.engine import default_device
+    from training.evaluation import evaluate
+    from training.run.engine import default_device
     if not test_size:
         return gr.skip()
     device = device or default_device()
@@ -441,20 +446,21 @@ def _run_test_size(run_id: str | None) -> int:
 def eval_extras(run_id: str | None):
     """-> (count slider, interval note, per-field chart, adversarial cases) for the run on screen,
     from its saved metrics.json (shown again when the learner re-opens or switches runs)."""
-    from training import evaluate
+    from training.evaluation import evaluate
     m = evaluate.read_metrics(run_id) if run_id and runs.exists(run_id) else None
     return (eval_slider(_run_test_size(run_id)), evaluate.interval_note(m), _fields_chart(m),
             eval_view.adversarial_html(m))
 
 
 def _fields_chart(metrics: dict | None) -> str:
-    from training import charts, evaluate
+    from training.run import charts
+    from training.evaluation import evaluate
     return charts.fields_svg(evaluate.per_field_table(metrics))
 
 
 def _eval_view(m: dict, note: str = "", chart: bool = True):
     """(metrics rows, side-by-side, per-field chart, adversarial) for (partial) metrics."""
-    from training import evaluate
+    from training.evaluation import evaluate
     rows = evaluate.metrics_rows(m) if m["n"] else []
     return rows, eval_view.samples_html(m), _fields_chart(m) if chart else None, eval_view.adversarial_html(m, note)
 
@@ -462,9 +468,10 @@ def _eval_view(m: dict, note: str = "", chart: bool = True):
 def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | None = None,
                      with_cases: bool = True):
     """Yields (status md, metrics rows, side-by-side, interval note, per-field chart, adversarial cases)
-    as the answers come in. `design`: the evaluation design (training/eval_design.py); None = the
+    as the answers come in. `design`: the evaluation design (training/evaluation/design.py); None = the
     loaded dataset's default. `with_cases` False skips its adversarial cases this time."""
-    from training import eval_design, evaluate
+    from training.evaluation import design as eval_design
+    from training.evaluation import evaluate
     rest = (gr.skip(),) * 3  # interval note, per-field chart, adversarial cases
     if not run_id or not runs.exists(run_id):
         yield "Train a model first.", [], "", *rest
@@ -536,7 +543,7 @@ def download_adapter_handler(run_id: str | None):
 def merge_handler(run_id: str | None):
     if not run_id or not runs.exists(run_id):
         return gr.skip(), "Train a model first."
-    from training import inference
+    from training.evaluation import inference
     try:
         inference.merge_run(run_id)
         path = _downloadable(runs.zip_dir(run_id, "merged"))
@@ -578,7 +585,7 @@ def _step_data(c: SimpleNamespace) -> None:
     """Step 1: model, method and where the data comes from."""
     with gr.Group():
         gr.Markdown("### 1 · Model and data")
-        # Where the settings came from when a lab handed them over (training/handoff_ui.py).
+        # Where the settings came from when a lab handed them over (training/views/handoff_ui.py).
         c.origins = gr.State({})
         c.provenance = gr.Markdown(elem_id="train-provenance")
         with gr.Row():
@@ -599,13 +606,13 @@ def _step_data(c: SimpleNamespace) -> None:
 
 def _hyperparameters(c: SimpleNamespace) -> None:
     """The hyperparameter inputs, each built from the config table and keyed by its field name."""
-    from training.engine import default_device
+    from training.run.engine import default_device
     d = config.defaults(default_device())
     with gr.Accordion("Hyperparameters", open=False, elem_id="train-hyperparameters") as c.hp_box:
         with gr.Row():
             c.preset = gr.Dropdown(list(config.PRESETS), value=config.DEFAULT_PRESET, label="LoRA preset (from Lab 3)")
             c.preset_btn = gr.Button("Apply preset", scale=0)
-        # Every input is built from the config table (training/config.py) and keyed by its field name.
+        # Every input is built from the config table (training/run/config.py) and keyed by its field name.
         c.hp: dict[str, Any] = {}
         for row in HP_ROWS:
             with gr.Row():
@@ -700,19 +707,19 @@ CASES_LABEL = "Also run the adversarial cases"
 def _cases_by_default() -> bool:
     """On a GPU the cases cost seconds; on a CPU they take about as long as the examples
     again, so there the learner opts in."""
-    from training.engine import default_device
+    from training.run.engine import default_device
     return default_device().startswith("cuda")
 
 
 def _initial_eval_n() -> int:
     """Before any data is known: this device's default, within the slider's first range."""
-    from training import evaluate
-    from training.engine import default_device
+    from training.evaluation import evaluate
+    from training.run.engine import default_device
     return evaluate.default_n(10, default_device())
 
 
 def _describe_design(design: dict | None) -> str:
-    from training import eval_design
+    from training.evaluation import design as eval_design
     return eval_design.describe(design)
 
 
@@ -790,13 +797,13 @@ def _parts_and_hooks(c: SimpleNamespace) -> dict:
     return {"run_id": c.run_id, "run_ids": c.run_ids, "dataset": c.dataset, "status": c.status,
             "start": c.start_btn, "stop": c.stop_btn, "resume": c.resume_btn, "model": c.model, "method": c.method,
             "hyperparameters": c.hp, "page_load": c.page_load, "tab_select": c.tab_select,
-            # the labs' hand-offs (training/handoff_ui.py)
+            # the labs' hand-offs (training/views/handoff_ui.py)
             "source": c.source, "builtin": c.builtin, "data_md": c.data_md, "step_check": c.step_check,
             "origins": c.origins, "provenance": c.provenance, "hp_box": c.hp_box, "ask_advisor": c.ask_btn, "diagnosis": c.diagnosis,
             "eval_design": c.eval_design, "eval_cases": c.eval_cases}
 
 
-# The hyperparameter rows of the tab, by field name (labels, ranges, help: training/config.py).
+# The hyperparameter rows of the tab, by field name (labels, ranges, help: training/run/config.py).
 HP_ROWS = (("r", "alpha", "dropout", "target_modules"), ("learning_rate", "scheduler", "warmup_ratio", "beta"),
            ("epochs", "max_steps", "batch_size", "grad_accum"),
            ("max_length", "eval_steps", "early_stopping_patience", "seed"))
@@ -828,7 +835,7 @@ def _by_name(handler):
 
 def _builtin_choices() -> list[tuple[str, str]]:
     try:
-        from training.data import BUILTIN
+        from training.data.loading import BUILTIN
         return [(f"{i.title} ({i.method.upper()})", k) for k, i in BUILTIN.items()]
     except ImportError:
         return []

@@ -1,0 +1,10 @@
+"""Answers from a trained run: generation, chat and the base-vs-tuned evaluation.
+
+- `inference`: batched greedy generation and the streaming chat with the tuned model.
+- `model_cache`: the bounded, idle-released cache of loaded tuned models (process-wide).
+- `evaluate`: evaluation with paired bootstrap intervals, written to the run's metrics.json.
+- `design`: the evaluation design (Lab 4's metrics and cases, the built-in default cases).
+- `view`: the side-by-side and adversarial tables as escaped HTML.
+
+May import: `core`, `training.data`, `training.run`, `labs.tools` (the one scorer).
+"""
