@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = json.loads(a.set)
     n, cap, val_rows = a.n, None, None
     if a.smoke:
-        overrides = {**overrides, "max_steps": 1, "grad_accum": 1, "max_length": 128}
+        overrides = {**overrides, "max_steps": 1, "gradient_accumulation_steps": 1, "max_length": 128}
         n, cap, val_rows = 1, 8, 1
     results = []
     for name in [d.strip() for d in a.datasets.split(",") if d.strip()]:

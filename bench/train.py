@@ -149,7 +149,7 @@ def _hparams(steps: int) -> dict:
 
 
 def _n_rows(h: dict, steps: int) -> int:
-    return steps * h["batch_size"] * h["grad_accum"] if steps else 10**9
+    return steps * h["per_device_train_batch_size"] * h["gradient_accumulation_steps"] if steps else 10**9
 
 
 def _worker_ours(steps: int) -> dict:
@@ -210,14 +210,16 @@ def _worker_plain(steps: int, opts: dict) -> dict:
         torch.set_num_threads(int(opts["threads"]))
     model_dir = _model_dir()
     h = _hparams(steps)
-    batch, accum = int(opts.get("batch", h["batch_size"])), int(opts.get("accum", h["grad_accum"]))
+    batch = int(opts.get("batch", h["per_device_train_batch_size"]))
+    accum = int(opts.get("accum", h["gradient_accumulation_steps"]))
     train, val = _rows(_n_rows(h, steps))
     t0 = time.perf_counter()
     tok = load_tokenizer(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir),
                                                  dtype=torch.bfloat16 if _on_gpu() else torch.float32)
-    lora = peft.LoraConfig(r=int(h["r"]), lora_alpha=float(h["alpha"]), lora_dropout=float(h["dropout"]),
-                           target_modules=TARGET_MODULE_CHOICES[h["target_modules"]], task_type="CAUSAL_LM")
+    lora = peft.LoraConfig(r=int(h["lora_r"]), lora_alpha=float(h["lora_alpha"]),
+                           lora_dropout=float(h["lora_dropout"]),
+                           target_modules=TARGET_MODULE_CHOICES[h["lora_target_modules"]], task_type="CAUSAL_LM")
     if opts.get("pretokenized"):
         recs = [encode_sft(tok, r, int(h["max_length"])) for r in train]
         ds = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in recs])
@@ -227,9 +229,9 @@ def _worker_plain(steps: int, opts: dict) -> dict:
             return {"prompt": prompt, "completion": [{"role": "assistant", "content": completion}]}
         ds = Dataset.from_list([pc(r) for r in train])
     kwargs = dict(output_dir=tempfile.mkdtemp(prefix="bench-plain-"), max_steps=steps or -1,
-                  num_train_epochs=float(h["epochs"]), bf16=_on_gpu(),
+                  num_train_epochs=float(h["num_train_epochs"]), bf16=_on_gpu(),
                   per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
-                  learning_rate=float(h["learning_rate"]), lr_scheduler_type=h["scheduler"],
+                  learning_rate=float(h["learning_rate"]), lr_scheduler_type=h["lr_scheduler_type"],
                   warmup_steps=float(h["warmup_ratio"]), logging_steps=1, save_strategy="no",
                   report_to="none", seed=int(h["seed"]), data_seed=int(h["seed"]), disable_tqdm=True,
                   use_cpu=not _on_gpu(), max_length=int(h["max_length"]))
@@ -290,8 +292,8 @@ def _worker_step_ab(n_batches: int, repeats: int) -> dict:
     train, _ = _rows(n_batches)
     tok = load_tokenizer(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    lora = peft.LoraConfig(r=int(h["r"]), lora_alpha=float(h["alpha"]), lora_dropout=0.0,
-                           target_modules=TARGET_MODULE_CHOICES[h["target_modules"]], task_type="CAUSAL_LM")
+    lora = peft.LoraConfig(r=int(h["lora_r"]), lora_alpha=float(h["lora_alpha"]), lora_dropout=0.0,
+                           target_modules=TARGET_MODULE_CHOICES[h["lora_target_modules"]], task_type="CAUSAL_LM")
     recs = [encode_sft(tok, r, int(h["max_length"])) for r in train]
     ds = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in recs])
     trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-ab-"), use_cpu=True,

@@ -22,8 +22,8 @@ def test_lab3_recommendation_maps_to_run_settings_and_a_runnable_model():
     small = recommend_lora_config("SmolLM2-135M", 500, "format", 24)
     values, model, notes = handoffs.lab3_settings(small)
     assert model == "HuggingFaceTB/SmolLM2-135M-Instruct" and notes == []
-    assert values["r"] == small["r"] and values["alpha"] == small["lora_alpha"]
-    assert values["target_modules"] == small["target_key"] and values["grad_accum"] == small["gradient_accumulation_steps"]
+    assert values["lora_r"] == small["r"] and values["lora_alpha"] == small["lora_alpha"]
+    assert values["lora_target_modules"] == small["target_key"] and values["gradient_accumulation_steps"] == small["gradient_accumulation_steps"]
     big = recommend_lora_config("Mistral-7B", 3000, "format", 24)
     values, model, notes = handoffs.lab3_settings(big)
     assert model == "Qwen/Qwen2.5-0.5B-Instruct"  # the largest model the tab offers
@@ -89,9 +89,9 @@ def test_lab3_config_applies_every_field_with_its_provenance(wired, ftlab_data_d
     h = lab_handoff.capture("lora", "recommend_lora_config", {}, rec, "workbench")
     out, status, parts, nav = _apply(wired, "lora", h)
     hp = parts["hyperparameters"]
-    assert out[hp["r"]] == rec["r"] and out[hp["alpha"]] == rec["lora_alpha"]
-    assert out[hp["target_modules"]] == rec["target_key"] and out[hp["max_length"]] == 512
-    assert out[hp["batch_size"]] == rec["per_device_batch_size"] and out[hp["learning_rate"]] == rec["learning_rate"]
+    assert out[hp["lora_r"]] == rec["r"] and out[hp["lora_alpha"]] == rec["lora_alpha"]
+    assert out[hp["lora_target_modules"]] == rec["target_key"] and out[hp["max_length"]] == 512
+    assert out[hp["per_device_train_batch_size"]] == rec["per_device_batch_size"] and out[hp["learning_rate"]] == rec["learning_rate"]
     assert out[parts["model"]] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert f"Hyperparameters from Lab 3 (workbench), {h['at']}" in out[parts["provenance"]]
     assert out[nav].selected == "training" and out[status].startswith("✅")

@@ -92,8 +92,8 @@ def make_run_dir(root: Path, *, method: str = "sft", hub_dataset: str | None = N
     dataset = DataRef(name=hub_dataset or "support-tickets (built-in)", source="hub" if hub_dataset else "builtin",
                       hub_id=hub_dataset, fingerprint={"sha256": "ab" * 32, "rows": len(SFT_ROWS), "bytes": 1234})
     cfg = RunConfig(method=method, base_model="HuggingFaceTB/SmolLM2-135M-Instruct", dataset=dataset,
-                    r=4, alpha=8, dropout=0.0, target_modules="qv", learning_rate=2e-4, warmup_ratio=0.05,
-                    scheduler="cosine", epochs=1.0, max_steps=20, batch_size=2, grad_accum=1, max_length=128,
+                    lora_r=4, lora_alpha=8, lora_dropout=0.0, lora_target_modules="qv", learning_rate=2e-4, warmup_ratio=0.05,
+                    lr_scheduler_type="cosine", num_train_epochs=1.0, max_steps=20, per_device_train_batch_size=2, gradient_accumulation_steps=1, max_length=128,
                     beta=0.1, seed=7)
     # The layout training/run/engine.py writes: the RunConfig as written by its type, and
     # the model actually loaded (id, local path, public Hub id) next to it.

@@ -27,7 +27,7 @@ MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 def _hp():
     from training.run import config
-    h = dict(config.defaults("cpu"), r=4, alpha=8, max_steps=4, batch_size=1, grad_accum=1,
+    h = dict(config.defaults("cpu"), lora_r=4, lora_alpha=8, max_steps=4, per_device_train_batch_size=1, gradient_accumulation_steps=1,
              max_length=384, eval_steps=100, early_stopping_patience=0, warmup_ratio=0.0)
     return [h[k] for k in config.HP_NAMES]
 

@@ -75,15 +75,15 @@ def test_dpo_check_counts_cut_off_pairs(embedded_tokenizer):
 @pytest.mark.parametrize("field,value,needle", [
     ("learning_rate", 0, "Learning rate"),
     ("learning_rate", -1e-4, "Learning rate"),
-    ("r", 0, "LoRA rank r"),
-    ("batch_size", 0, "Batch size"),
-    ("grad_accum", 0, "Gradient accumulation"),
+    ("lora_r", 0, "LoRA rank r"),
+    ("per_device_train_batch_size", 0, "Batch size"),
+    ("gradient_accumulation_steps", 0, "Gradient accumulation"),
     ("max_steps", 100_000, "Max steps"),
     ("max_length", 100_000, "Max length"),
     ("max_length", 4, "Max length"),
-    ("epochs", 0, "Epochs"),
-    ("dropout", 1.5, "LoRA dropout"),
-    ("r", "sixteen", "LoRA rank r"),
+    ("num_train_epochs", 0, "Epochs"),
+    ("lora_dropout", 1.5, "LoRA dropout"),
+    ("lora_r", "sixteen", "LoRA rank r"),
 ])
 def test_bad_hyperparameters_are_named(field, value, needle):
     _, errors = config.validate({field: value}, "sft")
@@ -96,7 +96,7 @@ def test_caps_come_from_the_environment(monkeypatch):
     assert config.validate({"max_steps": 11}, "sft")[1]
     assert not config.validate({"max_steps": 10, "max_length": 128}, "sft")[1]
     assert config.validate({"max_length": 129}, "sft")[1]
-    cfg, _ = config.validate({"epochs": 3, "max_length": 128}, "sft")
+    cfg, _ = config.validate({"num_train_epochs": 3, "max_length": 128}, "sft")
     assert cfg.total_steps(10_000) == 10  # epochs worth of steps, capped
 
 
@@ -113,7 +113,7 @@ def test_defaults_are_valid_and_plan_is_consistent():
 
 
 def test_bad_input_is_refused_once_with_every_field_named(ftlab_data_dir):
-    cfg, errors = config.validate({"learning_rate": 0, "batch_size": 0}, "sft")
+    cfg, errors = config.validate({"learning_rate": 0, "per_device_train_batch_size": 0}, "sft")
     assert cfg is None and any("Learning rate" in e for e in errors) and any("Batch size" in e for e in errors)
     with pytest.raises(ValueError, match="empty"):
         engine.start_run(config.RunConfig(), {"train": [], "validation": [], "test": []})
@@ -131,13 +131,34 @@ def test_method_switch_and_presets_set_their_own_defaults():
 
 
 def test_run_config_round_trips_through_run_json(ftlab_data_dir):
-    cfg, _ = config.validate({"r": 8, "target_modules": "qv"}, "sft",
+    cfg, _ = config.validate({"lora_r": 8, "lora_target_modules": "qv"}, "sft",
                              dataset=config.DataRef.from_source("mine", "hub:owner/set"))
     assert cfg.dataset.hub_id == "owner/set"
     rid = engine.start_run(cfg, {"train": ROWS, "validation": [], "test": []})
     back = config.RunConfig.from_dict(runs.read_run(rid)["config"])
-    assert back.r == 8 and back.target_modules == "qv" and back.dataset.hub_id == "owner/set"
+    assert back.lora_r == 8 and back.lora_target_modules == "qv" and back.dataset.hub_id == "owner/set"
     assert back.dataset.fingerprint and back == config.RunConfig(**{**vars(cfg), "dataset": back.dataset})
+
+
+def test_a_run_stored_under_the_old_setting_names_reads_back():
+    """run.json files written before the settings took TRL's names stay readable (and resumable)."""
+    stored = {"method": "sft", "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct", "dataset": {"name": "x"},
+              "r": 8, "alpha": 16.0, "dropout": 0.1, "target_modules": "qv", "scheduler": "linear",
+              "epochs": 2.0, "batch_size": 2, "grad_accum": 4, "learning_rate": 3e-4}
+    cfg = config.RunConfig.from_dict(stored)
+    assert (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules) == (8, 16, 0.1, "qv")
+    assert (cfg.lr_scheduler_type, cfg.num_train_epochs, cfg.effective_batch) == ("linear", 2.0, 8)
+    older = {"method": "dpo", "hparams": {"r": 4, "batch_size": 1, "beta": 0.2}}  # the pre-config layout
+    cfg = config.RunConfig.from_dict(older)
+    assert (cfg.method, cfg.lora_r, cfg.per_device_train_batch_size, cfg.beta) == ("dpo", 4, 1, 0.2)
+    assert "r" not in cfg.to_dict() and cfg.to_dict()["lora_r"] == 4  # written back in today's names
+
+
+def test_every_setting_keeps_its_element_id():
+    """The tab's inputs keep the element ids they had before the rename (train-hp-r, ...)."""
+    ids = {f.name: f"train-hp-{f.metadata['elem'] or f.name}" for f in config.HYPERPARAMETERS}
+    assert ids["lora_r"] == "train-hp-r" and ids["per_device_train_batch_size"] == "train-hp-batch_size"
+    assert ids["learning_rate"] == "train-hp-learning_rate" and len(set(ids.values())) == len(ids)
 
 
 def test_offline_start_uses_the_embedded_model_with_a_notice(ftlab_data_dir):

@@ -31,8 +31,8 @@ SFT_ROWS = [{"messages": [{"role": "user", "content": f"Note {i}: the patient sa
             for i, w in enumerate(["dog", "cat", "bird", "horse", "fish", "cow", "goat", "frog"])]
 PROBE = [{"role": "user", "content": "Note 99: the patient saw a lion."}]
 
-HP = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "attention", "learning_rate": 2e-3,
-      "scheduler": "constant", "warmup_ratio": 0.0, "batch_size": 2, "grad_accum": 1,
+HP = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target_modules": "attention", "learning_rate": 2e-3,
+      "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
       "max_steps": 6, "max_length": 64, "eval_steps": 3, "early_stopping_patience": 0, "seed": 7}
 
 

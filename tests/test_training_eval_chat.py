@@ -26,8 +26,8 @@ from training.evaluation.model_cache import ModelCache
 ROWS = [{"messages": [{"role": "user", "content": f'Reply with exactly this JSON: {{"animal": "{w}"}}'},
                       {"role": "assistant", "content": json.dumps({"animal": w})}]}
         for w in ("dog", "cat", "owl")]
-HP = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "attention", "learning_rate": 1e-3,
-      "scheduler": "constant", "warmup_ratio": 0.0, "batch_size": 1, "grad_accum": 1,
+HP = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "lora_target_modules": "attention", "learning_rate": 1e-3,
+      "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1,
       "max_steps": 1, "max_length": 64, "eval_steps": 50, "early_stopping_patience": 0, "seed": 3}
 
 

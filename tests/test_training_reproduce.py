@@ -28,8 +28,8 @@ DPO_ROWS = [{"prompt": [{"role": "user", "content": f"Give the animal in note {i
              "rejected": [{"role": "assistant", "content": "Sure! The animal is a zebra."}]} for i in range(6)]
 # 3 steps (DPO: 2) with an evaluation, and in the recipe a checkpoint, at the last one;
 # dropout on, so the comparison also covers the random state of the adapter and of dropout.
-HP = {"r": 4, "alpha": 8, "dropout": 0.05, "target_modules": "qv", "learning_rate": 2e-3,
-      "scheduler": "cosine", "warmup_ratio": 0.1, "batch_size": 2, "grad_accum": 1, "max_steps": 3,
+HP = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.05, "lora_target_modules": "qv", "learning_rate": 2e-3,
+      "lr_scheduler_type": "cosine", "warmup_ratio": 0.1, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1, "max_steps": 3,
       "max_length": 64, "eval_steps": 3, "early_stopping_patience": 0, "seed": 11}
 PUBLIC_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -27,7 +27,7 @@ def test_tab_builds_and_returns_the_shared_components():
     hp = parts["hyperparameters"]
     assert list(hp) and set(hp) == set(config.HP_NAMES)
     assert hp["learning_rate"].elem_id == "train-hp-learning_rate" and hp["learning_rate"].label == "Learning rate"
-    assert "cap 300" in hp["max_steps"].label and hp["target_modules"].choices
+    assert "cap 300" in hp["max_steps"].label and hp["lora_target_modules"].choices
     # Page-load and tab-select hooks are handed to app.py, not wired into the root Blocks here.
     assert [chain[0][0] for chain in parts["page_load"]] == [ui.attach_handler, ui.model_notice]
     assert parts["tab_select"][0][0] is ui.attach_handler

@@ -165,7 +165,7 @@ def _config_section(s: dict) -> str:
         if f.name == "beta" and cfg.method != "dpo":
             continue
         value = getattr(cfg, f.name)
-        if f.name == "target_modules":
+        if f.name == "lora_target_modules":
             value = f"`{TARGET_MODULE_CHOICES[value]}`"
         elif f.name == "max_steps" and not value:
             value = "0 (from epochs)"

@@ -49,10 +49,12 @@ def max_length_cap() -> int:
 
 def knob(default: Any, label: str, help: str, *, lo: float | None = None, hi: float | Callable[[], float] | None = None,
          lo_open: bool = False, hi_open: bool = False, choices: tuple | None = None, fix: str = "",
-         trl: str | None = None, whole: bool = False) -> Any:
-    """A hyperparameter field: its default plus the table row (label, range, help, TRL name)."""
+         trl: str | None = None, whole: bool = False, elem: str | None = None) -> Any:
+    """A hyperparameter field: its default plus the table row (label, range, help, TRL name).
+
+    `elem` keeps the tab's element id (`train-hp-<elem>`) of a field renamed to TRL's name."""
     meta = {"label": label, "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
-            "choices": choices, "fix": fix, "trl": trl, "whole": whole}
+            "choices": choices, "fix": fix, "trl": trl, "whole": whole, "elem": elem}
     return field(default=default, metadata=meta)
 
 
@@ -76,33 +78,41 @@ class RunConfig:
     method: str = "sft"
     base_model: str = DEFAULT_BASE_MODEL
     dataset: DataRef = field(default_factory=DataRef)
-    # ---- the hyperparameter table (order = the Training tab's order and its API's)
-    r: int = knob(16, "LoRA rank r", "Size of the low-rank update: more capacity, more parameters.",
-                  lo=1, hi=256, whole=True, fix="8 or 16 is a good start", trl="lora_r")
-    alpha: int = knob(32, "LoRA alpha", "The update is scaled by alpha / r; 2 × r is common.",
-                      lo=1, hi=1024, whole=True, fix="a common choice is 2 × r", trl="lora_alpha")
-    dropout: float = knob(0.05, "LoRA dropout", "Dropout on the adapter's input during training.",
-                          lo=0, hi=1, hi_open=True, fix="0.05 is typical", trl="lora_dropout")
-    target_modules: str = knob("attention", "Target modules", "Which linear layers get an adapter.",
-                               choices=tuple(TARGET_MODULE_CHOICES), trl="lora_target_modules")
+    # ---- the hyperparameter table (order = the Training tab's order and its API's). A field's
+    # name is TRL's own name for the setting (what a learner meets next), except warmup_ratio:
+    # transformers 5 reads a ratio as a float `warmup_steps`, which reads as a step count.
+    lora_r: int = knob(16, "LoRA rank r", "Size of the low-rank update: more capacity, more parameters.",
+                       lo=1, hi=256, whole=True, fix="8 or 16 is a good start", trl="lora_r", elem="r")
+    lora_alpha: int = knob(32, "LoRA alpha", "The update is scaled by alpha / r; 2 × r is common.",
+                           lo=1, hi=1024, whole=True, fix="a common choice is 2 × r", trl="lora_alpha",
+                           elem="alpha")
+    lora_dropout: float = knob(0.05, "LoRA dropout", "Dropout on the adapter's input during training.",
+                               lo=0, hi=1, hi_open=True, fix="0.05 is typical", trl="lora_dropout", elem="dropout")
+    lora_target_modules: str = knob("attention", "Target modules", "Which linear layers get an adapter.",
+                                    choices=tuple(TARGET_MODULE_CHOICES), trl="lora_target_modules",
+                                    elem="target_modules")
     learning_rate: float = knob(2e-4, "Learning rate", "Step size of the optimizer (AdamW).",
                                 lo=0, hi=1e-2, lo_open=True,
                                 fix="2e-4 suits SFT with LoRA, 5e-5 DPO; above 0.01 LoRA training diverges",
                                 trl="learning_rate")
-    scheduler: str = knob("cosine", "Scheduler", "How the learning rate changes over the run.",
-                          choices=SCHEDULERS, trl="lr_scheduler_type")
+    lr_scheduler_type: str = knob("cosine", "Scheduler", "How the learning rate changes over the run.",
+                                  choices=SCHEDULERS, trl="lr_scheduler_type", elem="scheduler")
     warmup_ratio: float = knob(0.05, "Warmup ratio", "Share of the steps spent ramping the learning rate up.",
                                lo=0, hi=0.5, fix="0.03 to 0.1 is typical", trl="warmup_steps")
-    epochs: float = knob(1.0, "Epochs", "Passes over the training set (when max steps is 0).",
-                         lo=0, hi=20, lo_open=True, fix="use 1 to 5; more overfits a small set", trl="num_train_epochs")
+    num_train_epochs: float = knob(1.0, "Epochs", "Passes over the training set (when max steps is 0).",
+                                   lo=0, hi=20, lo_open=True, fix="use 1 to 5; more overfits a small set",
+                                   trl="num_train_epochs", elem="epochs")
     max_steps: int = knob(0, "Max steps", "Optimizer steps for the whole run; 0 = from epochs.",
                           lo=0, hi=max_steps_cap, whole=True,
                           fix="export the recipe to train longer on your own hardware", trl="max_steps")
-    batch_size: int = knob(4, "Batch size", "Examples per device per forward pass.",
-                           lo=1, hi=64, whole=True, fix="above 64 will not fit: use gradient accumulation",
-                           trl="per_device_train_batch_size")
-    grad_accum: int = knob(2, "Gradient accumulation", "Forward passes summed into one optimizer step.",
-                           lo=1, hi=64, whole=True, fix="1 = no accumulation", trl="gradient_accumulation_steps")
+    per_device_train_batch_size: int = knob(4, "Batch size", "Examples per device per forward pass.",
+                                            lo=1, hi=64, whole=True,
+                                            fix="above 64 will not fit: use gradient accumulation",
+                                            trl="per_device_train_batch_size", elem="batch_size")
+    gradient_accumulation_steps: int = knob(2, "Gradient accumulation",
+                                            "Forward passes summed into one optimizer step.",
+                                            lo=1, hi=64, whole=True, fix="1 = no accumulation",
+                                            trl="gradient_accumulation_steps", elem="grad_accum")
     max_length: int = knob(512, "Max length", "Tokens kept per example; longer ones are cut off.",
                            lo=MIN_MAX_LENGTH, hi=max_length_cap, whole=True, fix="lower it", trl="max_length")
     eval_steps: int = knob(20, "Evaluate every N steps", "How often the validation loss is measured.",
@@ -112,7 +122,7 @@ class RunConfig:
                                         lo=0, hi=1000, whole=True, fix="0 turns it off")
     seed: int = knob(42, "Seed", "Fixes adapter init and data order, so a run can be repeated.",
                      lo=0, hi=2**31, hi_open=True, whole=True, fix="any whole number", trl="seed")
-    beta: float = knob(0.1, "DPO beta", "DPO only: how far the model may move from the base.",
+    beta: float = knob(0.1, "DPO beta", "DPO only: how far the policy may move from the reference model (the frozen start).",
                        lo=0, hi=2, lo_open=True, fix="0.1 is typical", trl="beta")
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -125,9 +135,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         """Read back what `to_dict` wrote (values were validated when the run was made)."""
-        if "hparams" in d:  # runs written before this type existed (kept up to FTLAB_RUN_TTL_HOURS)
-            d = {**d.get("hparams", {}), "method": d.get("method", "sft"), "dataset": d.get("dataset") or {},
-                 "base_model": d.get("base_model") or d.get("model_id") or DEFAULT_BASE_MODEL}
+        d = upgrade_stored(d)
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
         for k, meta in ((k, f.metadata) for k, f in cls.__dataclass_fields__.items() if f.metadata):
@@ -139,16 +147,32 @@ class RunConfig:
 
     @property
     def effective_batch(self) -> int:
-        return self.batch_size * self.grad_accum
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps
 
     def total_steps(self, n_train: int) -> int:
         """Optimizer steps for a run: from epochs unless max_steps is set, capped."""
         per_epoch = max(1, math.ceil(n_train / max(1, self.effective_batch)))
-        steps = self.max_steps if self.max_steps > 0 else math.ceil(per_epoch * self.epochs)
+        steps = self.max_steps if self.max_steps > 0 else math.ceil(per_epoch * self.num_train_epochs)
         return max(1, min(steps, max_steps_cap()))
 
 
 HYPERPARAMETERS = tuple(f for f in fields(RunConfig) if f.metadata)
+
+# The names runs stored before the settings took TRL's names (run.json files stay on disk for
+# FTLAB_RUN_TTL_HOURS): read through `upgrade_stored`, never written again.
+OLD_NAMES = {"r": "lora_r", "alpha": "lora_alpha", "dropout": "lora_dropout",
+             "target_modules": "lora_target_modules", "scheduler": "lr_scheduler_type",
+             "epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size",
+             "grad_accum": "gradient_accumulation_steps"}
+
+
+def upgrade_stored(d: dict) -> dict:
+    """A stored config in today's names: the pre-config layout `{"hparams": ...}` and the
+    pre-TRL names (`r`, `batch_size`, ...) both read back."""
+    if "hparams" in d:  # runs written before this type existed
+        d = {**d.get("hparams", {}), "method": d.get("method", "sft"), "dataset": d.get("dataset") or {},
+             "base_model": d.get("base_model") or d.get("model_id") or DEFAULT_BASE_MODEL}
+    return {OLD_NAMES.get(k, k): v for k, v in d.items()}
 HP_NAMES = tuple(f.name for f in HYPERPARAMETERS)
 SPEC = {f.name: f.metadata for f in HYPERPARAMETERS}
 DEFAULTS = {f.name: f.default for f in HYPERPARAMETERS}
@@ -163,19 +187,20 @@ DEFAULTS = {f.name: f.default for f in HYPERPARAMETERS}
 # Batch 1 also means no padding and the smallest activations (bench/train.py:
 # peak RSS 3.19 GB at batch 2 -> 2.11 GB at batch 1). Two validation-loss
 # evaluations (steps 32 and 64) keep the curve and the best-adapter choice.
-CPU_DEFAULTS: dict[str, Any] = {"batch_size": 1, "grad_accum": 1, "max_steps": 64, "eval_steps": 32,
-                                "learning_rate": 1e-3, "warmup_ratio": 0.1}
+CPU_DEFAULTS: dict[str, Any] = {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 1,
+                                "max_steps": 64, "eval_steps": 32, "learning_rate": 1e-3, "warmup_ratio": 0.1}
 # DPO moves a model much further per step than SFT at the same rate: its own rate.
 DPO_DEFAULTS: dict[str, Any] = {"learning_rate": 5e-5, "beta": 0.1}
 
 # The three presets of the Lab 3 (LoRA) lesson: small and fast, the balanced
 # default, and a higher-capacity one for harder formats.
 PRESETS: dict[str, dict[str, Any]] = {
-    "Light: r=8 on q,v": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "qv", "learning_rate": 3e-4},
-    "Balanced: r=16 on attention": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "attention",
-                                    "learning_rate": 2e-4},
-    "Capacity: r=32 on all linear layers": {"r": 32, "alpha": 64, "dropout": 0.1, "target_modules": "all-linear",
-                                            "learning_rate": 1e-4},
+    "Light: r=8 on q,v": {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "lora_target_modules": "qv",
+                          "learning_rate": 3e-4},
+    "Balanced: r=16 on attention": {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05,
+                                    "lora_target_modules": "attention", "learning_rate": 2e-4},
+    "Capacity: r=32 on all linear layers": {"lora_r": 32, "lora_alpha": 64, "lora_dropout": 0.1,
+                                            "lora_target_modules": "all-linear", "learning_rate": 1e-4},
 }
 DEFAULT_PRESET = "Balanced: r=16 on attention"
 
@@ -271,7 +296,8 @@ def validate(values: dict | None, method: str = "sft", *, base_model: str = DEFA
     for name in HP_NAMES:
         if SPEC[name]["choices"] or (name == "beta" and method != "dpo"):
             continue
-        if name == "epochs" and parsed["max_steps"] > 0 and 0 <= parsed["epochs"] <= SPEC["epochs"]["hi"]:
+        epochs = parsed["num_train_epochs"]
+        if name == "num_train_epochs" and parsed["max_steps"] > 0 and 0 <= epochs <= SPEC[name]["hi"]:
             continue  # max steps decides the length: epochs may be 0
         if not _in_range(name, parsed[name]):
             meta = SPEC[name]
@@ -294,7 +320,7 @@ def trl_args(cfg: RunConfig, *, total_steps: int, has_eval: bool) -> tuple[dict,
     h = cfg.hyperparameters()
     named = {f.name: f.metadata["trl"] for f in HYPERPARAMETERS if f.metadata["trl"]}
     model = {trl: h[k] for k, trl in named.items() if trl.startswith("lora_")}
-    model.update(lora_target_modules=list(TARGET_MODULE_CHOICES[cfg.target_modules]), use_peft=True)
+    model.update(lora_target_modules=list(TARGET_MODULE_CHOICES[cfg.lora_target_modules]), use_peft=True)
     train = {trl: h[k] for k, trl in named.items() if not trl.startswith("lora_") and k != "beta"}
     train.update({
         # transformers 5 reads a float in [0, 1) for warmup_steps as a ratio of the steps.
@@ -302,7 +328,7 @@ def trl_args(cfg: RunConfig, *, total_steps: int, has_eval: bool) -> tuple[dict,
         # The whole run's step count (from epochs or max steps, capped), so the
         # scheduler and the data order are those of the app's run.
         "max_steps": int(total_steps),
-        "per_device_eval_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.per_device_train_batch_size,
         "data_seed": cfg.seed,
         "logging_steps": 1,
         "eval_strategy": "steps" if has_eval else "no",

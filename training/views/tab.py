@@ -79,6 +79,7 @@ def effective_batch_md(batch, accum) -> str:
 
 PRESET_FIELDS = tuple(config.PRESETS[config.DEFAULT_PRESET])  # the fields a preset sets
 METHOD_FIELDS = tuple(config.DPO_DEFAULTS)                      # the fields a method switch sets
+BATCH_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps")  # the effective batch
 
 
 def apply_preset(name: str, method: str):
@@ -617,8 +618,8 @@ def _hyperparameters(c: SimpleNamespace) -> None:
         for row in HP_ROWS:
             with gr.Row():
                 c.hp.update({name: _hp_input(name, d[name]) for name in row})
-            if "grad_accum" in row:
-                c.eff_md = gr.Markdown(effective_batch_md(d["batch_size"], d["grad_accum"]))
+            if "gradient_accumulation_steps" in row:
+                c.eff_md = gr.Markdown(effective_batch_md(*(d[k] for k in BATCH_FIELDS)))
 
 
 def _step_check(c: SimpleNamespace) -> None:
@@ -730,8 +731,8 @@ def _wire_data_and_check(c: SimpleNamespace) -> None:
         lambda d: open_when(bool(d)), c.dataset, c.step_check, api_visibility="private")
     c.preset_btn.click(apply_preset, [c.preset, c.method], [c.hp[k] for k in PRESET_FIELDS])
     c.method.change(apply_method_defaults, c.method, [c.hp[k] for k in METHOD_FIELDS])
-    for k in ("batch_size", "grad_accum"):
-        c.hp[k].change(effective_batch_md, [c.hp["batch_size"], c.hp["grad_accum"]], c.eff_md)
+    for k in BATCH_FIELDS:
+        c.hp[k].change(effective_batch_md, [c.hp[f] for f in BATCH_FIELDS], c.eff_md)
     # In the config table's order, which is also the order of these endpoints' API parameters.
     c.hp_inputs = [c.hp[k] for k in config.HP_NAMES]
     c.check_btn.click(_by_name(check_handler), [c.dataset, c.model, c.method, *c.hp_inputs],
@@ -804,8 +805,9 @@ def _parts_and_hooks(c: SimpleNamespace) -> dict:
 
 
 # The hyperparameter rows of the tab, by field name (labels, ranges, help: training/run/config.py).
-HP_ROWS = (("r", "alpha", "dropout", "target_modules"), ("learning_rate", "scheduler", "warmup_ratio", "beta"),
-           ("epochs", "max_steps", "batch_size", "grad_accum"),
+HP_ROWS = (("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"),
+           ("learning_rate", "lr_scheduler_type", "warmup_ratio", "beta"),
+           ("num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps"),
            ("max_length", "eval_steps", "early_stopping_patience", "seed"))
 
 
@@ -816,8 +818,8 @@ def _hp_input(name: str, value):
     # The one-line help stays in the table (docs, errors): shown under every input it would
     # push steps 2-4 down the page the learner works through.
     if meta["choices"]:
-        return gr.Dropdown(list(meta["choices"]), value=value, label=label, elem_id=f"train-hp-{name}")
-    return gr.Number(value, label=label, precision=0 if meta["whole"] else None, elem_id=f"train-hp-{name}")
+        return gr.Dropdown(list(meta["choices"]), value=value, label=label, elem_id=f"train-hp-{meta['elem'] or name}")
+    return gr.Number(value, label=label, precision=0 if meta["whole"] else None, elem_id=f"train-hp-{meta['elem'] or name}")
 
 
 def _by_name(handler):

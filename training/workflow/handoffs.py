@@ -33,9 +33,10 @@ def diagnose_run(run_id: str | None) -> str:
 
 # Lab 3's recommendation -> the Training tab's settings, by name. The names on the
 # right are the run config's fields (training/run/config.py); values are checked there.
-LAB3_FIELDS = {"r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "target_key": "target_modules",
-               "learning_rate": "learning_rate", "epochs": "epochs", "per_device_batch_size": "batch_size",
-               "gradient_accumulation_steps": "grad_accum", "max_seq_length": "max_length",
+LAB3_FIELDS = {"r": "lora_r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
+               "target_key": "lora_target_modules", "learning_rate": "learning_rate", "epochs": "num_train_epochs",
+               "per_device_batch_size": "per_device_train_batch_size",
+               "gradient_accumulation_steps": "gradient_accumulation_steps", "max_seq_length": "max_length",
                "eval_steps": "eval_steps"}
 
 
@@ -131,7 +132,7 @@ def apply_lora_config(h: dict, current: dict, method: str, device: str) -> Appli
                        + " ".join(errors) + f" Lab 3 gave: {given}.")
     if not device.startswith("cuda") and int(merged.get("max_steps") or 0) > 0:
         notes.append(f"On this CPU the run keeps its cap of {merged['max_steps']} steps; set Max steps to 0 to "
-                     f"train Lab 3's {values.get('epochs')} epochs (the plan in step 2 shows how long).")
+                     f"train Lab 3's {values.get('num_train_epochs')} epochs (the plan in step 2 shows how long).")
     return Applied(ok=True, message=" ".join(["Applied to the Training tab.", *notes]), model=model_id,
                    settings=values, job_model=job_model, origin=("hyperparameters", _origin(h)))
 
