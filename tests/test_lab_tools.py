@@ -203,6 +203,34 @@ def test_strategy_known_cases(inputs, expected):
     assert r["reasons"]
 
 
+def test_strategy_prices_a_small_hosted_model_and_batch_discounts():
+    """Issue 23: the prompted baseline was always a frontier model at $3/$15 per M tokens,
+    which made fine-tuning look cheap. Now a small hosted model is priced too, batch
+    prices apply when answers may wait, and volume is a price argument only when the
+    tuned model really is the cheapest option."""
+    inputs = dict(format_strictness="moderate", requests_per_day=20_000, knowledge_change="static",
+                  privacy="none", examples_on_hand=5_000, task_kind="format")
+    waiting = strategy.assess_use_case(latency="relaxed", **inputs)
+    c = waiting["cost"]
+    # 600K requests x (800 x $0.15 + 200 x $0.60) / 1M = $144, at half price in batch: $72
+    assert c["batch_applied"] and c["small_prompted_monthly_usd"] == pytest.approx(72.0)
+    assert c["large_prompted_monthly_usd"] == pytest.approx(1620.0)       # $3,240 at batch prices
+    assert c["cheapest"] == "prompted small hosted model"
+    # Before issue 23 this case scored 3 points (moderate 1 + volume 2) and said "LoRA SFT".
+    assert waiting["recommendation"] == "prompting"
+    assert any("small hosted model costs less" in x for x in waiting["cautions"])
+    md = strategy.strategy_markdown(waiting)
+    assert "| prompted small hosted model | 72.00 |" in md and "batch API, -50%" in md
+    assert "Cheapest: **prompted small hosted model**" in md
+    now = strategy.assess_use_case(latency="interactive", **inputs)
+    assert not now["cost"]["batch_applied"] and now["cost"]["small_prompted_monthly_usd"] == pytest.approx(144.0)
+    # Where self-hosting does win, volume still counts in full.
+    cheap_gpu = strategy.assess_use_case(latency="interactive", gpu_hourly_usd=0.05, **inputs)
+    assert cheap_gpu["cost"]["cheapest"] == "tuned small model" and cheap_gpu["recommendation"] == "LoRA SFT"
+    with pytest.raises(ValueError, match="batch_discount"):
+        strategy.assess_use_case(latency="relaxed", batch_discount=1.0, **inputs)
+
+
 def test_strategy_says_when_data_is_short():
     r = strategy.assess_use_case(format_strictness="strict", requests_per_day=50_000,
                                  knowledge_change="static", privacy="none", latency="realtime",

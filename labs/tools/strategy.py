@@ -8,7 +8,11 @@
 
 The decision is a transparent points system (each factor adds points to an
 approach and says why), so a learner can see which answer would flip it.
-Prices are assumptions, returned with the result so they can be edited.
+Prices are assumptions, returned with the result so they can be edited. The
+prompted baseline is priced twice, as a frontier model and as a small hosted
+one, with the batch discount when answers may wait (issue 23: pricing only a
+frontier model made fine-tuning look cheaper than it is); volume counts fully
+towards fine-tuning only when the tuned model is also the cheapest option.
 """
 from __future__ import annotations
 
@@ -32,11 +36,16 @@ DATA_TIERS = {
 }
 
 # Editable defaults for the cost comparison (USD). Plausible mid-2020s list
-# prices for a frontier hosted model and a rented inference GPU; the learner
-# or the model overrides any of them.
+# prices for a frontier hosted model, for the small tier of the same providers,
+# and for a rented inference GPU; the learner or the model overrides any of
+# them. Hosted providers' batch APIs (OpenAI's, Anthropic's) take requests that
+# may wait up to a day at half price: applied when latency is "relaxed".
 DEFAULT_ASSUMPTIONS = {
     "input_price_per_mtok": 3.0,
     "output_price_per_mtok": 15.0,
+    "small_input_price_per_mtok": 0.15,
+    "small_output_price_per_mtok": 0.6,
+    "batch_discount": 0.5,
     "input_tokens_per_request": 800,
     "output_tokens_per_request": 200,
     "gpu_hourly_usd": 1.2,
@@ -54,13 +63,21 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {str(value)[:40]!r})")
 
 
-def cost_comparison(requests_per_day: int, assumptions: dict) -> dict:
-    """Monthly cost of a prompted large hosted model vs a tuned small self-hosted one."""
+def _hosted_per_request(a: dict, input_price: float, output_price: float, batch: bool) -> float:
+    price = (a["input_tokens_per_request"] * input_price + a["output_tokens_per_request"] * output_price) / 1e6
+    return price * (1 - a["batch_discount"]) if batch else price
+
+
+def cost_comparison(requests_per_day: int, assumptions: dict, batch: bool = False) -> dict:
+    """Monthly cost of a prompted frontier model, a prompted small hosted model and a
+    tuned small self-hosted one; `batch` prices the hosted ones at the batch discount."""
     a = assumptions
     monthly_requests = requests_per_day * DAYS_PER_MONTH
-    per_request = (a["input_tokens_per_request"] * a["input_price_per_mtok"]
-                   + a["output_tokens_per_request"] * a["output_price_per_mtok"]) / 1e6
+    per_request = _hosted_per_request(a, a["input_price_per_mtok"], a["output_price_per_mtok"], batch)
+    small_per_request = _hosted_per_request(a, a["small_input_price_per_mtok"],
+                                            a["small_output_price_per_mtok"], batch)
     large = monthly_requests * per_request
+    small_hosted = monthly_requests * small_per_request
     # Enough GPUs to serve the busiest hour if traffic were spread evenly over
     # the serving hours; at least one if the service is on at all.
     hours = a["serving_hours_per_day"]
@@ -75,21 +92,32 @@ def cost_comparison(requests_per_day: int, assumptions: dict) -> dict:
     # serving + training bill (ignores the step when a second GPU is needed).
     fixed_one_gpu = hours * DAYS_PER_MONTH * a["gpu_hourly_usd"] + training
     breakeven = math.ceil(fixed_one_gpu / (per_request * DAYS_PER_MONTH)) if per_request else None
+    breakeven_small = (math.ceil(fixed_one_gpu / (small_per_request * DAYS_PER_MONTH))
+                       if small_per_request else None)
+    options = {"prompted large model": large, "prompted small hosted model": small_hosted,
+               "tuned small model": small}
     return {
         "monthly_requests": monthly_requests,
+        "batch_applied": batch,
         "large_prompted_per_request_usd": round(per_request, 6),
         "large_prompted_monthly_usd": round(large, 2),
+        "small_prompted_per_request_usd": round(small_per_request, 6),
+        "small_prompted_monthly_usd": round(small_hosted, 2),
         "tuned_small_gpus": gpus,
         "tuned_small_serving_monthly_usd": round(serving, 2),
         "tuned_small_training_monthly_usd": round(training, 2),
         "tuned_small_monthly_usd": round(small, 2),
         "cheaper": ("tuned small model" if small < large else
                     "prompted large model" if large < small else "equal"),
+        "cheapest": min(options, key=options.get),
         "ratio": round(large / small, 2) if small else None,
         "breakeven_requests_per_day": breakeven,
+        "breakeven_vs_small_requests_per_day": breakeven_small,
         "note": ("Fine-tuned side excludes engineering time and data labelling; "
-                 "large-model side excludes caching discounts. A self-hosted GPU costs the same "
-                 "per hour however many tokens it serves, up to its capacity."),
+                 "hosted side excludes prompt-caching discounts"
+                 + ("" if batch else " and batch pricing (answers needed within seconds)")
+                 + ". A hosted model's price counts only if that model passes your evaluation. "
+                 "A self-hosted GPU costs the same per hour however many tokens it serves, up to its capacity."),
     }
 
 
@@ -116,10 +144,13 @@ def assess_use_case(format_strictness: str, requests_per_day: int, knowledge_cha
                 "requests_per_gpu_hour"):
         if assumptions[key] <= 0:
             raise ValueError(f"{key} must be positive")
+    if assumptions["batch_discount"] >= 1:
+        raise ValueError("batch_discount is a fraction of the price saved (0.5 = half price); it must be below 1")
 
     kind = task_kind or ("format" if format_strictness == "strict" else "general")
     reasons: list[str] = []
     cautions: list[str] = []
+    costs = cost_comparison(requests_per_day, assumptions, batch=latency == "relaxed")
 
     # RAG: for facts that change, retrieval beats retraining.
     use_rag = knowledge_change in ("monthly", "weekly", "daily")
@@ -133,17 +164,24 @@ def assess_use_case(format_strictness: str, requests_per_day: int, knowledge_cha
     if format_strictness == "strict":
         ft_points += 2
         reasons.append("Strict output format: schema-constrained decoding (vLLM structured "
-                       "outputs, hosted structured-output modes) already guarantees valid "
-                       "syntax without training; fine-tuning adds correct field values and "
+                       "outputs, hosted structured-output modes) guarantees valid syntax "
+                       "without training for replies that finish within the token limit; fine-tuning adds correct field values and "
                        "consistent conventions from a small model without a long prompt.")
     elif format_strictness == "moderate":
         ft_points += 1
+    tuned_cheapest = costs["cheapest"] == "tuned small model"
     if requests_per_day >= 10_000:
-        ft_points += 2
-        reasons.append(f"{requests_per_day:,} requests/day: at this volume a small tuned model "
-                       "usually costs far less per request than a prompted large one.")
+        # Volume favours a consistent small model either way; it is a price
+        # argument only when the tuned model is really the cheapest option.
+        ft_points += 2 if tuned_cheapest else 1
+        reasons.append(_volume_reason(requests_per_day, costs))
     elif requests_per_day >= 1_000:
-        ft_points += 1
+        ft_points += 1 if tuned_cheapest else 0
+    if requests_per_day and not tuned_cheapest:
+        cautions.append(f"At this volume the {costs['cheapest']} costs less "
+                        f"(USD {min(costs['large_prompted_monthly_usd'], costs['small_prompted_monthly_usd']):,.0f}"
+                        f" a month against USD {costs['tuned_small_monthly_usd']:,.0f} for a tuned self-hosted "
+                        "model): evaluate it first, and fine-tune for quality, privacy or latency, not price.")
     if privacy == "on_premises":
         ft_points += 2
         reasons.append("Data must stay on your infrastructure: a self-hosted open model (tuned "
@@ -214,7 +252,6 @@ def assess_use_case(format_strictness: str, requests_per_day: int, knowledge_cha
         "label": "Rule of thumb from the lessons, not a published result: quality and "
                  "coverage matter more than count.",
     }
-    costs = cost_comparison(requests_per_day, assumptions)
     return {
         "recommendation": recommendation,
         "fine_tune": fine_tune, "use_rag": use_rag, "use_dpo": dpo,
@@ -228,8 +265,20 @@ def assess_use_case(format_strictness: str, requests_per_day: int, knowledge_cha
     }
 
 
+def _volume_reason(requests_per_day: int, c: dict) -> str:
+    prices = (f"tuned small model USD {c['tuned_small_monthly_usd']:,.0f} a month, prompted small hosted "
+              f"model USD {c['small_prompted_monthly_usd']:,.0f}, prompted frontier model "
+              f"USD {c['large_prompted_monthly_usd']:,.0f}" + ("; hosted at batch prices" if c["batch_applied"] else ""))
+    if c["cheapest"] == "tuned small model":
+        return (f"{requests_per_day:,} requests/day: the tuned small model is the cheapest option here "
+                f"({prices}), and a small model tuned for the task stays consistent at volume.")
+    return (f"{requests_per_day:,} requests/day: a small model tuned for the task stays consistent at "
+            f"volume, but it is not the cheapest option ({prices}).")
+
+
 def strategy_markdown(result: dict) -> str:
     c, a, d = result["cost"], result["assumptions"], result["data_estimate"]
+    batch = f" (batch API, -{a['batch_discount']:.0%})" if c["batch_applied"] else ""
     out = [f"### Recommendation: **{result['recommendation']}**", "", "**Why**",
            *[f"- {r}" for r in result["reasons"]]]
     if result["cautions"]:
@@ -241,16 +290,21 @@ def strategy_markdown(result: dict) -> str:
         "", f"**Monthly cost at {result['inputs']['requests_per_day']:,} requests/day** "
         f"({c['monthly_requests']:,} a month)", "",
         "| option | monthly USD | how |", "|---|---:|---|",
-        f"| prompted large model | {c['large_prompted_monthly_usd']:,.2f} | "
+        f"| prompted frontier model | {c['large_prompted_monthly_usd']:,.2f} | "
         f"{a['input_tokens_per_request']:g} in + {a['output_tokens_per_request']:g} out tokens at "
-        f"${a['input_price_per_mtok']:g} / ${a['output_price_per_mtok']:g} per M |",
+        f"${a['input_price_per_mtok']:g} / ${a['output_price_per_mtok']:g} per M{batch} |",
+        f"| prompted small hosted model | {c['small_prompted_monthly_usd']:,.2f} | the same tokens at "
+        f"${a['small_input_price_per_mtok']:g} / ${a['small_output_price_per_mtok']:g} per M{batch} |",
         f"| tuned small model | {c['tuned_small_monthly_usd']:,.2f} | {c['tuned_small_gpus']} GPU x "
         f"{a['serving_hours_per_day']:g} h/day at ${a['gpu_hourly_usd']:g}/h + training "
         f"{a['training_gpu_hours']:g} h x ${a['training_gpu_hourly_usd']:g}/h x "
         f"{a['retrains_per_month']:g}/month |",
-        "", f"Cheaper: **{c['cheaper']}**" + (f" (x{c['ratio']})" if c["ratio"] else "") +
-        (f"; break-even near {c['breakeven_requests_per_day']:,} requests/day."
-         if c["breakeven_requests_per_day"] else "."),
+        "", f"Cheapest: **{c['cheapest']}**. Tuned small against prompted frontier: **{c['cheaper']}** cheaper"
+        + (f" (x{c['ratio']})" if c["ratio"] else "") +
+        (f"; break-even near {c['breakeven_requests_per_day']:,} requests/day against the frontier model"
+         if c["breakeven_requests_per_day"] else "") +
+        (f" and {c['breakeven_vs_small_requests_per_day']:,} against the small hosted one."
+         if c["breakeven_vs_small_requests_per_day"] else "."),
         "", f"_{c['note']}_", "",
         "<details><summary>Assumptions (edit any of them)</summary>", "",
         "| assumption | value |", "|---|---:|",
@@ -266,9 +320,10 @@ SPECS = (
         name="assess_use_case",
         description="Decide between prompting, RAG, supervised fine-tuning (SFT), DPO and LoRA (or a "
             "combination such as RAG + LoRA SFT) for a use case, with reasons; estimate how much "
-            "data is needed (rules of thumb) and compare the monthly cost of a prompted large hosted "
-            "model with a fine-tuned small self-hosted one at the stated volume. All prices are "
-            "assumptions with defaults returned in the result; pass your own to override them.",
+            "data is needed (rules of thumb) and compare the monthly cost of a prompted frontier hosted "
+            "model, a prompted small hosted model (at batch prices when latency is relaxed) and a "
+            "fine-tuned small self-hosted one at the stated volume. All prices are assumptions with "
+            "defaults returned in the result; pass your own to override them.",
         input_schema={
             "type": "object",
             "properties": {
@@ -294,8 +349,12 @@ SPECS = (
                     "Optional. style (tone/voice), format (fixed output structure, extraction), "
                     "domain (specialised knowledge/jargon), preference (which of two answers is "
                     "better), general."),
-                "input_price_per_mtok": num(0, 1000, "Large hosted model: USD per million input tokens."),
-                "output_price_per_mtok": num(0, 1000, "Large hosted model: USD per million output tokens."),
+                "input_price_per_mtok": num(0, 1000, "Large (frontier) hosted model: USD per million input tokens."),
+                "output_price_per_mtok": num(0, 1000, "Large (frontier) hosted model: USD per million output tokens."),
+                "small_input_price_per_mtok": num(0, 1000, "Small hosted model: USD per million input tokens."),
+                "small_output_price_per_mtok": num(0, 1000, "Small hosted model: USD per million output tokens."),
+                "batch_discount": num(0, 0.95, "Fraction of the hosted price a batch API saves (0.5 = half "
+                                      "price); applied only when latency is relaxed."),
                 "input_tokens_per_request": num(1, 1_000_000, "Prompt tokens per request with the large model (incl. instructions/few-shot).", True),
                 "output_tokens_per_request": num(1, 100_000, "Output tokens per request.", True),
                 "gpu_hourly_usd": num(0, 1000, "USD per hour for one GPU serving the small tuned model."),
