@@ -76,6 +76,34 @@ REVIEW_FORBIDDEN = {
     r"claude-sonnet-4-6": (
         "lesson code uses the app's default model id",
         'MODEL = os.environ.get("TEACHER_MODEL", "claude-sonnet-4-6")'),
+    # issue 23, "Wrong or misleading" 1: rank, alpha and the learning rate
+    r"(?i)effective(ly)?\s+(step size|learning rate)|learning rate is effectively|step size shrinks|changes? the update size": (
+        "alpha/r is the scale factor; with Adam and B = 0 the best learning rate is roughly rank-independent "
+        "at fixed alpha (LoRA Without Regret, 2025), alpha = 2r moves it, rsLoRA argues for alpha/sqrt(r)",
+        "It halves, from alpha/r = 2 to 1, so the update's effective step size shrinks"),
+    # 4: assistant-only loss and chat templates
+    r"(?i)only works when the template|check before you rely on it": (
+        "TRL 1.x swaps in marked templates for the families it recognises; other templates (SmolLM2's) "
+        "stop the trainer; get_training_chat_template says which",
+        "That option only works when the template wraps assistant turns in `{% generation %}` markers; "
+        "many templates (SmolLM2's, for one) have none, so check before you rely on it."),
+    # 5: constrained decoding
+    r"(?i)so every reply (is valid|parses)|reply always matches the schema|makes every reply parse": (
+        "constrained decoding guarantees syntax only for replies that finish; cut-off replies still fail "
+        "and schema support varies by engine",
+        "constrain decoding to a JSON schema so every reply is valid."),
+    # 6: llama.cpp adapters need converting to GGUF first
+    r"(?i)llama\.cpp[^.]{0,60}--lora`?(?![^.]*convert)": (
+        "llama.cpp's --lora takes a GGUF adapter: convert the PEFT adapter with convert_lora_to_gguf.py",
+        "llama.cpp loads an adapter at run time with `--lora`, and an Ollama Modelfile can name one"),
+    # 7: field accuracy on nested JSON
+    r"set\(\s*\w+\.items\(\)\s*\)": (
+        "nested JSON values (lists, objects) are unhashable: flatten to leaf paths as the Lab 4 tool does",
+        "    p, g = set(pred.items()), set(gold.items())"),
+    # 8: attention-only adapters
+    r"(?i)(does not|doesn't|do not|don't) need the MLP": (
+        "attention-only LoRA underperforms all-layer LoRA even at equal parameter count; it is a speed trade",
+        "a light style change with little data does not need the MLP layers."),
 }
 # A Python-style dict literal used where JSON is meant: {'key': ...
 SINGLE_QUOTED_JSON = re.compile(r"\{\s*'[^'\n]+'\s*:")
@@ -148,9 +176,14 @@ def test_lesson_has_every_kind_of_section(lesson_id):
     assert re.search(r"^\|.*\|\n\|[\s:|-]+\|$", l.body, re.M), "needs a comparison table"
     assert l.code_blocks, "needs at least one python snippet"
     words = len(re.findall(r"\w+", l.body))
-    # 3,100: issue 12 added chat templates, what is trained, QLoRA with its
-    # memory budget and DPO settings; a lesson longer than that is two lessons.
-    assert 1200 <= words <= 3100, f"{lesson_id} has {words} words"
+    prose = len(re.findall(r"\w+", re.sub(r"```.*?```", "", l.body, flags=re.S)))
+    # Reading length is the prose; the snippets are run, skimmed and tested.
+    # 2,850 prose words (about 12 minutes): issue 12 added chat templates, what
+    # is trained, QLoRA and DPO settings; issue 23 added beyond-DPO methods,
+    # sequence handling, reasoning and tool templates, trustworthy evaluation,
+    # safety and privacy, and new knowledge. Longer than that is two lessons.
+    assert 1200 <= prose <= 2850, f"{lesson_id} has {prose} words of prose"
+    assert words <= 3700, f"{lesson_id} has {words} words with its code"
 
 
 @pytest.mark.parametrize("lesson_id", LESSON_IDS)
@@ -206,7 +239,8 @@ def _advisor_and_tool_texts() -> str:
     from labs.advisors import ADVISORS
 
     prompts = [a.system_prompt for a in ADVISORS.values()]
-    return "\n".join(prompts + [(ROOT / "labs" / "tools" / "strategy.py").read_text(encoding="utf-8")])
+    tools = [(ROOT / "labs" / "tools" / name).read_text(encoding="utf-8") for name in ("strategy.py", "curves.py")]
+    return "\n".join(prompts + tools)
 
 
 def test_review_checks_can_fail_on_the_old_wording():
@@ -233,6 +267,80 @@ def test_advisors_and_strategy_teach_the_reviewed_facts():
                    "continuous batching", "NF4", "rewards/margins", "assistant_only_loss",
                    "generation prompt", "validation loss that is too good", "Alpaca-65B"]:
         assert needle in text, f"advisor prompts / strategy tool no longer teach: {needle}"
+
+
+# What issue 23 asked each place to teach instead of the wrong wording that
+# REVIEW_FORBIDDEN now rejects there: {where: [needles]}.
+ISSUE23_TEACHES = {
+    "lesson1": ["Gekhman", "Don't Stop Pretraining", "**instruct**", "**base**", "GRPO", "KTO", "ORPO",
+                "SimPO", "verifiable rewards", "on-policy", "Smaug", "unfinished JSON"],
+    "lesson2": ["get_training_chat_template", "SmolLM2's included", "Qwen2.5 and Qwen3", "Phi-3",
+                "GPT-OSS", "`max_length`", "keeps the *start*", "padding-free", "pad token *is* the EOS token",
+                "reasoning_content", "tool_calls"],
+    "lesson3": ["LoRA Without Regret", "roughly independent of rank", "alpha/√r", "open",
+                "same number of trainable parameters", "speed", "convert_lora_to_gguf.py", "logps/chosen",
+                'loss_type=["sigmoid", "sft"]'],
+    "lesson4": ["finish_reason", "Engines also differ", "flatten", "paired bootstrap", "36 rows", "seeds",
+                "Qi et al.", "safety regression test", "Carlini", "licence", "Apache 2.0", "teacher's terms"],
+    "strategy": ["token limit", "Gekhman", "KTO", "GRPO", "licence", "small hosted model", "batch discount"],
+    "dataset": ["get_training_chat_template", "SmolLM2", "max_length", "reasoning_content", "tool_calls"],
+    "lora": ["LoRA Without Regret", "roughly independent of rank", "re-check the learning rate",
+             "attention-only LoRA underperforms", "convert_lora_to_gguf.py", "logps/chosen"],
+    "eval": ["paired", "three seeds", "Safety regression", "finish reason"],
+}
+
+
+def test_issue23_corrections_are_taught_where_the_errors_were():
+    from labs.advisors import ADVISORS
+
+    texts = {l.id: l.body for l in load_lessons()}
+    texts.update({a.id: a.system_prompt for a in ADVISORS.values()})
+    for where, needles in ISSUE23_TEACHES.items():
+        for needle in needles:
+            assert needle in texts[where], f"{where} no longer teaches: {needle}"
+
+
+def _quiz_question(qid: str) -> dict:
+    return next(q for _, q in all_questions() if q["id"] == qid)
+
+
+def test_issue23_quiz_items_teach_the_corrections():
+    key = {q["id"]: next(o for o in q["options"] if o["correct"]) for _, q in all_questions()}
+    # l3q2's key is defensible: the scale factor halves, the learning rate is an open question.
+    assert "halves" in key["l3q2"]["text"] and "sweep" in key["l3q2"]["text"]
+    assert "LoRA Without Regret" in key["l3q2"]["explain"] and "rsLoRA" in key["l3q2"]["explain"]
+    # mt15: constrained decoding, with the cut-off reply and schema support spelled out.
+    assert "cut at the limit" in key["mt15"]["explain"] and "schema features" in key["mt15"]["explain"]
+    # The items the issue asked for, each present somewhere in the banks.
+    prompts = " ".join(q["prompt"] for _, q in all_questions())
+    keyed = " ".join(o["text"] + " " + o["explain"] for o in key.values())
+    assert "Which tokens does the loss cover" in prompts            # which tokens carry loss
+    assert "generation prompt" in key["mt05"]["text"]                # reading a chat template
+    assert "NF4" in _quiz_question("l3q1")["prompt"]                 # QLoRA / NF4 memory
+    assert "logps/chosen" in _quiz_question("mt03")["prompt"]        # reading a DPO log
+    assert "paired bootstrap" in _quiz_question("mt13")["prompt"]    # intervals (a transfer item)
+    assert "Gekhman" in keyed and "Truncation cut the end" in keyed
+
+
+def test_lesson4_field_f1_flattens_nested_json_like_the_lab4_tool():
+    """Issue 23: the snippet crashed on nested JSON (set(pred.items()) on a list).
+    Its flatten must give the Lab 4 tool's paths, and its demo must score a SOAP row."""
+    from labs.tools.evaluation import flatten as lab4_flatten
+
+    code = next(c for c in get_lesson("lesson4").code_blocks if "def field_f1" in c)
+    assert '"subjective": {' in code and '"plan": [' in code, "the demo should use a nested SOAP row"
+    namespace: dict = {}
+    exec(compile(code.split("def evaluate(")[0], "lesson4-field-f1", "exec"), namespace)
+    # The first row of the built-in clinical_soap test split, as the app trains on it.
+    note = {"subjective": {"complaint": "sore throat", "duration_days": 4, "symptoms": ["fever"],
+                           "history": ["atrial fibrillation"]},
+            "objective": {"temp_c": 39.0, "heart_rate": 87, "bp": "138/78", "spo2": 99,
+                          "exam": ["palatal petechiae"]},
+            "assessment": "streptococcal pharyngitis",
+            "plan": ["ibuprofen 600 mg by mouth every 8 hours as needed for 7 days", "rest and fluids",
+                     "follow-up on 2025-08-15"]}
+    assert namespace["flatten"](note) == lab4_flatten(note)
+    assert namespace["field_f1"](note, note) == 1.0
 
 
 def test_lesson3_memory_budget_matches_the_lab3_tool():
@@ -335,6 +443,114 @@ def test_quizzes_never_mark_a_corrected_claim_as_right():
             assert not SINGLE_QUOTED_JSON.search(o["text"] + o["explain"]), q["id"]
 
 
+# ------------------------------------------- module test vs lesson quizzes (issue 23)
+#
+# The module test must ask new things: no question that repeats a lesson-quiz
+# question, and no lesson-quiz text that hands over a module-test answer. Both
+# checks are heuristics, so each is proven on the bank before issue 23
+# (BANK_BEFORE_ISSUE23), where mt02 ≈ l1q4, mt03 ≈ l3q3, mt13 ≈ l4q2, l3q3's key
+# named mt11's answer and l1q3's explanation gave mt04's.
+
+BANK_BEFORE_ISSUE23 = "e421ac0"
+_STOPWORDS = frozenset("""a an the of to in on and or is are was were be been it its this that for with as by
+    at from into than then so do does did you your their they what which when why how who not no can could would
+    should will may might has have had only each every all any more most less some such one two there here after
+    before about over under out up down same other own just also very if but because while we our us them i""".split())
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9_.<>()'-]*[a-z0-9>)]|[a-z0-9]")
+# Same-question threshold on the TF-IDF cosine of prompt + option texts. Before
+# issue 23 the repeats scored 0.23-0.25 (mt02/l1q4, mt13/l4q2, mt04/l1q3,
+# mt12/l3q2); after it no pair exceeds 0.17.
+SAME_QUESTION = 0.2
+
+
+def _tokens(text: str) -> list[str]:
+    return [re.sub(r"'s$", "", w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+
+
+def _is_identifier(word: str) -> bool:
+    """A code name or a name with digits (best_model_checkpoint, text-davinci-003): one is enough to give an answer away."""
+    return bool(re.search(r"[_.<(]", word.strip(".()"))) or bool(re.search(r"\d", word) and re.search(r"[a-z]", word))
+
+
+def _overlap(a: str, b: str) -> float:
+    x, y = set(_tokens(a)), set(_tokens(b))
+    return len(x & y) / max(1, min(len(x), len(y)))
+
+
+def repeated_questions(module: list[dict], lessons: list[dict]) -> set[tuple[str, str]]:
+    """(module id, lesson id) pairs that ask the same question: close in wording
+    over prompt and options (TF-IDF cosine), or offering an option the other also offers."""
+    questions = module + lessons
+    bags = {q["id"]: _tokens(" ".join([q["prompt"]] + [o["text"] for o in q["options"]])) for q in questions}
+    df: dict[str, int] = {}
+    for bag in bags.values():
+        for w in set(bag):
+            df[w] = df.get(w, 0) + 1
+    vectors = {}
+    for qid, bag in bags.items():
+        vec: dict[str, float] = {}
+        for w in bag:
+            vec[w] = vec.get(w, 0.0) + math.log(len(questions) / df[w])
+        vectors[qid] = vec
+
+    def cosine(a: dict, b: dict) -> float:
+        dot = sum(v * b.get(w, 0.0) for w, v in a.items())
+        return dot / math.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
+
+    found = set()
+    for m in module:
+        for l in lessons:
+            shared_option = any(_overlap(x["text"], y["text"]) >= 0.5 for x in m["options"] for y in l["options"])
+            if shared_option or cosine(vectors[m["id"]], vectors[l["id"]]) >= SAME_QUESTION:
+                found.add((m["id"], l["id"]))
+    return found
+
+
+def give_aways(module: list[dict], lessons: list[dict]) -> set[tuple[str, str]]:
+    """(module id, lesson id) where a lesson-quiz prompt, option or explanation holds
+    what singles out a module-test answer: the words of its keyed option that are in
+    neither its prompt nor its other options. One such code name, or 60% of such words."""
+    found = set()
+    for m in module:
+        key = next(o for o in m["options"] if o["correct"])
+        elsewhere = set(_tokens(m["prompt"])).union(*(_tokens(o["text"]) for o in m["options"] if not o["correct"]))
+        telling = {w for w in _tokens(key["text"]) if w not in elsewhere}
+        names = {w for w in telling if _is_identifier(w)}
+        words = telling - names
+        for l in lessons:
+            for text in [l["prompt"]] + [o["text"] for o in l["options"]] + [o["explain"] for o in l["options"]]:
+                seen = set(_tokens(text))
+                if names & seen or (len(words) >= 2 and len(words & seen) >= 0.6 * len(words)):
+                    found.add((m["id"], l["id"]))
+    return found
+
+
+def _banks(read=load_quiz_file) -> tuple[list[dict], list[dict]]:
+    return (read("module_test")["questions"],
+            [q for lid in LESSON_IDS for q in read(lid)["questions"]])
+
+
+def test_module_test_repeats_no_lesson_quiz_question():
+    assert repeated_questions(*_banks()) == set(), "a module-test question repeats a lesson-quiz one"
+
+
+def test_no_lesson_quiz_item_gives_away_a_module_test_answer():
+    assert give_aways(*_banks()) == set(), "a lesson-quiz text states a module-test answer"
+
+
+def test_the_repeat_checks_catch_the_bank_before_issue23():
+    def read(name):
+        proc = subprocess.run(["git", "show", f"{BANK_BEFORE_ISSUE23}:quizzes/data/{name}.json"], cwd=ROOT,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            pytest.skip(f"the bank before issue 23 ({BANK_BEFORE_ISSUE23}) is not in this checkout's history")
+        return json.loads(proc.stdout)
+
+    before = _banks(read)
+    assert {("mt02", "l1q4"), ("mt03", "l3q3"), ("mt13", "l4q2")} <= repeated_questions(*before)
+    assert {("mt11", "l3q3"), ("mt04", "l1q3")} <= give_aways(*before)
+
+
 # ---------------------------------------------------------------- snippets
 
 @pytest.mark.parametrize("lesson_id,index,code", list(snippets()))
@@ -385,18 +601,30 @@ def test_offline_snippets_print_what_the_lessons_claim(snippet_runs):
     assert "output shape: (3, 1024)" in out("lesson1", 0)
     assert "same as base at step 0: True" in out("lesson1", 0)
     assert "0.693" in out("lesson1", 1)
+    assert "advantages: [0.78, -0.26, -1.31, 0.78]" in out("lesson1", 2)   # GRPO's group-relative scores
     assert "answer is not valid JSON" in out("lesson2", 0)
     assert "<|im_start|>assistant" in out("lesson2", 1)          # the generation prompt
     assert """completion: '{"drug": "metformin", "dose": "500 mg"}<|im_end|>""" in out("lesson2", 1)
-    assert "kept: [0, 2, 3]" in out("lesson2", 3)
+    # issue 23: SmolLM2-style ChatML has no marked TRL template; Qwen2.5 gets one
+    assert "assistant_only_loss: TRL has no marked version of this template" in out("lesson2", 1)
+    assert "Qwen2.5 gets a marked copy: True" in out("lesson2", 1)
+    seq = out("lesson2", 2)
+    assert "kept:   note: cough fever answer: { flu rest\n" in seq      # the closing brace and EOS are gone
+    assert "transformers labels at EOS: -100" in seq and "TRL labels at EOS:          1" in seq
+    templates = out("lesson2", 3)
+    assert "turn 1 reasoning rendered: False" in templates and "turn 2 reasoning rendered: True" in templates
+    assert '<tool_call>\n{"name": "lookup_drug", "arguments": {"name": "ibuprofen"}}' in templates
+    assert "kept: [0, 2, 3]" in out("lesson2", 5)
     peft_demo = out("lesson3", 1)
     for line in ["lora_A  (8, 64)", "lora_B  (16, 8)", "equals base at step 0: True",
                  "merged matches adapter: True", "adapter off equals base: True",
                  "LlamaForCausalLM | same outputs: True"]:
         assert line in peft_demo, line
     assert out("lesson3", 2).strip() == "checkpoint-400 0.91"
-    assert "'field_f1': 0.556" in out("lesson4", 0)
+    assert "'field_f1': 0.583" in out("lesson4", 0)              # 6 of 8 nested SOAP fields, issue 23
     assert out("lesson4", 1).split() == ["A", "inconsistent"]
+    assert "95% interval, 36 rows:  (-0.028, 0.306)" in out("lesson4", 2)
+    assert "95% interval, 360 rows: (0.083, 0.194)" in out("lesson4", 2)
 
 
 def test_the_claim_checks_catch_the_source_errors():

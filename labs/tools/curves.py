@@ -53,8 +53,9 @@ ACTIONS = {
               "learning rate or raise gradient accumulation if spikes recur.",
     "oscillation": "The loss swings without a trend: lower the learning rate and/or raise the "
                    "effective batch (more gradient_accumulation_steps) to smooth the updates.",
-    "plateau": "The loss is not going down: check that labels are not all masked (assistant-only "
-               "loss with a template lacking generation markers), raise the learning rate "
+    "plateau": "The loss is not going down: check that labels are not all masked (a hand-written "
+               "template whose generation markers wrap nothing, or rows so long that max_length cuts "
+               "off every answer token), raise the learning rate "
                "(LoRA usually 1e-4 to 2e-4), or raise r / target all linear layers.",
     "healthy": "Nothing alarming: keep the checkpoint with the lowest eval loss and check task "
                "metrics on held-out data, since loss alone does not show format or accuracy.",
