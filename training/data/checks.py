@@ -11,8 +11,10 @@ a completion where
     completion = template(prompt + answer)[len(prompt):]   (answer + end-of-turn tokens)
 so the model learns the answer and when to stop, and never the question. The
 same `encode_sft` is used by the engine, so what the check shows is what trains.
-This avoids `assistant_only_loss`, which silently trains on nothing with
-templates that lack `{% generation %}` markers (TRL issue 4147), SmolLM2's among them.
+This avoids `assistant_only_loss`, which needs `{% generation %}` markers: TRL 1.x
+swaps in marked templates only for the families it recognises, and stops with an
+error on any other template, SmolLM2's among them (older TRL trained silently on
+nothing there, TRL issue 4147; see lesson 2).
 """
 from __future__ import annotations
 

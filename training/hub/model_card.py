@@ -26,6 +26,13 @@ BASE_LICENSES = {
 }
 DEFAULT_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
+# The built-in sets are synthetic clinical notes written for teaching
+# (training/data/datasets/README.md; "preference" draws on both clinical tasks).
+# An adapter trained on them is a study object, never a clinical tool (issue 23).
+CLINICAL_BUILTINS = frozenset({"clinical_soap", "pharmacy_meds", "preference"})
+# Stands in for the user turn of a learner's own data, which the card does not publish.
+YOUR_INPUT = "<your input, written like the user turns of the training rows>"
+
 
 # ---------------------------------------------------------------- reading the run
 def read_json(path: Path) -> dict:
@@ -72,6 +79,7 @@ def run_summary(run: dict) -> dict:
     return {
         "config": cfg,
         "method": cfg.method,
+        "builtin": cfg.dataset.name if cfg.dataset.source == "builtin" else None,
         "base_model": base,
         "license": BASE_LICENSES.get(base, "other"),
         "dataset_name": cfg.dataset.name or "uploaded data",
@@ -139,6 +147,12 @@ def render_model_card(run_dir: Path, repo_id: str, *, has_loss_png: bool,
         f"{method_text} in Fine-Tuning Lab using TRL and PEFT. The adapter holds only the low-rank "
         "update; load it on top of the base model.\n",
     ]
+    if s["builtin"] in CLINICAL_BUILTINS:
+        parts.append(
+            "> **Not for clinical use.** This adapter was trained on synthetic clinical notes written for "
+            "teaching (no real patients). Its outputs are not medical advice and must not be used to "
+            "document, assess or treat real patients: the findings and doses it writes can be wrong.\n"
+        )
     if s["embedded_base"]:
         parts.append(
             "> Note: this run trained against a copy of the base model rebuilt from a 4-bit GGUF file, "
@@ -151,7 +165,8 @@ def render_model_card(run_dir: Path, repo_id: str, *, has_loss_png: bool,
         parts.append(f"## Loss curves\n\n![Training and validation loss]({LOSS_PNG})\n")
     parts.append(_metrics_section(metrics))
     parts.append(_samples_section(metrics))
-    parts.append(_usage_section(s, repo_id, include_merged))
+    parts.append(_limitations_section(s, metrics))
+    parts.append(_usage_section(s, repo_id, include_merged, example_prompt(run_dir, s)))
     return "\n".join(p for p in parts if p)
 
 
@@ -229,11 +244,83 @@ def _samples_section(metrics: dict, limit: int = 3) -> str:
     return "\n".join(out)
 
 
-def _usage_section(s: dict, repo_id: str, include_merged: bool) -> str:
+def _first_row(run_dir: Path) -> dict | None:
+    """One of the run's own rows (test split first: it was never trained on)."""
+    for split in ("test", "validation", "train"):
+        for path in (run_dir / "data" / f"{split}.jsonl", run_dir / f"{split}.jsonl"):
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict):
+                    return row
+    return None
+
+
+def _prompt_turns(row: dict) -> list[dict]:
+    """The turns before the answer: a messages row without its final assistant turn,
+    or a prompt (turns or text) of a prompt/completion or preference row."""
+    from core.chat_rows import content_text
+
+    turns = row.get("messages")
+    if not isinstance(turns, list):
+        turns = row.get("prompt")
+    if isinstance(turns, str):
+        turns = [{"role": "user", "content": turns}]
+    if not isinstance(turns, list):
+        return []
+    out = [{"role": str(t.get("role")), "content": content_text(t.get("content")) or ""}
+           for t in turns if isinstance(t, dict)]
+    while out and out[-1]["role"] == "assistant":
+        out.pop()
+    return out
+
+
+def example_prompt(run_dir: Path, s: dict) -> list[dict]:
+    """The messages the usage example sends: a prompt from the run's own data, so the
+    adapter is queried in the format it was trained on, system prompt included (a
+    bare "Hello!" is a layout it never saw). A built-in set's row is shown whole; for
+    a learner's own data only the system turns are kept and the input is a placeholder."""
+    row = _first_row(Path(run_dir))
+    turns = _prompt_turns(row) if row else []
+    if not s["builtin"]:
+        turns = [t for t in turns if t["role"] == "system"] + [{"role": "user", "content": YOUR_INPUT}]
+    return turns or [{"role": "user", "content": YOUR_INPUT}]
+
+
+def _limitations_section(s: dict, metrics: dict) -> str:
+    fp = s["fingerprint"] or {}
+    rows = f"{fp['rows']} rows" if fp.get("rows") else "a small dataset"
+    n = metrics.get("n") or metrics.get("examples")
+    scores = (f"The scores above come from {n} held-out examples: a small sample, so treat them as rough "
+              "(the app shows their 95% intervals), and they say nothing about inputs unlike the training rows."
+              if n else "No held-out evaluation is recorded here: measure it yourself before relying on it.")
+    return f"""## Intended use and limitations
+
+Trained in Fine-Tuning Lab, a course on fine-tuning, on {rows} of `{s['dataset_name']}`. It is meant for
+studying what fine-tuning changes, not for production use without your own evaluation.
+
+- It works only in the format it was trained on: send the same system prompt and the same kind of input
+  (as in the example below). Other requests get the base model's behaviour, or worse.
+- {scores}
+- Fine-tuning can weaken a model's safety behaviour even on harmless data, and a model can repeat text
+  from its training rows: test both before any use beyond study.
+- The base model's licence (`{s['license']}`) applies to this adapter too.
+"""
+
+
+def _usage_section(s: dict, repo_id: str, include_merged: bool, messages: list[dict]) -> str:
     base = s["base_model"]
+    shown = json.dumps(messages, ensure_ascii=False, indent=4).replace("```", "'''")
     text = f"""## How to use it
 
-Load the base model, then put the adapter on top with PEFT:
+Load the base model, then put the adapter on top with PEFT, and ask in the format the adapter was
+trained on: the same system prompt and the same kind of input as its training rows.
 
 ```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -243,9 +330,10 @@ base = AutoModelForCausalLM.from_pretrained("{base}")
 tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
 model = PeftModel.from_pretrained(base, "{repo_id}")
 
-messages = [{{"role": "user", "content": "Hello!"}}]
+messages = {shown}
 inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-output = model.generate(**inputs, max_new_tokens=128)
+# Room for the whole answer: a reply cut at the limit is unfinished (and, for JSON, unparseable).
+output = model.generate(**inputs, max_new_tokens=512)
 print(tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 
