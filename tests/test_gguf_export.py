@@ -336,3 +336,58 @@ def test_dpo_run_exports_the_policy(tmp_path, tiny_run):
         assert torch.equal(a, b), name
     done = list(ge.export_run(dpo, ("q8_0",)))[-1]
     assert done["kind"] == "done" and done["method"] == "dpo" and "-dpo-" in done["files"]["q8_0"]["file"]
+
+
+# ---------------------------------------------------------------- the panel's handlers
+@pytest.fixture
+def panel_env(monkeypatch, tiny_run, tmp_path):
+    import huggingface_hub.constants as constants
+
+    from fakes.hub_server import FakeHub
+
+    monkeypatch.setenv("FTLAB_DATA_DIR", str(tiny_run.parent.parent))
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("FTLAB_ENABLE_LOGIN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the fake cannot serve Xet
+    with FakeHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        yield hub
+
+
+def test_panel_shows_sizes_streams_the_export_and_pushes(panel_env, tiny_run):
+    from training.views import gguf_ui
+
+    run_id = tiny_run.name
+    choices, text = gguf_ui.sizes_handler(run_id)
+    labels = dict((v, k) for k, v in choices["choices"])
+    assert labels["f16"].startswith("f16 (~") and labels["q8_0"].startswith("q8_0 (~") and "f16" in text
+    assert "Train a model first" in gguf_ui.sizes_handler("NotARun_0123456789abcdef")[1]
+
+    outputs = list(gguf_ui.export_handler(run_id, ["q8_0"]))
+    assert any("about" in o[0] and "left" in o[0] for o in outputs[:-1])  # progress with a time estimate
+    status, download, push = outputs[-1]
+    assert "Export ready" in status and push["visible"] is True
+    with zipfile.ZipFile(download) as zf:
+        names = zf.namelist()
+    assert [n for n in names if n.endswith(".gguf")] and any(n.endswith("/Modelfile") for n in names)
+
+    assert "Paste a Hugging Face access token" in gguf_ui.push_handler(run_id, "take-home", True, "")
+    panel_env.fail(403, on="create", times=1)
+    message = gguf_ui.push_handler(run_id, "take-home", True, "hf_test_good_token")
+    assert "403" in message and "GGUF export is still saved here" in message
+    assert not (tiny_run / "gguf" / "pushed.json").exists()
+    message = gguf_ui.push_handler(run_id, "take-home", True, "hf_test_good_token")
+    assert "GGUF files pushed" in message, message
+    repo = panel_env.repos["learner/take-home"]
+    gguf_paths = [p for p in repo.files if p.startswith("gguf/") and p.endswith(".gguf")]
+    assert gguf_paths and "gguf/Modelfile" in repo.files and "adapter_model.safetensors" in repo.files
+    card = repo.files["README.md"]
+    card = card if isinstance(card, (bytes, str)) else Path(card).read_bytes()
+    card = card.decode() if isinstance(card, bytes) else card
+    assert "## GGUF files for llama.cpp and Ollama" in card and f"`{gguf_paths[0]}`" in card
+    # A later adapter push keeps the card's GGUF table (the repo still holds the files).
+    from training.hub import publish
+
+    publish_dir = publish.prepare_publish_dir(tiny_run, "learner/take-home")
+    assert "## GGUF files for llama.cpp and Ollama" in (publish_dir / "README.md").read_text()

@@ -656,6 +656,8 @@ def export_run(run_dir: Path, quants: tuple[str, ...] | list[str] = QUANTS, *, d
             raise FileNotFoundError(str(run_dir))
         final = run_dir / EXPORT_DIR
         old = run_dir / f"{EXPORT_DIR}.tmp-old-{secrets.token_hex(4)}"
+        if (final / "pushed.json").is_file():  # what the Hub holds, for the model card
+            shutil.copy2(final / "pushed.json", tmp / "pushed.json")
         if final.exists():
             final.replace(old)
         tmp.replace(final)
@@ -678,23 +680,27 @@ def export_run(run_dir: Path, quants: tuple[str, ...] | list[str] = QUANTS, *, d
 
 
 # ---------------------------------------------------------------- the Hub
-def card_section(run_dir: Path) -> str:
-    """Model-card lines naming the GGUF files pushed next to the adapter ('' when none were)."""
-    pushed = _read_json(Path(run_dir) / EXPORT_DIR / "pushed.json")
-    files = pushed.get("files") or {}
+def card_section_for(files: dict) -> str:
+    """Model-card lines saying which pushed file is which ('' when there are none)."""
     if not files:
         return ""
     lines = ["", "## GGUF files for llama.cpp and Ollama", "",
              "The merged model (base + this adapter) as GGUF, in `gguf/`:", "",
              "| file | what it is | size |", "|---|---|---|"]
-    for quant in ("f16", "q8_0"):
+    for quant in QUANTS:
         if quant in files:
             info = files[quant]
             lines.append(f"| `gguf/{info['file']}` | {quant}: {QUANT_HELP[quant]} | {human_bytes(info['bytes'])} |")
-    lines += ["| `gguf/Modelfile` | Ollama: `ollama create <name> -f Modelfile` (chat template, system prompt) | |",
-              "| `gguf/README.md` | the commands for Ollama and llama.cpp | |",
-              "| the other files at the top | the LoRA adapter (PEFT) | |", ""]
+    lines += ["| `gguf/Modelfile` | for Ollama: `ollama create <name> -f Modelfile` (chat template, system prompt) | |",
+              "| `gguf/README.md` | the commands to run it with Ollama or llama.cpp | |",
+              "| `adapter_model.safetensors`, `adapter_config.json` | the LoRA adapter (PEFT), at the top | |", ""]
     return "\n".join(lines)
+
+
+def card_section(run_dir: Path) -> str:
+    """The GGUF lines for a run whose export was pushed ('' otherwise): an adapter re-push keeps them."""
+    pushed = _read_json(Path(run_dir) / EXPORT_DIR / "pushed.json")
+    return card_section_for(pushed.get("files") or {})
 
 
 def gguf_repo_files(run_dir: Path) -> list[tuple[str, Path]]:
@@ -707,7 +713,56 @@ def gguf_repo_files(run_dir: Path) -> list[tuple[str, Path]]:
     return [(f"gguf/{n}", folder / n) for n in names if (folder / n).is_file()]
 
 
-def record_pushed(run_dir: Path) -> None:
-    info = existing_export(run_dir) or {}
-    path = Path(run_dir) / EXPORT_DIR / "pushed.json"
-    path.write_text(json.dumps({"files": info.get("files") or {}, "at": time.time()}), encoding="utf-8")
+def upload_bytes(run_dir: Path) -> int:
+    return sum(f.stat().st_size for _, f in gguf_repo_files(run_dir))
+
+
+def push_gguf(run_dir: Path, repo_id: str, token: str, private: bool, endpoint: str | None = None):
+    """Upload the last export under `gguf/` in the learner's repo, next to the adapter, in one commit
+    with a model card that says which file is which. -> publish.PushResult. A failure leaves the
+    repo as it was (one commit or none) and the export downloadable."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from training.hub import publish
+
+    run_dir = Path(run_dir)
+    info = existing_export(run_dir)
+    if not info:
+        return publish.PushResult(False, "Export the model first (Export for llama.cpp / Ollama), then push it.")
+    if not token:
+        return publish.PushResult(False, "Sign in with Hugging Face, or paste an access token, then push.")
+    namespace, _, name = repo_id.partition("/")
+    checked, error = publish.validate_repo_id(name, namespace)
+    if error:
+        return publish.PushResult(False, error)
+    has_adapter = bool(publish.adapter_files(run_dir))
+    publish_dir = publish.prepare_publish_dir(run_dir, repo_id)
+    card = (publish_dir / "README.md").read_text(encoding="utf-8")
+    if "## GGUF files for llama.cpp and Ollama" not in card:
+        card += card_section_for(info["files"])
+    card_path = publish_dir / "README.gguf.md"
+    card_path.write_text(card, encoding="utf-8")
+    operations = [CommitOperationAdd(path, str(local)) for path, local in gguf_repo_files(run_dir)]
+    operations.append(CommitOperationAdd("README.md", str(card_path)))
+    if has_adapter:  # next to the adapter: the repo gets both, so the card's table is true
+        operations += [CommitOperationAdd(f.name, str(f)) for f in publish.adapter_files(run_dir)]
+    stage = "create"
+    try:
+        api = HfApi(endpoint=endpoint)
+        repo_url = api.create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="model")
+        stage = "upload"
+        commit = api.create_commit(repo_id, operations, token=token, repo_type="model",
+                                   commit_message="Upload GGUF files from Fine-Tuning Lab",
+                                   commit_description="Merged model as GGUF (llama.cpp, Ollama), Modelfile, README.")
+    except Exception as exc:  # noqa: BLE001 - the learner gets a message; the export stays downloadable
+        message, retry = publish.explain_error(exc, stage, repo_id)
+        message = message.replace("Your adapter is still saved here", "Your GGUF export is still saved here")
+        return publish.PushResult(False, message, retryable=retry)
+    (run_dir / EXPORT_DIR / "pushed.json").write_text(json.dumps({"files": info["files"], "repo": repo_id,
+                                                                  "at": time.time()}), encoding="utf-8")
+    url = str(repo_url)
+    files = [op.path_in_repo for op in operations]
+    return publish.PushResult(True, f"GGUF files pushed to [{repo_id}]({url}) under `gguf/`, next to the adapter "
+                                    f"({len(files)} files, {'private' if private else 'public'}); the model card "
+                                    "says which file is which.", url=url,
+                              commit_url=getattr(commit, "commit_url", None), files=files)

@@ -103,7 +103,9 @@ def prepare_publish_dir(run_dir: Path, repo_id: str, include_merged: bool = Fals
     png = model_card.write_loss_png(model_card.read_log(run_dir / "log.jsonl"), out / model_card.LOSS_PNG)
     card = model_card.render_model_card(run_dir, repo_id, has_loss_png=png is not None,
                                         include_merged=include_merged)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    from training.hub.gguf_export import card_section  # GGUF files pushed earlier stay described
+
+    (out / "README.md").write_text(card + card_section(run_dir), encoding="utf-8")
     return out
 
 
