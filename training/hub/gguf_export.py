@@ -59,7 +59,7 @@ Q8_BLOCK, Q8_BYTES = 32, 34
 DISK_MARGIN = 200 * 1024 ** 2
 # Seconds per million parameters on this kind of CPU (2 cores), measured on the default run
 # (docs/benchmarks.md); the estimate shown before and during an export.
-RATE_S_PER_M = {"merge": 0.06, "f16": 0.03, "q8_0": 0.06, "zip": 0.01}
+RATE_S_PER_M = {"merge": 0.08, "f16": 0.10, "q8_0": 0.14, "zip": 0.02}
 
 
 class ExportError(Exception):
