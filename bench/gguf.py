@@ -135,13 +135,13 @@ def main() -> None:
         from training.hub import gguf_export as ge
 
         print(f"  estimate before: {ge.estimate_bytes(ge.run_model_config(run_dir))}")
-        q8_done, q8_timing = _export(run_dir, ("q8_0",))
-        print(f"q8_0 alone: {q8_timing['total']:.1f} s, stages "
-              f"{', '.join(f'{k} {v:.1f} s' for k, v in q8_timing['stages'].items())}")
         for quant, row in _compare(run_dir, done, n).items():
             print(f"  {quant}: max |dlogit| {row['max_dlogit']:.4f}, top-1 agreement {row['top1']:.4f} over "
                   f"{row['positions']} positions, greedy answers identical {row['greedy_same']}, "
                   f"read back in {row['load_s']:.0f} s")
+        q8_done, q8_timing = _export(run_dir, ("q8_0",))
+        print(f"q8_0 alone: {q8_timing['total']:.1f} s, stages "
+              f"{', '.join(f'{k} {v:.1f} s' for k, v in q8_timing['stages'].items())}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

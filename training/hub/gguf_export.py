@@ -358,6 +358,10 @@ def write_gguf(model, tokenizer, out_path: Path, quant: str, *, name: str = "mod
     out_path = Path(out_path)
     part = out_path.with_name(out_path.name + ".part")
     tok = tokenizer_fields(tokenizer, int(config.vocab_size))
+    for key in ("bos", "eos"):  # Qwen2.5's tokenizer names no BOS; its config does (llama.cpp writes it)
+        if tok[key] is None and getattr(config, f"{key}_token_id", None) is not None:
+            value = getattr(config, f"{key}_token_id")
+            tok[key] = value[0] if isinstance(value, list) else value
     writer = gguf.GGUFWriter(str(part), arch=arch_name)
     try:
         writer.add_type("model")
@@ -577,7 +581,9 @@ def export_run(run_dir: Path, quants: tuple[str, ...] | list[str] = QUANTS, *, d
         yield {"kind": "error", "message": reason}
         return
     for stale in run_dir.glob(f"{EXPORT_DIR}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # an export interrupted earlier
+        # Left by a process killed mid-export. Safe: the panel runs one export at a time
+        # (concurrency_id "gguf-export", limit 1), so no live export owns one.
+        shutil.rmtree(stale, ignore_errors=True)
     config = run_model_config(run_dir) or {}
     progress = Progress(time.monotonic(), estimate_seconds(config, quants) if config else {"merge": 1.0})
     done: list[str] = []
