@@ -43,8 +43,8 @@ from typing import Any, Iterator
 QUANTS = ("f16", "q8_0")
 QUANT_HELP = {
     "f16": "16-bit floats: the merged model as trained, to within rounding; twice the size of q8_0.",
-    "q8_0": "8-bit blocks with one scale per 32 weights: about half the size and faster on a CPU, "
-            "answers almost always the same.",
+    "q8_0": "8-bit blocks with one scale per 32 weights: about half the size and faster on a CPU; "
+            "answers usually the same, not always.",
 }
 # model_type -> llama.cpp architecture. Only what the Training tab offers, and what this module
 # was checked against (tests/test_gguf_export.py); anything else is refused with the reason.

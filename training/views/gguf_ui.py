@@ -17,8 +17,8 @@ INTRO = (
     "Merges the adapter into the base model and writes it as a GGUF file, the format llama.cpp and "
     "Ollama run on a laptop, with an Ollama `Modelfile` (chat template and the system prompt the run "
     "trained with) and a README with the commands. **f16** keeps the merged weights to within rounding; "
-    "**q8_0** stores 8 bits per weight (one scale per 32), about half the size and faster on a CPU, "
-    "with answers that almost always match. The files count against this run's disk space and are "
+    "**q8_0** stores 8 bits per weight (one scale per 32), about half the size and faster on a CPU; "
+    "its answers usually match but not always (evaluate again if it matters). The files count against this run's disk space and are "
     "deleted with the run."
 )
 CHOICES = [("f16", "f16"), ("q8_0", "q8_0")]
