@@ -455,8 +455,8 @@ def readme_text(files: dict[str, dict], model_name: str, base: str, system: str 
               + " --temp 0", "```", ""]
     if system is not None:
         lines += [f"The system prompt above is {how}. The app's answers were greedy (temperature 0).", ""]
-    lines += ["Checked in the app's tests: the f16 file, read back with transformers (`gguf_file=`), gives "
-              "the same greedy answers as the merged model.", ""]
+    lines += ["The app's tests read f16 exports back with transformers (`gguf_file=`) and get the merged "
+              "model's greedy answers; q8_0 usually gives the same answers, not always.", ""]
     return "\n".join(lines)
 
 
