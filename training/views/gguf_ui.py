@@ -144,7 +144,8 @@ def build_gguf_panel(run_id_state, repo_name, private, token_box, accordion=None
                  concurrency_id="gguf-export", concurrency_limit=1)
     push.click(push_handler, [run_id_state, repo_name, private, token_box], [push_status],
                api_name="publish_gguf_push")
-    refresh = dict(fn=sizes_handler, inputs=[run_id_state], outputs=[quants, sizes], show_progress="hidden")
+    refresh = dict(fn=sizes_handler, inputs=[run_id_state], outputs=[quants, sizes], show_progress="hidden",
+                   api_visibility="private")
     run_id_state.change(**refresh)
     if accordion is not None:
         accordion.expand(**refresh)
