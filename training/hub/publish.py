@@ -103,7 +103,9 @@ def prepare_publish_dir(run_dir: Path, repo_id: str, include_merged: bool = Fals
     png = model_card.write_loss_png(model_card.read_log(run_dir / "log.jsonl"), out / model_card.LOSS_PNG)
     card = model_card.render_model_card(run_dir, repo_id, has_loss_png=png is not None,
                                         include_merged=include_merged)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    from training.hub.gguf_export import card_section  # GGUF files pushed earlier stay described
+
+    (out / "README.md").write_text(card + card_section(run_dir), encoding="utf-8")
     return out
 
 
@@ -127,20 +129,24 @@ def adapter_zip(run_dir: Path) -> Path | None:
     return target
 
 
-def merge_to_dir(run_dir: Path) -> Path:
-    """Fold the adapter into the base weights once and keep it in <run_dir>/merged/."""
+def load_merged(run_dir: Path):
+    """The run's base model with its adapter folded in (merge_and_unload), and its tokenizer.
+
+    Reuses <run_dir>/merged/ when an earlier merge saved it. Only the adapter at the top of
+    adapter/ is loaded: for a DPO run that is the policy, never a reference copy.
+    """
     run_dir = Path(run_dir)
-    out = run_dir / "merged"
-    if (out / "config.json").is_file() and any(out.glob("*.safetensors")):
-        return out  # a retry reuses the merge instead of redoing it
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    merged_dir = run_dir / "merged"
+    if (merged_dir / "config.json").is_file() and any(merged_dir.glob("*.safetensors")):
+        return AutoModelForCausalLM.from_pretrained(merged_dir), AutoTokenizer.from_pretrained(merged_dir)
     from peft import PeftModel  # lazy: torch only when the learner asked for a merged model
 
     run = model_card.read_json(run_dir / "run.json")
     summary = model_card.run_summary(run)
     local = summary["load_path"]
     if local and Path(local).is_dir():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         base = AutoModelForCausalLM.from_pretrained(local)
         tokenizer = AutoTokenizer.from_pretrained(local)
     else:
@@ -148,7 +154,16 @@ def merge_to_dir(run_dir: Path) -> Path:
 
         base, tokenizer, _notice = load_base(summary["load_id"])
     model = PeftModel.from_pretrained(base, str(run_dir / "adapter"))
-    merged = model.merge_and_unload()
+    return model.merge_and_unload(), tokenizer
+
+
+def merge_to_dir(run_dir: Path) -> Path:
+    """Fold the adapter into the base weights once and keep it in <run_dir>/merged/."""
+    run_dir = Path(run_dir)
+    out = run_dir / "merged"
+    if (out / "config.json").is_file() and any(out.glob("*.safetensors")):
+        return out  # a retry reuses the merge instead of redoing it
+    merged, tokenizer = load_merged(run_dir)
     tmp = run_dir / "merged.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp)

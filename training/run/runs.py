@@ -420,4 +420,9 @@ def downloadable_copy(path: Path | str | None, now: float | None = None) -> str 
             pass  # a concurrent sweep got there first
     folder = base / secrets.token_urlsafe(12)
     folder.mkdir()
-    return str(shutil.copy2(path, folder / Path(path).name))
+    target = folder / Path(path).name
+    try:
+        os.link(path, target)  # same disk: no second copy of a large file (a GGUF export is GBs)
+        return str(target)
+    except OSError:
+        return str(shutil.copy2(path, target))

@@ -1,4 +1,5 @@
-"""Publish panel for the Training tab: sign in, push to the Hub, retry, download, export a recipe.
+"""Publish panel for the Training tab: sign in, push to the Hub, retry, download, export a recipe,
+export GGUF files for llama.cpp / Ollama (training/views/gguf_ui.py).
 
 Sign-in: on a Space (SPACE_ID set) or when FTLAB_ENABLE_LOGIN=1 the panel shows
 gradio's LoginButton, and the push handler receives the signed-in user's
@@ -25,6 +26,7 @@ from training.hub import timeouts as hub_timeouts
 from training.hub import publish
 from training.hub import recipe
 from training.run import runs
+from training.views import gguf_ui
 
 INTRO = (
     "### Share your adapter\n"
@@ -135,7 +137,7 @@ def export_handler(run_id):
 
 def build_publish_panel(run_id_state) -> dict:
     """Build inside an open Blocks (the Training tab); returns the components."""
-    with gr.Accordion("Publish and export", open=False, elem_id="publish-panel"):
+    with gr.Accordion("Publish and export", open=False, elem_id="publish-panel") as panel:
         gr.Markdown(INTRO)
         login = None
         if login_enabled():
@@ -159,6 +161,7 @@ def build_publish_panel(run_id_state) -> dict:
             export = gr.Button("Export recipe for bigger hardware", elem_id="publish-export")
         export_status = gr.Markdown()
         recipe_file = gr.File(label="Recipe (zip)", interactive=False, elem_id="publish-recipe")
+        gguf = gguf_ui.build_gguf_panel(run_id_state, repo_name, private, token_box, accordion=panel)
 
     inputs = [run_id_state, repo_name, private, include_merged, token_box]
     outputs = [status, retry, adapter_file, token_box]
@@ -168,4 +171,4 @@ def build_publish_panel(run_id_state) -> dict:
     return {"login": login, "token": token_box, "repo_name": repo_name, "private": private,
             "include_merged": include_merged, "push": push, "retry": retry, "status": status,
             "adapter_file": adapter_file, "export": export, "export_status": export_status,
-            "recipe_file": recipe_file}
+            "recipe_file": recipe_file, **gguf}
