@@ -30,13 +30,13 @@ def _build_run(root: Path, steps: int) -> Path:
 
     from training.data.loading import load_builtin
     from training.run import base_model
-    from training.run.config import RunConfig
+    from training.run.config import TARGET_MODULE_CHOICES, RunConfig
 
     base_dir = base_model.embedded_model_dir()
     tok = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     cfg = RunConfig.from_dict({"method": "sft", "base_model": base_model.DEFAULT_MODEL})
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    targets = TARGET_MODULE_CHOICES[cfg.lora_target_modules]  # the default run's adapted layers
     model = peft.get_peft_model(model, peft.LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                                        target_modules=targets, task_type="CAUSAL_LM"))
     data = load_builtin("clinical_soap")
