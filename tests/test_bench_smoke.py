@@ -123,7 +123,7 @@ def test_neardup_bench_compares_the_critic_with_exact_all_pairs(capsys):
     recall = _by_metric(rows, "near duplicates, 200 rows: critic recall vs exact all-pairs")
     assert recall.ours == "100.0%" and recall.met and "(MinHash LSH)" in recall.baseline
     assert _by_metric(rows, "near duplicates, 200 rows: leakage check recall").met
-    assert _by_metric(rows, "near duplicates, 200 rows: critic_findings wall time").ours.endswith(" ms")
+    assert _by_metric(rows, "near duplicates, 200 rows: critic_findings wall time").ours.endswith(" ms)")
     assert neardup.main(["--smoke"]) == 0
     out = capsys.readouterr().out
     for method in ("MinHash LSH (before)", "prefix filter (now)", "exact all-pairs", "critic_findings",
