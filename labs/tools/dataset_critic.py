@@ -330,6 +330,8 @@ def similar_pairs(sets: list[set], threshold: float) -> tuple[list[tuple[int, in
     n = len(sets)
     size = np.fromiter(map(len, sets), dtype=np.int64, count=n)
     total = int(size.sum())
+    if n < 2 or not total:
+        return [], 0
     ids: dict = {}
     first_seen = np.fromiter((ids.setdefault(tok, len(ids)) for s in sets for tok in s), dtype=np.int64, count=total)
     # Rank shingles rarest first; ties by first appearance, so the ranking, and the
@@ -338,8 +340,7 @@ def similar_pairs(sets: list[set], threshold: float) -> tuple[list[tuple[int, in
     rank = np.empty(len(ids), dtype=np.int64)
     rank[by_rarity] = np.arange(len(ids), dtype=np.int64)
     own = np.repeat(np.arange(n, dtype=np.int64), size)
-    tok = rank[first_seen]
-    tok = tok[np.lexsort((tok, own))]
+    tok = np.sort(own * len(ids) + rank[first_seen]) - own * len(ids)  # own is ascending: sets stay in place
     del ids, first_seen, by_rarity, rank
     at = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)  # position in its set
     share = t / (1.0 + t)
@@ -358,13 +359,14 @@ def similar_pairs(sets: list[set], threshold: float) -> tuple[list[tuple[int, in
     # Probe prefixes, in visiting order then position: each meets the index entries of its
     # shingle from sets visited earlier and long enough.
     px = np.flatnonzero(at < probe_len[own])
-    px = px[np.lexsort((at[px], pos[own[px]]))]
+    px = px[np.argsort(pos[own[px]] * (int(size.max()) + 1) + at[px])]
     px_x, px_i, px_tok = own[px], at[px], tok[px]
     lo = np.searchsorted(ikey, px_tok * n + first_long_enough[px_x], side="left")
     hi = np.searchsorted(ikey, px_tok * n + pos[px_x], side="left")
     hits = hi - lo
     # Candidates: pairs with a shared prefix shingle that pass the positional filter at every one.
     cand_x, cand_y = [], []
+    step_i = int(probe_len.max()) + 1
     ends = np.cumsum(hits)
     starts = 0
     while starts < len(px):
@@ -382,17 +384,18 @@ def similar_pairs(sets: list[set], threshold: float) -> tuple[list[tuple[int, in
         rep = np.repeat(e, c)
         idx = lo[rep] + np.arange(m, dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
         x, i, y, j = px_x[rep], px_i[rep], iy[idx], ij[idx]
-        pair = x * n + y
-        by = np.argsort(pair, kind="stable")  # stable: within a pair, matches stay in order of i
-        pair, x, i, y, j = pair[by], x[by], i[by], y[by], j[by]
+        lx, ly = size[x], size[y]
+        # At its k-th match a pair fails if k + 1 + min(|x|-i-1, |y|-j-1) < need, i.e. k < -slack.
+        slack = 1 + np.minimum(lx - i - 1, ly - j - 1) - np.ceil(share * (lx + ly) - _EPS).astype(np.int64)
+        key = (x * n + y) * step_i + i  # distinct keys: sorted, each pair's matches in order of i
+        by = np.argsort(key)
+        key, slack = key[by], slack[by]
+        pair = key // step_i
         first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
         k = np.arange(m, dtype=np.int64) - np.repeat(first, np.diff(np.r_[first, m]))
-        lx, ly = size[x], size[y]
-        bound = k + 1 + np.minimum(lx - i - 1, ly - j - 1)
-        fails = bound < np.ceil(share * (lx + ly) - _EPS)
-        keep = first[~np.logical_or.reduceat(fails, first)]
-        cand_x.append(x[keep])
-        cand_y.append(y[keep])
+        keep = pair[first[~np.logical_or.reduceat(k < -slack, first)]]
+        cand_x.append(keep // n)
+        cand_y.append(keep % n)
     pairs: list[tuple[int, int, float]] = []
     if not cand_x:
         return pairs, 0
