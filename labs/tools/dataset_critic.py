@@ -407,7 +407,8 @@ def similar_pairs(sets: list[set], threshold: float) -> tuple[list[tuple[int, in
         while nb > 64 and n * nb > _COUNTS:
             nb //= 2
         counts = np.bincount(own * nb + (tok & (nb - 1)), minlength=n * nb).reshape(n, nb)
-        counts = counts.astype(np.uint8 if counts.max() < 256 else np.uint16)
+        top = int(counts.max())
+        counts = counts.astype(np.uint8 if top < 1 << 8 else np.uint16 if top < 1 << 16 else np.uint32)
         keep = np.zeros(len(cx), dtype=bool)
         step = max(1, _COUNTS // nb)
         for s in range(0, len(cx), step):
