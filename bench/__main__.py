@@ -11,12 +11,12 @@ import sys
 import time
 import traceback
 
-from bench import advisor, evaluate, gpu, load, page, startup, train
+from bench import advisor, evaluate, gpu, load, neardup, page, startup, train
 from bench.common import ROOT, Row, machine, quick, table
 
 MARKER = "<!-- analysis: kept when the table is regenerated -->"
 SUITES = {"startup": startup, "page": page, "load": load, "advisor": advisor, "train": train,
-          "evaluate": evaluate, "gpu": gpu}
+          "evaluate": evaluate, "gpu": gpu, "neardup": neardup}
 
 NOTES = """
 ## How to reproduce
@@ -27,7 +27,9 @@ Settings (environment variables): `BENCH_START_REPEATS` (5), `BENCH_SESSIONS` (5
 `BENCH_ADVISOR_REPEATS` (15), `BENCH_TRAIN_STEPS` (8), `BENCH_TRAIN_REPEATS` (2),
 `BENCH_EVAL_N` (5), `BENCH_EVAL_REPEATS` (1), `BENCH_EVAL_TRAIN_STEPS` (the CPU default run's steps), `BENCH_EVAL_RUN` (a trained run id),
 `BENCH_GPU_STEPS` (0 = the default one-epoch run), `BENCH_ONLY` (comma list of
-startup, page, load, advisor, train, evaluate, gpu), `BENCH_QUICK=1` (tiny settings for the smoke test).
+startup, page, load, advisor, train, evaluate, gpu, neardup), `BENCH_QUICK=1` (tiny settings for the smoke test).
+`python -m bench.neardup` prints the near-duplicate search's full table (recall by Jaccard band,
+candidates, time, against exact all-pairs).
 `python -m bench.train --step-ab --steps 8 --repeats 3` runs only the interleaved one-step
 comparison of the training loss (minutes instead of the end-to-end runs).
 Every comparison runs both sides in the same invocation, alternating, and reports medians.

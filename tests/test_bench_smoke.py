@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import advisor, evaluate, gpu, load, page, startup, train
+from bench import advisor, evaluate, gpu, load, neardup, page, startup, train
 from bench.common import Row, table
 
 
@@ -116,3 +116,17 @@ def test_gain_bench_trains_the_default_run_and_scores_both_sides(ftlab_data_dir,
         assert set(result[side]) == {"json_valid", "field_accuracy", "exact_match"}
         assert all(v is not None for v in result[side].values())
     assert result["config"]["learning_rate"] == gain.default_config("pharmacy_meds").learning_rate
+
+
+def test_neardup_bench_compares_the_critic_with_exact_all_pairs(capsys):
+    rows = neardup.run(quick_mode=True)  # 200 generated rows
+    recall = _by_metric(rows, "near duplicates, 200 rows: critic recall vs exact all-pairs")
+    assert recall.ours == "100.0%" and recall.met and "(MinHash LSH)" in recall.baseline
+    assert _by_metric(rows, "near duplicates, 200 rows: leakage check recall").met
+    assert _by_metric(rows, "near duplicates, 200 rows: critic_findings wall time").ours.endswith(" ms)")
+    assert neardup.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    for method in ("MinHash LSH (before)", "prefix filter (now)", "exact all-pairs", "critic_findings",
+                   "check_splits"):
+        assert f"| 200 | {method}" in out
+    assert "reported pairs under the threshold: 0" in out

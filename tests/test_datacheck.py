@@ -127,6 +127,66 @@ def test_fix_jsonl_drops_exactly_the_planted_rows_and_counts_them():
     assert sendable(r.text, "sft")[0]
 
 
+# Issue 26's Lab 2 case: 37 distinct rows, two exact duplicates, one row one character
+# away from another (Jaccard about 0.90). MinHash LSH at the threshold missed this copy
+# (seed chosen so it did, as in the issue: "40 → 38 rows").
+_ONE_CHAR_SEED = 11
+
+
+def _one_char_paste(seed: int = _ONE_CHAR_SEED) -> tuple[str, int, int, float]:
+    """The 40-line paste, the near copy's line and its original's line, and their Jaccard."""
+    from bench.neardup import jaccard
+    rows = [_row(n_q=8, n_a=6, rng=random.Random(seed * 100 + i)) for i in range(37)]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(12, lines[2])                                 # line 13 = line 3
+    lines.insert(25, lines[9])                                 # line 26 = line 10
+    copy = json.loads(lines[19])                               # line 20, one character changed
+    text = copy["messages"][0]["content"]
+    mid = len(text) // 2 + (0 if text[len(text) // 2] != " " else 1)
+    copy["messages"][0]["content"] = text[:mid] + ("x" if text[mid] != "x" else "y") + text[mid + 1:]
+    lines.append(json.dumps(copy))                             # line 40 ≈ line 20
+    full = lambda r: "\n".join(m["content"] for m in r["messages"])  # noqa: E731
+    return "\n".join(lines) + "\n", 40, 20, jaccard(full(json.loads(lines[19])), full(copy))
+
+
+def test_fix_jsonl_drops_a_one_character_copy_as_well_as_exact_duplicates():
+    text, copy_line, original, jac = _one_char_paste()
+    assert 0.88 <= jac <= 0.92, jac
+    r = fix_jsonl(text, "sft")
+    assert (r.before, r.after, r.blocking) == (40, 37, [])
+    assert [(n, why.split(" (")[0]) for n, why in r.dropped] == [
+        (13, "exact duplicate of line 3"), (26, "exact duplicate of line 10"),
+        (copy_line, f"near-duplicate of line {original}")]
+    assert "40 rows → 37 rows" in r.markdown()
+
+
+def _leaky_dataset(pairs: int = 16, lo: float = 0.81, hi: float = 0.85) -> tuple[dict, list[float]]:
+    """40 train rows, 8 validation rows and `pairs` test rows, each test row a near copy of
+    train row k (Jaccard in [lo, hi)): the copies that a search at the threshold misses."""
+    from bench.neardup import near_copy, row_texts
+    rng = random.Random(2026)
+    msgs = lambda u, a: {"messages": [{"role": "user", "content": u}, {"role": "assistant", "content": a}]}  # noqa: E731
+    train = [row_texts(rng) for _ in range(40)]
+    validation = [msgs(*row_texts(rng)) for _ in range(8)]
+    copies = [near_copy(rng, *train[k], lo=lo, hi=hi) for k in range(pairs)]
+    return ({"name": "leaky", "method": "sft", "train": [msgs(*r) for r in train], "validation": validation,
+             "test": [msgs(u, a) for u, a, _ in copies]}, [j for *_, j in copies])
+
+
+def test_leakage_check_finds_every_test_row_that_nearly_copies_a_train_row():
+    """Issue 26: near the threshold (Jaccard 0.81-0.85) MinHash LSH let about one such copy
+    in two through; the leakage check must name all of them, and the fix drop all of them."""
+    ds, jacs = _leaky_dataset()
+    assert all(0.81 <= j < 0.85 for j in jacs)
+    chk = checks.check_splits(ds)
+    # Rows are counted over train (1-40), then validation (41-48), then test (49-).
+    assert sorted((p.a, p.b) for p in chk.leaks) == [
+        (("train", k + 1), ("test", 49 + k)) for k in range(len(jacs))]
+    assert all(p.kind == "near" and p.similarity >= 0.8 for p in chk.pairs)
+    fixed, msg = checks.fix_leakage(ds)
+    assert fixed["test"] == [] and fixed["train"] == ds["train"] and f"{len(jacs)} held-out row(s) dropped" in msg
+
+
 def test_blocking_problems_stop_a_send_with_the_problem_named():
     few = "".join(json.dumps(_row()) + "\n" for _ in range(5))
     cases = [("hello\nworld\n", "sft", "not JSON Lines"),
