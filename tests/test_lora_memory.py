@@ -83,7 +83,7 @@ def test_activation_estimate_matches_saved_tensors_and_peak(name, dropout):
     for checkpointing in (False, True):
         saved, peak = _measure(_lora_model(dims, dropout, checkpointing), dims["vocab_size"])
         est = activation_bytes(arch, tokens=TOKENS, r=8, lora_dropout=dropout,
-                               gradient_checkpointing=checkpointing, mask_bytes=CPU_MASK_BYTES)
+                               activation_checkpointing=checkpointing, mask_bytes=CPU_MASK_BYTES)
         if not checkpointing:  # with checkpointing the hooks see only the checkpoint's own saves
             est_saved = est["per_layer"] * dims["num_hidden_layers"] + TOKENS * dims["vocab_size"] * 4
             assert abs(saved / est_saved - 1) <= TOLERANCE, (name, dropout, saved, est_saved)
@@ -93,23 +93,23 @@ def test_activation_estimate_matches_saved_tensors_and_peak(name, dropout):
 
 def test_dropout_and_checkpointing_change_the_estimate_the_way_they_change_memory():
     arch = {**TINY["gqa"], "head_dim": 16}
-    no_drop = activation_bytes(arch, tokens=TOKENS, lora_dropout=0.0, gradient_checkpointing=False)
-    drop = activation_bytes(arch, tokens=TOKENS, lora_dropout=0.05, gradient_checkpointing=False)
-    ckpt = activation_bytes(arch, tokens=TOKENS, lora_dropout=0.05, gradient_checkpointing=True)
+    no_drop = activation_bytes(arch, tokens=TOKENS, lora_dropout=0.0, activation_checkpointing=False)
+    drop = activation_bytes(arch, tokens=TOKENS, lora_dropout=0.05, activation_checkpointing=False)
+    ckpt = activation_bytes(arch, tokens=TOKENS, lora_dropout=0.05, activation_checkpointing=True)
     assert drop["activations"] > no_drop["activations"] > ckpt["activations"]
 
 
 def test_mistral_on_24_gb_keeps_checkpointing_on():
     # The old estimate called this a fit at 21.4 of 21.6 GiB with checkpointing off: an OOM.
     rec = recommend_lora_config("Mistral-7B", 3000, "format", 24)
-    assert rec["gradient_checkpointing"] and rec["fits"]
+    assert rec["activation_checkpointing"] and rec["fits"]
     assert "activation_checkpointing=True" in rec["code"]
     assert rec["memory_gib"]["total"] <= 24 * 0.9
 
 
 def test_checkpointing_goes_off_only_with_a_stated_margin():
     rec = recommend_lora_config("SmolLM2-135M", 2000, "format", 80)
-    assert not rec["gradient_checkpointing"]
+    assert not rec["activation_checkpointing"]
     assert rec["memory_gib"]["total"] <= 80 * 0.75
     assert any("25%" in r for r in rec["reasons"])
 

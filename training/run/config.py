@@ -274,6 +274,20 @@ def _in_range(name: str, value: float) -> bool:
     return above and below
 
 
+def _range_error(name: str) -> str:
+    meta = SPEC[name]
+    return f"**{meta['label']}** must be {range_text(name)}: {meta['fix']}."
+
+
+def check_value(name: str, raw: Any) -> tuple[Any, str | None]:
+    """One field's value, parsed and range-checked: (value, None) or (None, validate()'s message).
+    Lab 3's tool checks the values it is given with this, so it refuses them in the tab's words."""
+    value, error = _parse(name, raw)
+    if error or SPEC[name]["choices"] or _in_range(name, value):
+        return value, error
+    return None, _range_error(name)
+
+
 def validate(values: dict | None, method: str = "sft", *, base_model: str = DEFAULT_BASE_MODEL,
              dataset: DataRef | None = None) -> tuple[RunConfig | None, list[str]]:
     """A learner's values (missing ones take the defaults) -> (RunConfig, []) or (None, messages).
@@ -300,8 +314,7 @@ def validate(values: dict | None, method: str = "sft", *, base_model: str = DEFA
         if name == "num_train_epochs" and parsed["max_steps"] > 0 and 0 <= epochs <= SPEC[name]["hi"]:
             continue  # max steps decides the length: epochs may be 0
         if not _in_range(name, parsed[name]):
-            meta = SPEC[name]
-            errors.append(f"**{meta['label']}** must be {range_text(name)}: {meta['fix']}.")
+            errors.append(_range_error(name))
     if errors:
         return None, errors
     return RunConfig(method=method, base_model=base_model, dataset=dataset or DataRef(), **parsed), []
@@ -309,13 +322,18 @@ def validate(values: dict | None, method: str = "sft", *, base_model: str = DEFA
 
 # ------------------------------------------------------------------ TRL's names (engine and recipe)
 
-def trl_args(cfg: RunConfig, *, total_steps: int, has_eval: bool) -> tuple[dict, dict]:
+def trl_args(cfg: RunConfig, *, total_steps: int, has_eval: bool,
+             activation_checkpointing: bool = False) -> tuple[dict, dict]:
     """(training args, model args): the run in the names of TRL's SFTConfig/DPOConfig and ModelConfig.
 
     The engine builds its SFTConfig/DPOConfig and, through `trl.get_peft_config`,
     its LoraConfig from these; the recipe writes the same keys to the YAML that
-    `trl sft|dpo --config` reads. So a setting can't mean one thing in the app and
-    another in the recipe.
+    `trl sft|dpo --config` reads, and Lab 3's generated script passes them to the
+    same classes. So a setting can't mean one thing in the app and another in the
+    recipe or in Lab 3's code.
+
+    `activation_checkpointing`: the app's runs train without it (TRL would turn it
+    on); Lab 3 turns it on for a GPU its memory estimate says needs it.
     """
     h = cfg.hyperparameters()
     named = {f.name: f.metadata["trl"] for f in HYPERPARAMETERS if f.metadata["trl"]}
@@ -332,9 +350,11 @@ def trl_args(cfg: RunConfig, *, total_steps: int, has_eval: bool) -> tuple[dict,
         "data_seed": cfg.seed,
         "logging_steps": 1,
         "eval_strategy": "steps" if has_eval else "no",
-        # TRL turns activation checkpointing on by default; for these models it
-        # only doubles the compute (measured: ~2x slower steps on CPU).
-        "gradient_checkpointing": False,
+        # TRL turns activation checkpointing on by default; for the app's small models it
+        # only doubles the compute (measured: ~2x slower steps on CPU). transformers 5 named
+        # it `activation_checkpointing` (`gradient_checkpointing` is its deprecated alias,
+        # read only when the new name is unset: transformers/training_args.py __post_init__).
+        "activation_checkpointing": bool(activation_checkpointing),
         "report_to": "none",
     })
     if cfg.method == "dpo":

@@ -197,6 +197,11 @@ def _dpo_dataset(rows: list[dict]):
 
 # ------------------------------------------------------------------ the callback
 
+# TRL's DPO metrics kept in log.jsonl ("/" -> "_"), train and eval: whether the chosen
+# answer wins, by how much, and whether the chosen answer's own log-probability holds
+# (a falling logps/chosen with a growing margin is the policy unlearning both answers).
+DPO_LOGGED = ("rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected")
+
 class RunEvents:
     """Writes log.jsonl events; enforces Stop, the slice budget, NaN/divergence and early stopping."""
 
@@ -240,7 +245,7 @@ class RunEvents:
                 event["tokens_per_s"] = round((seen - self.last_tok[0]) / (now - self.last_tok[1]), 1)
             if seen:
                 self.last_tok = (seen, now)
-            for k in ("rewards/accuracies", "rewards/margins"):
+            for k in DPO_LOGGED:
                 if k in logs:
                     event[k.replace("/", "_")] = float(logs[k])
             self._emit(event)
@@ -259,6 +264,9 @@ class RunEvents:
         elif "eval_loss" in logs:
             ev = float(logs["eval_loss"])
             event["eval_loss"] = ev if math.isfinite(ev) else None
+            for k in DPO_LOGGED:
+                if f"eval_{k}" in logs:
+                    event[f"eval_{k}".replace("/", "_")] = float(logs[f"eval_{k}"])
             self._emit(event)
 
     def _diverging(self) -> bool:
