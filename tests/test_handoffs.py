@@ -148,7 +148,7 @@ def test_the_chat_hands_over_the_tool_result_the_advisor_used(monkeypatch):
     *_, last = send([], msg, None, None)
     history, _, _, h = last
     assert h is not None and h["kind"] == "lora_config" and h["via"] == "chat"
-    assert h["result"]["r"] >= 1 and "Apply this configuration" in lab_handoff.button_label(["recommend_lora_config"])
+    assert h["result"]["lora_r"] >= 1 and "Apply this configuration" in lab_handoff.button_label(["recommend_lora_config"])
     assert "r=" in lab_handoff.describe(h) and h["at"] in lab_handoff.describe(h)
 
 

@@ -171,8 +171,9 @@ NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)
 # TRL 1.x scores the LM head with its fused head (trl/trainer/utils.py `add_fused_lm_head`,
 # trl/kernels/chunked_logprob.py), for SFT and DPO alike: the (tokens, vocabulary) logits are
 # never materialised. It projects tiles of up to 4,096 tokens x 32,768 vocabulary entries
-# into one reused buffer and folds each into running log-sum-exp statistics; backward
-# recomputes each tile in place. On a GPU (Triton) only the tokens with a label are scored.
+# into one reused half-precision buffer (allocated at that full width) and folds each into
+# running log-sum-exp statistics; backward recomputes each tile in place. On a GPU (Triton)
+# only the tokens with a label are scored; the estimate counts every token (an upper bound).
 LOGIT_TILE_TOKENS = 4096
 LOGIT_TILE_VOCAB = 32768
 
@@ -206,23 +207,26 @@ def layer_saved_bytes(arch: dict, targets: tuple | list = MODULES, r: int = 8,
     }
 
 
-def logits_bytes(arch: dict, tokens: int, *, tile_bytes: int = ACT_BYTES) -> int:
+def logits_bytes(arch: dict, tokens: int, *, temp_bytes: int = 0) -> int:
     """Peak bytes of TRL's fused LM head for `tokens` scored tokens.
 
-    One tile buffer (at most LOGIT_TILE_TOKENS x LOGIT_TILE_VOCAB entries of
-    `tile_bytes`: the half-precision buffer the Triton kernel folds in place on a
-    GPU; the CPU's torch fallback keeps a few fp32 copies of the tile, so the CPU
-    test passes more) plus, per token, the hidden state gathered for the head in
-    half precision and its fp32 gradient. The materialised logits this replaces
-    cost about 10 bytes per vocabulary entry per token (bf16 logits, their fp32
-    upcast and log-softmax, and the gradient)."""
-    tile = min(tokens, LOGIT_TILE_TOKENS) * min(arch["vocab_size"], LOGIT_TILE_VOCAB) * tile_bytes
-    return tile + tokens * arch["hidden_size"] * (ACT_BYTES + 4)
+    Its tile buffer is allocated at full width, LOGIT_TILE_VOCAB columns for up
+    to LOGIT_TILE_TOKENS tokens in half precision, whatever the vocabulary; the
+    Triton kernel (GPU) folds each tile inside it. The CPU's torch fallback also
+    keeps fp32 temporaries of each (tokens, vocabulary chunk) tile: `temp_bytes`
+    per entry (0 on a GPU; the CPU test measures them). Per token, the hidden
+    state gathered for the head (half precision) and its fp32 gradient. The
+    materialised logits this replaces cost about 10 bytes per vocabulary entry
+    per token (bf16 logits, their fp32 upcast and log-softmax, the gradient)."""
+    rows = min(tokens, LOGIT_TILE_TOKENS)
+    buffer = rows * LOGIT_TILE_VOCAB * ACT_BYTES
+    temps = rows * min(arch["vocab_size"], LOGIT_TILE_VOCAB) * temp_bytes
+    return buffer + temps + tokens * arch["hidden_size"] * (ACT_BYTES + 4)
 
 
 def activation_bytes(arch: dict, *, tokens: int, targets: tuple | list = MODULES, r: int = 8,
                      lora_dropout: float = 0.05, activation_checkpointing: bool = True,
-                     mask_bytes: int = 1, tile_bytes: int = ACT_BYTES) -> dict:
+                     mask_bytes: int = 1, temp_bytes: int = 0) -> dict:
     """Peak activation and logits memory (bytes) of one forward + backward pass."""
     per_layer = sum(layer_saved_bytes(arch, targets, r, lora_dropout, mask_bytes).values()) * tokens
     layers = arch["num_hidden_layers"]
@@ -232,7 +236,7 @@ def activation_bytes(arch: dict, *, tokens: int, targets: tuple | list = MODULES
         acts = layers * tokens * ACT_BYTES * arch["hidden_size"] + per_layer
     else:
         acts = layers * per_layer
-    return {"activations": acts, "logits": logits_bytes(arch, tokens, tile_bytes=tile_bytes),
+    return {"activations": acts, "logits": logits_bytes(arch, tokens, temp_bytes=temp_bytes),
             "per_layer": per_layer}
 
 
