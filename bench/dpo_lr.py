@@ -75,6 +75,7 @@ def measure(rate: float, overrides: dict, val_rows: int | None = None) -> dict:
             "logps_rejected_last": tail_mean("logps_rejected"),
             "eval_loss": last_eval.get("eval_loss"), "eval_acc": last_eval.get("eval_rewards_accuracies"),
             "eval_margin": last_eval.get("eval_rewards_margins"),
+            "eval_reward_chosen": last_eval.get("eval_rewards_chosen"),
             "eval_logps_chosen": last_eval.get("eval_logps_chosen"), "eval_step": last_eval.get("step")}
 
 
@@ -85,7 +86,7 @@ def _f(x, fmt=".3f") -> str:
 def table(results: list[dict]) -> str:
     head = ["learning rate", "steps", "train s (load)", f"train loss (last {WINDOW})",
             f"reward acc. (last {WINDOW})", f"margin (last {WINDOW})", "logps/chosen first → last",
-            "logps/rejected first → last", "held-out: eval loss, acc., margin, logps/chosen"]
+            "logps/rejected first → last", "held-out: eval loss, acc., margin, rewards/chosen, logps/chosen"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         lines.append("| " + " | ".join([
@@ -94,7 +95,7 @@ def table(results: list[dict]) -> str:
             f"{_f(r['logps_chosen_first'], '.1f')} → {_f(r['logps_chosen_last'], '.1f')}",
             f"{_f(r['logps_rejected_first'], '.1f')} → {_f(r['logps_rejected_last'], '.1f')}",
             f"{_f(r['eval_loss'])}, {_f(r['eval_acc'], '.2f')}, {_f(r['eval_margin'])}, "
-            f"{_f(r['eval_logps_chosen'], '.1f')} (step {r['eval_step']})"]) + " |")
+            f"{_f(r.get('eval_reward_chosen'))}, {_f(r['eval_logps_chosen'], '.1f')} (step {r['eval_step']})"]) + " |")
     return "\n".join(lines)
 
 

@@ -199,8 +199,9 @@ def _dpo_dataset(rows: list[dict]):
 
 # TRL's DPO metrics kept in log.jsonl ("/" -> "_"), train and eval: whether the chosen
 # answer wins, by how much, and whether the chosen answer's own log-probability holds
-# (a falling logps/chosen with a growing margin is the policy unlearning both answers).
-DPO_LOGGED = ("rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected")
+# (rewards/chosen = beta x its log-probability change against the reference: below zero
+# with a growing margin, the policy is unlearning both answers).
+DPO_LOGGED = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "logps/chosen", "logps/rejected")
 
 class RunEvents:
     """Writes log.jsonl events; enforces Stop, the slice budget, NaN/divergence and early stopping."""
