@@ -112,7 +112,7 @@ def test_optional_number_left_empty_lets_the_tool_decide_and_bad_text_is_named()
     assert "4 / " in forced  # the forced rank shows in the lora_r / lora_alpha row
     for text, words in (("lots", "must be a number"), ("2.5", "whole number"), ("300", "from 1 to 256")):  # the run config's rank range
         message = run_workbench_tool("recommend_lora_config", kinds, "SmolLM2-135M", 2000, "format", 24, text)
-        assert message.startswith("⚠️ lora_r ") and words in message, message
+        assert message.startswith("⚠️ lora r ") and words in message, message
 
 
 def test_over_long_message_never_reaches_the_model_now_or_later(app, fake):
