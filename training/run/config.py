@@ -189,7 +189,15 @@ DEFAULTS = {f.name: f.default for f in HYPERPARAMETERS}
 # evaluations (steps 32 and 64) keep the curve and the best-adapter choice.
 CPU_DEFAULTS: dict[str, Any] = {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 1,
                                 "max_steps": 64, "eval_steps": 32, "learning_rate": 1e-3, "warmup_ratio": 0.1}
-# DPO moves a model much further per step than SFT at the same rate: its own rate.
+# DPO's own rate, the one the Training tab, Lab 3 and the course state (issue 23, item 3).
+# Measured with bench/dpo_lr.py on the built-in preference set (docs/benchmarks.md, "Which
+# DPO learning rate?", 16 of the CPU run's 64 steps): with the app's LoRA (r 16, alpha 32:
+# alpha/r = 2), 5e-5 reaches held-out reward accuracy 0.75 and margin 0.17 while the chosen
+# answers' log-probability rises (-221.9 -> -219.0); 2e-4 moves 3-4x further per step on the
+# same pairs (margin 0.63, chosen -212.5), healthy at 16 steps. The default CPU run is 64
+# steps: its summed rate at 5e-5 equals the 16-step run's at 2e-4, while 2e-4 over 64 steps
+# would be 4x beyond what was measured. TRL's 1e-6 default and its LoRA example's 5e-6
+# (alpha/r = 0.5, thousands of steps) are for far longer runs with a 4x smaller LoRA scale.
 DPO_DEFAULTS: dict[str, Any] = {"learning_rate": 5e-5, "beta": 0.1}
 
 # The three presets of the Lab 3 (LoRA) lesson: small and fast, the balanced
