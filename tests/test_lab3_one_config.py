@@ -55,7 +55,7 @@ def test_the_course_states_the_one_dpo_rate():
     from labs.advisors import ADVISORS
     from lessons import get_lesson
 
-    rate = f"{config.DPO_DEFAULTS['learning_rate']:g}"
+    rate = f"{config.DPO_DEFAULTS['learning_rate']:g}".replace("e-0", "e-")  # 5e-05 is written 5e-5
     for name, text in (("lesson 3", get_lesson("lesson3").body), ("LoRA advisor", ADVISORS["lora"].system_prompt)):
         assert "5e-6 to 1e-5" not in text, name
         assert rate in text, f"{name} does not state the DPO rate {rate}"
