@@ -194,7 +194,8 @@ CPU_DEFAULTS: dict[str, Any] = {"per_device_train_batch_size": 1, "gradient_accu
 # DPO learning rate?", 16 of the CPU run's 64 steps): with the app's LoRA (r 16, alpha 32:
 # alpha/r = 2), 5e-5 reaches held-out reward accuracy 0.75 and margin 0.17 while the chosen
 # answers' log-probability rises (-221.9 -> -219.0); 2e-4 moves 3-4x further per step on the
-# same pairs (margin 0.63, chosen -212.5), healthy at 16 steps. The default CPU run is 64
+# same pairs (margin 0.63, chosen -212.5), healthy at 16 steps; 5e-6 barely moves (margin
+# 0.017, held-out loss 0.685 from 0.693). The default CPU run is 64
 # steps: its summed rate at 5e-5 equals the 16-step run's at 2e-4, while 2e-4 over 64 steps
 # would be 4x beyond what was measured. TRL's 1e-6 default and its LoRA example's 5e-6
 # (alpha/r = 0.5, thousands of steps) are for far longer runs with a 4x smaller LoRA scale.
