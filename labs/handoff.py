@@ -6,7 +6,8 @@ tool), shows it with ``describe`` and an apply button; ``training/views/handoff_
 turns it into the tab's settings.
 
     >>> h = capture("lora", "recommend_lora_config", {"model": "SmolLM2-135M"},
-    ...             {"r": 16, "lora_alpha": 32, "target_key": "attention", "learning_rate": 2e-4}, "workbench")
+    ...             {"lora_r": 16, "lora_alpha": 32, "lora_target_modules": "attention", "learning_rate": 2e-4},
+    ...             "workbench")
     >>> h["lab"], h["kind"]
     (3, 'lora_config')
     >>> capture("lora", "count_lora_params", {}, {}, "chat") is None
@@ -65,10 +66,10 @@ def describe(h: dict | None) -> str:
             rows = (r.get("summary") or {}).get("usable_examples", 0)
             what = f"the dataset the critic checked ({rows} usable rows, no fixes applied yet)"
     elif kind == "lora_config":
-        what = (f"r={r.get('r')}, alpha={r.get('lora_alpha')}, targets {r.get('target_key')}, "
-                f"learning rate {r.get('learning_rate')}, {r.get('epochs')} epochs, batch "
-                f"{r.get('per_device_batch_size')} × {r.get('gradient_accumulation_steps')}, "
-                f"max length {r.get('max_seq_length')} for {r.get('model')}")
+        what = (f"lora_r={r.get('lora_r')}, lora_alpha={r.get('lora_alpha')}, targets {r.get('lora_target_modules')}, "
+                f"learning rate {r.get('learning_rate')}, {r.get('num_train_epochs')} epochs, batch "
+                f"{r.get('per_device_train_batch_size')} × {r.get('gradient_accumulation_steps')}, "
+                f"max length {r.get('max_length')} for {r.get('model')}")
     else:
         n = len(r.get("cases") or r.get("categories") or [])
         what = f"the evaluation design from `{h['tool']}`" + (f" ({n} groups of cases)" if n else "")

@@ -35,7 +35,7 @@ def _turn(fake, history, text):
 
 def test_second_turn_and_tool_round_read_the_stable_prefix_from_cache(fake):
     fake.add_text("Rank 8 is a good start.")
-    fake.add_tool_use("count_lora_params", {"model": "SmolLM2-135M", "r": 8, "target_modules": "qv"})
+    fake.add_tool_use("count_lora_params", {"model": "SmolLM2-135M", "lora_r": 8, "lora_target_modules": "qv"})
     fake.add_text("That is under one percent of the weights.")
     history = _turn(fake, [], "Which rank should I use?")
     history = _turn(fake, history, "How many parameters does r=8 on q,v train?")

@@ -57,7 +57,7 @@ def test_text_streams_in_several_updates_and_system_prompt_is_sent(fake):
 
 
 def test_tool_use_round_trip(fake):
-    tool_input = {"model": "SmolLM2-135M", "r": 8, "target_modules": ["q_proj", "v_proj"]}
+    tool_input = {"model": "SmolLM2-135M", "lora_r": 8, "lora_target_modules": ["q_proj", "v_proj"]}
     fake.add_tool_use("count_lora_params", tool_input, text_before="Let me count them.", tool_id="toolu_abc")
     fake.add_text("With r=8 on q and v you train the number shown above.")
     frames = run("lora", [], "How many parameters does r=8 train on SmolLM2-135M?", settings_for(fake.url))
@@ -80,7 +80,7 @@ def test_tool_use_round_trip(fake):
 
 
 def test_bad_tool_input_goes_back_as_error_and_chat_continues(fake):
-    fake.add_tool_use("count_lora_params", {"model": "GPT-99", "r": 8, "target_modules": "qv"})
+    fake.add_tool_use("count_lora_params", {"model": "GPT-99", "lora_r": 8, "lora_target_modules": "qv"})
     fake.add_text("That model isn't one of my presets; which one is closest?")
     final = run("lora", [], "params for GPT-99?", settings_for(fake.url))[-1]
     assert "reported a problem" in [m for m in final if m.get("metadata")][0]["metadata"]["title"]
@@ -91,7 +91,7 @@ def test_bad_tool_input_goes_back_as_error_and_chat_continues(fake):
 
 def test_tool_rounds_are_capped(fake):
     for _ in range(3):
-        fake.add_tool_use("count_lora_params", {"model": "SmolLM2-135M", "r": 8, "target_modules": "qv"})
+        fake.add_tool_use("count_lora_params", {"model": "SmolLM2-135M", "lora_r": 8, "lora_target_modules": "qv"})
     limits = budget.BudgetLimits(per_minute=0, per_day=0, global_per_day=0, max_tool_rounds=2)
     final = run("lora", [], "count", settings_for(fake.url, limits=limits))[-1]
     assert "limit of 2 tool rounds" in final[-1]["content"]

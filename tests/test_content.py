@@ -350,9 +350,9 @@ def test_lesson3_memory_budget_matches_the_lab3_tool():
     _, arch = resolve_arch("Mistral-7B")
     lora = count_lora_params(arch, 16, "all-linear")["trainable_params"]
     kw = dict(batch=1, seq=1024, targets=MODULES, r=16, lora_dropout=0.05)
-    off = estimate_memory(arch, lora, quantization="none", gradient_checkpointing=False, **kw)
-    on = estimate_memory(arch, lora, quantization="none", gradient_checkpointing=True, **kw)
-    nf4 = estimate_memory(arch, lora, quantization="4bit", gradient_checkpointing=True, **kw)
+    off = estimate_memory(arch, lora, quantization="none", activation_checkpointing=False, **kw)
+    on = estimate_memory(arch, lora, quantization="none", activation_checkpointing=True, **kw)
+    nf4 = estimate_memory(arch, lora, quantization="4bit", activation_checkpointing=True, **kw)
     body = get_lesson("lesson3").body
     for figure in [f"{off['weights']} GiB bf16", f"{nf4['weights']:.1f} GiB NF4",
                    f"{off['lora_and_optimizer']} GiB for 42M", f"{off['activations']:.1f} GiB |",

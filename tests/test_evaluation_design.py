@@ -172,7 +172,7 @@ def test_design_from_each_lab4_tool():
     ("adversarial_cases", {"categories": [{"category": ["prompt_injection"]}, None, 7]}),
     ("judge_rubric", {"output_format": ["json"]}),
     ("score_predictions", {"rows": 3}),
-    ("recommend_lora_config", {"r": 8}),
+    ("recommend_lora_config", {"lora_r": 8}),
     ("judge_rubric", None),
 ])
 def test_a_lab4_result_with_nothing_usable_keeps_the_design_and_says_why(tool, result):

@@ -27,7 +27,7 @@ GOOD = {
                                '{"role": "assistant", "content": "Hello!"}]}'},
     "recommend_lora_config": {"model": "SmolLM2-135M", "dataset_size": 2000,
                               "task_kind": "format", "gpu_memory_gb": 16},
-    "count_lora_params": {"model": "SmolLM2-135M", "r": 8, "target_modules": ["q_proj", "v_proj"]},
+    "count_lora_params": {"model": "SmolLM2-135M", "lora_r": 8, "lora_target_modules": ["q_proj", "v_proj"]},
     "diagnose_training_curve": {"log_text": "step,loss\n1,2.0\n2,1.5\n3,1.2"},
     "score_predictions": {"predictions": "Paris\nRome", "references": "Paris\nMadrid"},
     "judge_rubric": {"task_description": "Summarise support tickets in two sentences"},
@@ -120,9 +120,9 @@ def test_every_field_rejects_wrong_types_and_ranges(name):
 
 
 def test_validation_messages_name_the_problem():
-    text, err = run_tool("count_lora_params", {"model": "SmolLM2-135M", "r": 0,
-                                               "target_modules": "qv"})
-    assert err and "r" in text and "at least 1" in text
+    text, err = run_tool("count_lora_params", {"model": "SmolLM2-135M", "lora_r": 0,
+                                               "lora_target_modules": "qv"})
+    assert err and "lora_r" in text and "at least 1" in text
     text, err = run_tool("assess_use_case", {**GOOD["assess_use_case"], "privacy": "secret"})
     assert err and "privacy" in text and "on_premises" in text
     text, err = run_tool("assess_use_case", {k: v for k, v in GOOD["assess_use_case"].items()
@@ -131,9 +131,9 @@ def test_validation_messages_name_the_problem():
     text, err = run_tool("no_such_tool", {})
     assert err and "Unknown tool" in text
     # Integral floats are fine for integer fields (models sometimes send 8.0).
-    assert not run_tool("count_lora_params", {**GOOD["count_lora_params"], "r": 8.0})[1]
+    assert not run_tool("count_lora_params", {**GOOD["count_lora_params"], "lora_r": 8.0})[1]
     # Explicit nulls for optional fields are ignored rather than rejected.
-    assert not run_tool("recommend_lora_config", {**GOOD["recommend_lora_config"], "r": None})[1]
+    assert not run_tool("recommend_lora_config", {**GOOD["recommend_lora_config"], "lora_r": None})[1]
 
 
 def test_output_is_bounded_and_stays_valid_json_when_shrunk():
@@ -253,12 +253,12 @@ def test_lora_count_breakdown_uses_grouped_query_shapes():
 def test_lora_recommendation_fits_or_quantizes():
     small = lora_config.recommend_lora_config("SmolLM2-135M", 2000, "format", 16)
     assert small["fits"] and small["quantization"] == "none"
-    assert small["effective_batch_size"] == (small["per_device_batch_size"]
+    assert small["effective_batch_size"] == (small["per_device_train_batch_size"]
                                              * small["gradient_accumulation_steps"])
-    assert small["lora_alpha"] == 2 * small["r"]
+    assert small["lora_alpha"] == 2 * small["lora_r"]
     big = lora_config.recommend_lora_config("Llama-3.1-8B", 20_000, "domain", 16)
     assert big["quantization"] == "4bit" and big["fits"]  # bf16 8B weights alone are ~15 GiB
-    assert big["target_modules"] == list(lora_config.MODULES)
+    assert big["adapted_modules"] == list(lora_config.MODULES) and big["lora_target_modules"] == "all-linear"
     assert big["memory_gib"]["weights"] < 8
     nofit = lora_config.recommend_lora_config("Llama-3.1-8B", 20_000, "domain", 4)
     assert not nofit["fits"] and "Does not fit" in nofit["warnings"][0]
@@ -268,8 +268,8 @@ def test_lora_recommendation_fits_or_quantizes():
 
 def test_lora_learning_rate_and_epochs_follow_method_and_size():
     sft = lora_config.recommend_lora_config("Qwen2.5-0.5B", 300, "style", 24)
-    assert sft["learning_rate"] == 2e-4 and sft["epochs"] == 3 and sft["r"] == 8
-    assert sft["target_modules"] == [f"{x}_proj" for x in "qkvo"]  # attention only
+    assert sft["learning_rate"] == 2e-4 and sft["num_train_epochs"] == 3 and sft["lora_r"] == 8
+    assert sft["adapted_modules"] == [f"{x}_proj" for x in "qkvo"]  # attention only
     dpo = lora_config.recommend_lora_config("Qwen2.5-0.5B", 3000, "preference", 24)
     assert dpo["method"] == "dpo" and dpo["learning_rate"] < 1e-4
     assert "DPOConfig(" in dpo["code"] and "beta=0.1" in dpo["code"]

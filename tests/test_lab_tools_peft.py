@@ -83,31 +83,33 @@ def test_all_linear_on_a_tiny_custom_config_matches_peft():
 @pytest.mark.parametrize("method,task", [("sft", "format"), ("dpo", "preference")])
 @pytest.mark.parametrize("gpu", [80, 12])
 def test_generated_code_uses_only_real_arguments(method, task, gpu):
-    from peft import LoraConfig
-    from trl import DPOConfig, SFTConfig
+    from trl import DPOConfig, ModelConfig, SFTConfig
 
     rec = recommend_lora_config("Llama-3.1-8B", 5000, task, gpu, method=method)
     tree = ast.parse(rec["code"])  # it is valid Python
     calls = {node.func.id: {kw.arg for kw in node.keywords} for node in ast.walk(tree)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
-    fields = {"LoraConfig": LoraConfig, "SFTConfig": SFTConfig, "DPOConfig": DPOConfig}
+    fields = {"ModelConfig": ModelConfig, "SFTConfig": SFTConfig, "DPOConfig": DPOConfig}
     for cls_name, cls in fields.items():
         if cls_name in calls:
             allowed = {f.name for f in dataclasses.fields(cls)}
             assert calls[cls_name] <= allowed, calls[cls_name] - allowed
     config_cls = "DPOConfig" if method == "dpo" else "SFTConfig"
-    assert config_cls in calls
-    # The generated config is accepted by the pinned TRL (built, not run).
+    assert config_cls in calls and "ModelConfig" in calls
+    # The generated configs are accepted by the pinned TRL (built, not run).
     namespace: dict = {}
-    lines = rec["code"].split("\n")
-    start = next(i for i, ln in enumerate(lines) if ln.startswith("args = "))
-    end = next(i for i in range(start, len(lines)) if lines[i] == ")")
-    exec_src = f"from trl import {config_cls}\n" + "\n".join(lines[start:end + 1]).replace(
+    code = rec["code"]
+    exec_src = code[:code.index("\n# train.jsonl")].replace(
         "bf16=True", "bf16=False")  # CPU test machine has no bf16 GPU
     exec(compile(exec_src, "<generated>", "exec"), namespace)  # our own generated text, not user input
-    args = namespace["args"]
+    args, peft_config = namespace["args"], namespace["peft_config"]
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == rec["effective_batch_size"]
-    assert args.learning_rate == rec["learning_rate"]
-    assert args.activation_checkpointing == rec["gradient_checkpointing"]
+    assert args.learning_rate == rec["learning_rate"] and peft_config.r == rec["lora_r"]
+    assert sorted(peft_config.target_modules) == sorted(rec["adapted_modules"])
+    assert args.activation_checkpointing == args.gradient_checkpointing == rec["activation_checkpointing"]
     if rec["quantization"] == "4bit":
-        assert "BitsAndBytesConfig(" in rec["code"] and "load_in_4bit=True" in rec["code"]
+        from trl import get_quantization_config
+
+        q = get_quantization_config(namespace["model_args"])
+        assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4" and q.bnb_4bit_use_double_quant
+        assert "quantization_config=get_quantization_config(model_args)" in code

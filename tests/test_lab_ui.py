@@ -96,7 +96,7 @@ def test_workbench_runs_a_tool_without_a_key(app):
     inputs = labs["lora"]["workbench"]["count_lora_params"]["inputs"]
     names = [c.label for c in inputs]
     assert names[0].startswith("model")
-    out = run_workbench_tool("count_lora_params", [("model", "enum"), ("r", "integer"), ("target_modules", "enum")],
+    out = run_workbench_tool("count_lora_params", [("model", "enum"), ("lora_r", "integer"), ("lora_target_modules", "enum")],
                              "SmolLM2-135M", 8, "qv")
     assert "⚠️" not in out and out.strip()
     bad = run_workbench_tool("critique_jsonl", [("text", "text")], "x" * 2_100_000)
@@ -105,14 +105,14 @@ def test_workbench_runs_a_tool_without_a_key(app):
 
 def test_optional_number_left_empty_lets_the_tool_decide_and_bad_text_is_named():
     kinds = [("model", "enum"), ("dataset_size", "integer"), ("task_kind", "enum"),
-             ("gpu_memory_gb", "number"), ("r", "opt_integer")]
+             ("gpu_memory_gb", "number"), ("lora_r", "opt_integer")]
     auto = run_workbench_tool("recommend_lora_config", kinds, "SmolLM2-135M", 2000, "format", 24, "")
     assert auto.startswith("### LoRA recipe")
     forced = run_workbench_tool("recommend_lora_config", kinds, "SmolLM2-135M", 2000, "format", 24, "4")
-    assert "4 / " in forced  # the forced rank shows in the r / lora_alpha row
-    for text, words in (("lots", "must be a number"), ("2.5", "whole number"), ("5000", "from 1 to 1024")):
+    assert "4 / " in forced  # the forced rank shows in the lora_r / lora_alpha row
+    for text, words in (("lots", "must be a number"), ("2.5", "whole number"), ("300", "from 1 to 256")):  # the run config's rank range
         message = run_workbench_tool("recommend_lora_config", kinds, "SmolLM2-135M", 2000, "format", 24, text)
-        assert message.startswith("⚠️ r ") and words in message, message
+        assert message.startswith("⚠️ lora r ") and words in message, message
 
 
 def test_over_long_message_never_reaches_the_model_now_or_later(app, fake):

@@ -48,11 +48,21 @@ def test_export_holds_config_commands_and_the_exact_rows(recipe_dir):
 
 def test_trl_parser_accepts_the_config_with_the_run_settings(recipe_dir):
     folder, _, _ = recipe_dir
+    import warnings
+
     from trl.scripts.sft import make_parser
 
-    script, training, model, _mixture = make_parser().parse_args_and_config(
-        # --use_cpu only because this test machine has no GPU for TRL's default bf16.
-        ["--config", str(folder / "sft.yaml"), "--use_cpu", "true"], fail_with_unknown_args=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        script, training, model, _mixture = make_parser().parse_args_and_config(
+            # --use_cpu only because this test machine has no GPU for TRL's default bf16.
+            ["--config", str(folder / "sft.yaml"), "--use_cpu", "true"], fail_with_unknown_args=True)
+    # transformers 5's name for the flag (the one mapping writes it), read by TRL's parser; the
+    # deprecated `gradient_checkpointing` is neither written nor warned about.
+    text = (folder / "sft.yaml").read_text()
+    assert "activation_checkpointing: false" in text and "gradient_checkpointing" not in text
+    assert training.activation_checkpointing is False and training.gradient_checkpointing is False
+    assert not [w for w in caught if "gradient_checkpointing" in str(w.message)]
     assert script.dataset_name == "data" and script.dataset_test_split == "validation"
     assert model.use_peft and model.lora_r == 4 and model.lora_alpha == 8
     assert sorted(model.lora_target_modules) == ["q_proj", "v_proj"]

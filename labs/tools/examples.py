@@ -49,7 +49,7 @@ EXAMPLES: dict[str, dict] = {
     "critique_jsonl": {"text": _CRITIC_SAMPLE},
     "recommend_lora_config": {"model": "SmolLM2-135M", "dataset_size": 2_000, "task_kind": "format",
                               "gpu_memory_gb": 24},
-    "count_lora_params": {"model": "SmolLM2-135M", "r": 8, "target_modules": "qv"},
+    "count_lora_params": {"model": "SmolLM2-135M", "lora_r": 8, "lora_target_modules": "qv"},
     "diagnose_training_curve": {"log_text": _CURVE_SAMPLE},
     "score_predictions": {
         "predictions": '{"drug": "ibuprofen", "dose_mg": 200}\n{"drug": "amoxicilin", "dose_mg": 500}\nnot json',

@@ -7,7 +7,7 @@ workbench panels call ``execute`` and show ``render_markdown``.
 
     >>> from labs.tools.registry import run_tool
     >>> text, is_error = run_tool("count_lora_params",
-    ...     {"model": "SmolLM2-135M", "r": 8, "target_modules": ["q_proj", "v_proj"]})
+    ...     {"model": "SmolLM2-135M", "lora_r": 8, "lora_target_modules": ["q_proj", "v_proj"]})
 
 ``run_tool`` never raises: unknown tools, schema violations and failures
 inside a tool all come back as ``(message, True)`` so one bad call cannot

@@ -189,7 +189,16 @@ DEFAULTS = {f.name: f.default for f in HYPERPARAMETERS}
 # evaluations (steps 32 and 64) keep the curve and the best-adapter choice.
 CPU_DEFAULTS: dict[str, Any] = {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 1,
                                 "max_steps": 64, "eval_steps": 32, "learning_rate": 1e-3, "warmup_ratio": 0.1}
-# DPO moves a model much further per step than SFT at the same rate: its own rate.
+# DPO's own rate, the one the Training tab, Lab 3 and the course state (issue 23, item 3).
+# Measured with bench/dpo_lr.py on the built-in preference set (docs/benchmarks.md, "Which
+# DPO learning rate?", 16 of the CPU run's 64 steps): with the app's LoRA (r 16, alpha 32:
+# alpha/r = 2), 5e-5 reaches held-out reward accuracy 0.75 and margin 0.17 while the chosen
+# answers' log-probability rises (-221.9 -> -219.0); 2e-4 moves 3-4x further per step on the
+# same pairs (margin 0.63, chosen -212.5), healthy at 16 steps; 5e-6 barely moves (margin
+# 0.017, held-out loss 0.685 from 0.693). The default CPU run is 64
+# steps: its summed rate at 5e-5 equals the 16-step run's at 2e-4, while 2e-4 over 64 steps
+# would be 4x beyond what was measured. TRL's 1e-6 default and its LoRA example's 5e-6
+# (alpha/r = 0.5, thousands of steps) are for far longer runs with a 4x smaller LoRA scale.
 DPO_DEFAULTS: dict[str, Any] = {"learning_rate": 5e-5, "beta": 0.1}
 
 # The three presets of the Lab 3 (LoRA) lesson: small and fast, the balanced
@@ -274,6 +283,20 @@ def _in_range(name: str, value: float) -> bool:
     return above and below
 
 
+def _range_error(name: str) -> str:
+    meta = SPEC[name]
+    return f"**{meta['label']}** must be {range_text(name)}: {meta['fix']}."
+
+
+def check_value(name: str, raw: Any) -> tuple[Any, str | None]:
+    """One field's value, parsed and range-checked: (value, None) or (None, validate()'s message).
+    Lab 3's tool checks the values it is given with this, so it refuses them in the tab's words."""
+    value, error = _parse(name, raw)
+    if error or SPEC[name]["choices"] or _in_range(name, value):
+        return value, error
+    return None, _range_error(name)
+
+
 def validate(values: dict | None, method: str = "sft", *, base_model: str = DEFAULT_BASE_MODEL,
              dataset: DataRef | None = None) -> tuple[RunConfig | None, list[str]]:
     """A learner's values (missing ones take the defaults) -> (RunConfig, []) or (None, messages).
@@ -300,8 +323,7 @@ def validate(values: dict | None, method: str = "sft", *, base_model: str = DEFA
         if name == "num_train_epochs" and parsed["max_steps"] > 0 and 0 <= epochs <= SPEC[name]["hi"]:
             continue  # max steps decides the length: epochs may be 0
         if not _in_range(name, parsed[name]):
-            meta = SPEC[name]
-            errors.append(f"**{meta['label']}** must be {range_text(name)}: {meta['fix']}.")
+            errors.append(_range_error(name))
     if errors:
         return None, errors
     return RunConfig(method=method, base_model=base_model, dataset=dataset or DataRef(), **parsed), []
@@ -309,13 +331,18 @@ def validate(values: dict | None, method: str = "sft", *, base_model: str = DEFA
 
 # ------------------------------------------------------------------ TRL's names (engine and recipe)
 
-def trl_args(cfg: RunConfig, *, total_steps: int, has_eval: bool) -> tuple[dict, dict]:
+def trl_args(cfg: RunConfig, *, total_steps: int, has_eval: bool,
+             activation_checkpointing: bool = False) -> tuple[dict, dict]:
     """(training args, model args): the run in the names of TRL's SFTConfig/DPOConfig and ModelConfig.
 
     The engine builds its SFTConfig/DPOConfig and, through `trl.get_peft_config`,
     its LoraConfig from these; the recipe writes the same keys to the YAML that
-    `trl sft|dpo --config` reads. So a setting can't mean one thing in the app and
-    another in the recipe.
+    `trl sft|dpo --config` reads, and Lab 3's generated script passes them to the
+    same classes. So a setting can't mean one thing in the app and another in the
+    recipe or in Lab 3's code.
+
+    `activation_checkpointing`: the app's runs train without it (TRL would turn it
+    on); Lab 3 turns it on for a GPU its memory estimate says needs it.
     """
     h = cfg.hyperparameters()
     named = {f.name: f.metadata["trl"] for f in HYPERPARAMETERS if f.metadata["trl"]}
@@ -332,9 +359,11 @@ def trl_args(cfg: RunConfig, *, total_steps: int, has_eval: bool) -> tuple[dict,
         "data_seed": cfg.seed,
         "logging_steps": 1,
         "eval_strategy": "steps" if has_eval else "no",
-        # TRL turns activation checkpointing on by default; for these models it
-        # only doubles the compute (measured: ~2x slower steps on CPU).
-        "gradient_checkpointing": False,
+        # TRL turns activation checkpointing on by default; for the app's small models it
+        # only doubles the compute (measured: ~2x slower steps on CPU). transformers 5 named
+        # it `activation_checkpointing` (`gradient_checkpointing` is its deprecated alias,
+        # read only when the new name is unset: transformers/training_args.py __post_init__).
+        "activation_checkpointing": bool(activation_checkpointing),
         "report_to": "none",
     })
     if cfg.method == "dpo":

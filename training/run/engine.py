@@ -197,6 +197,12 @@ def _dpo_dataset(rows: list[dict]):
 
 # ------------------------------------------------------------------ the callback
 
+# TRL's DPO metrics kept in log.jsonl ("/" -> "_"), train and eval: whether the chosen
+# answer wins, by how much, and whether the chosen answer's own log-probability holds
+# (rewards/chosen = beta x its log-probability change against the reference: below zero
+# with a growing margin, the policy is unlearning both answers).
+DPO_LOGGED = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "logps/chosen", "logps/rejected")
+
 class RunEvents:
     """Writes log.jsonl events; enforces Stop, the slice budget, NaN/divergence and early stopping."""
 
@@ -240,7 +246,7 @@ class RunEvents:
                 event["tokens_per_s"] = round((seen - self.last_tok[0]) / (now - self.last_tok[1]), 1)
             if seen:
                 self.last_tok = (seen, now)
-            for k in ("rewards/accuracies", "rewards/margins"):
+            for k in DPO_LOGGED:
                 if k in logs:
                     event[k.replace("/", "_")] = float(logs[k])
             self._emit(event)
@@ -259,6 +265,9 @@ class RunEvents:
         elif "eval_loss" in logs:
             ev = float(logs["eval_loss"])
             event["eval_loss"] = ev if math.isfinite(ev) else None
+            for k in DPO_LOGGED:
+                if f"eval_{k}" in logs:
+                    event[f"eval_{k}".replace("/", "_")] = float(logs[f"eval_{k}"])
             self._emit(event)
 
     def _diverging(self) -> bool:

@@ -31,15 +31,6 @@ def diagnose_run(run_id: str | None) -> str:
     return "**Your run, diagnosed by the Lab 3 curve doctor**\n\n" + curves.curve_markdown(result)
 
 
-# Lab 3's recommendation -> the Training tab's settings, by name. The names on the
-# right are the run config's fields (training/run/config.py); values are checked there.
-LAB3_FIELDS = {"r": "lora_r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
-               "target_key": "lora_target_modules", "learning_rate": "learning_rate", "epochs": "num_train_epochs",
-               "per_device_batch_size": "per_device_train_batch_size",
-               "gradient_accumulation_steps": "gradient_accumulation_steps", "max_seq_length": "max_length",
-               "eval_steps": "eval_steps"}
-
-
 def runnable_model(hub_id: str | None, params_b: float | None = None) -> tuple[str, str]:
     """(a base model the Training tab offers, a note when it is not the one asked for)."""
     from training.run.base_model import BASE_MODELS, DEFAULT_MODEL
@@ -57,8 +48,12 @@ def runnable_model(hub_id: str | None, params_b: float | None = None) -> tuple[s
 
 
 def lab3_settings(result: dict) -> tuple[dict, str, list[str]]:
-    """(settings by run-config name, base model id, notes) from a recommend_lora_config result."""
-    values = {ours: result[theirs] for theirs, ours in LAB3_FIELDS.items() if theirs in result}
+    """(settings by run-config name, base model id, notes) from a recommend_lora_config result.
+
+    Lab 3's tool names its settings as the run config does, so they go to `config.validate` as they are."""
+    from training.run import config
+
+    values = {k: result[k] for k in config.HP_NAMES if k in result}
     params_b = (result.get("base_params") or 0) / 1e9
     model_id, note = runnable_model(result.get("hub_id"), params_b)
     notes = [note] if note else []
