@@ -240,7 +240,16 @@ def _advisor_and_tool_texts() -> str:
 
     prompts = [a.system_prompt for a in ADVISORS.values()]
     tools = [(ROOT / "labs" / "tools" / name).read_text(encoding="utf-8") for name in ("strategy.py", "curves.py")]
-    return "\n".join(prompts + tools)
+    return "\n".join(prompts + tools + _lab3_reasons())
+
+
+def _lab3_reasons() -> list[str]:
+    """The LoRA tool's reasons as the learner reads them (its source splits them over string pieces)."""
+    from labs.tools.lora_config import recommend_lora_config
+
+    cases = [("style", 300, "sft"), ("format", 5000, "sft"), ("preference", 2000, "dpo")]
+    return [" ".join(recommend_lora_config("SmolLM2-135M", n, kind, 24, method=method)["reasons"])
+            for kind, n, method in cases]
 
 
 def test_review_checks_can_fail_on_the_old_wording():

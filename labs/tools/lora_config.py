@@ -391,14 +391,18 @@ def recommend_lora_config(model: str | dict, dataset_size: int, task_kind: str,
                    "knowledge justify a larger rank, little data overfits a large one."))
     alpha = 2 * rank
     reasons.append(f"lora_alpha={alpha}: the update is scaled by alpha/r = 2 (alpha = 2r is a "
-                   "convention; PEFT's defaults are r=8, alpha=8). Change r and alpha together "
-                   "or the update size changes too.")
+                   "convention; PEFT's defaults are r=8, alpha=8). Under alpha = 2r the best "
+                   "learning rate tends to fall as r grows; with alpha fixed it was found roughly "
+                   "independent of r (LoRA Without Regret, 2025). Either way, re-check the rate "
+                   "with a short sweep when you change r.")
 
     if lora_target_modules == "auto":
         if task_kind == "style" and dataset_size < 1_000:
             target_key = "attention"
-            reasons.append("targets q,k,v,o: a light style change with little data does not "
-                           "need the MLP layers.")
+            reasons.append("targets q,k,v,o: a trade for speed and a small adapter on a light "
+                           "style task with little data. Attention-only adapters learned less than "
+                           "all-layer ones even at equal parameter count (LoRA Without Regret, "
+                           "2025): choose all-linear if the style does not take.")
         else:
             target_key = "all-linear"
             reasons.append("targets all linear layers: the QLoRA paper found adapting every "
