@@ -25,7 +25,7 @@ from bench.common import Row
 
 TINY = {"max_steps": 1, "max_length": 160, "eval_steps": 50, "early_stopping_patience": 0,
         "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1}
-STEP_TIMEOUT_S = 600.0  # one step of one run; a soak that hangs is a failure, not a wait
+STEP_TIMEOUT_S = float(os.environ.get("FTLAB_SOAK_STEP_S") or 900)  # one step of one run: a hang fails, not waits
 
 
 def _rss_mb() -> float:
