@@ -129,7 +129,8 @@ def test_cache_reuses_a_model_bounds_the_count_and_releases_after_idle():
     assert loads == ["a", "a", "b"]
 
 
-def test_chat_streams_and_keeps_the_model_between_turns(run_with_adapter):
+def test_chat_streams_and_keeps_the_model_between_turns(run_with_adapter, monkeypatch):
+    monkeypatch.setattr(inference, "STREAM_EVERY_S", 0.0)  # every token is an update: 8 tokens can be fast
     loads = []
     clock = Clock()
 

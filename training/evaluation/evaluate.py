@@ -1,9 +1,9 @@
 """Base vs tuned on the held-out test split → `metrics.json`.
 
 For the test examples (the whole split on a GPU, a CPU-sized subset otherwise:
-`default_n`) both models answer greedily (the base is the
-same PEFT model with its adapter switched off, so only the adapter differs;
-one model load, from the cache that chat shares). The answers are generated
+`default_n`) both models answer greedily (the base model, and the same weights with
+the adapter merged in, so only the adapter differs; one load of the pair, from the
+cache that chat shares: `inference.load_models`). The answers are generated
 in left-padded batches with a token cap from the reference lengths, and for
 JSON tasks each answer ends when its object closes; they stream out one by one
 (`evaluate_stream`) so the learner sees progress. Then the answers are scored
@@ -18,7 +18,6 @@ adversarial cases, answered by both models in the same pass and checked.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import queue
 import re
@@ -225,7 +224,7 @@ def _stored_design(design: dict | None, run_id: str) -> dict:
 
 def _generate_all(entry, prompts, cap, json_task, batch, events, cancel) -> None:
     """In a thread: tuned then base answers, a batch of prompts at a time; reports to `events`."""
-    from training.evaluation.inference import generate_batch
+    from training.evaluation.inference import generate_batch, side as model_side
     chunks = [(start, prompts[start:start + batch]) for start in range(0, len(prompts), batch)]
     try:
         for k, (start, chunk) in enumerate(chunks):
@@ -233,8 +232,8 @@ def _generate_all(entry, prompts, cap, json_task, batch, events, cancel) -> None
                 if cancel.is_set():
                     return
                 events.put(("pass", 2 * k + j, 2 * len(chunks)))
-                with entry.lock, (entry.model.disable_adapter() if side == "base" else contextlib.nullcontext()):
-                    generate_batch(entry.model, entry.tokenizer, chunk, cap, json_stop=json_task, cancel=cancel,
+                with entry.lock, model_side(entry.model, side == "tuned") as model:
+                    generate_batch(model, entry.tokenizer, chunk, cap, json_stop=json_task, cancel=cancel,
                                    on_step=lambda step: events.put(("step", step)),
                                    on_done=lambda i, text, side=side, start=start:
                                    events.put(("answer", side, start + i, text)))

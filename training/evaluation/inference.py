@@ -1,15 +1,21 @@
 """Generation with a run's base model and tuned adapter: batched evaluation answers,
 streamed chat replies, merge.
 
-A run's model is loaded once and kept in a small bounded cache
-(`training.evaluation.model_cache`, at most FTLAB_MODEL_CACHE_SIZE models, released after
-FTLAB_MODEL_IDLE_SECONDS idle): the base answers come from the same loaded
-PEFT model with its adapter switched off (`disable_adapter()`), so evaluation
-loads once for both sides and chat pays no load between turns.
+A run's models are loaded once and kept in a small bounded cache
+(`training.evaluation.model_cache`, at most FTLAB_MODEL_CACHE_SIZE runs, released after
+FTLAB_MODEL_IDLE_SECONDS idle) as a `RunModels` pair: the plain base model, and the tuned
+model with the adapter merged into its weights (`load_models`). The tuned copy shares every
+tensor the adapter does not touch with the base (embeddings, MLPs, norms), so the pair
+costs the base plus the adapted layers (~100 MB for r=16 on attention), not two models.
+Merged, a tuned step is a plain forward: the unmerged PEFT model ran the two LoRA matmuls
+of every adapted layer, in Python, at every generated token. Greedy answers stay the
+same (tests/test_generation_speed.py, bench/generate.py).
 
-Speed on a CPU comes from: the KV cache (`use_cache=True`), several prompts in
-one left-padded batch, a cap on new tokens, and for JSON answers a stopping
-criterion that ends a sequence as soon as its JSON object closes.
+Speed on a CPU also comes from: the KV cache (`use_cache=True`), several prompts in
+one left-padded batch, a cap on new tokens, `torch.inference_mode`, and for JSON answers
+a stopping criterion that ends a sequence as soon as its JSON object closes. A streamed
+chat reply is re-sent at most every STREAM_EVERY_S (each update re-sends and re-renders
+the whole chat in the browser, which shares the CPU on a small machine).
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import contextlib
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -30,6 +37,7 @@ MAX_CHAT_TURNS = 12
 # that never stops (an untuned base model often rambles): ~200 tokens is ~15 s on 2 CPU cores.
 CHAT_MAX_NEW_TOKENS = env_int("FTLAB_CHAT_MAX_NEW_TOKENS", 200)
 STREAM_TIMEOUT_S = 600.0  # a generation thread that dies silently must not hang the reply forever
+STREAM_EVERY_S = env_float("FTLAB_CHAT_STREAM_EVERY_S", 0.1)  # at most ~10 chat updates a second
 
 
 def _device():
@@ -65,9 +73,73 @@ def load_for_run(run_id: str, *, adapter: bool = True):
     return model, tokenizer
 
 
+class RunModels:
+    """A run's two sides for generation: `base` (the plain base model) and `tuned` (the
+    adapter merged into a copy that shares all untouched tensors with `base`)."""
+
+    def __init__(self, base, tuned):
+        self.base, self.tuned = base, tuned
+
+    @property
+    def device(self):
+        return self.tuned.device
+
+
+def load_models(run_id: str) -> tuple[RunModels, object]:
+    """-> (RunModels, tokenizer), uncached: what the cache holds for a run."""
+    import copy
+
+    import torch
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+    from transformers import AutoModelForCausalLM
+
+    from training.run.base_model import load_tokenizer
+
+    info = runs.read_run(run_id)
+    path = info["model"]["path"]
+    adir = runs.run_dir(run_id) / "adapter"
+    if not (adir / "adapter_config.json").is_file():
+        raise FileNotFoundError("This run has no saved adapter yet: train (or stop) it first.")
+    device = _device()
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
+    base.config.use_cache = True  # see load_for_run
+    base.to(device)
+    base.eval()
+    # A copy whose parameters are the base's own tensors (deepcopy's memo maps each to itself) ...
+    shared = {id(t): t for t in [*base.parameters(), *base.buffers()]}
+    tuned = PeftModel.from_pretrained(copy.deepcopy(base, memo=shared), str(adir))
+    for module in tuned.modules():  # ... except the weights the merge rewrites: those get their own
+        if isinstance(module, LoraLayer):
+            layer = module.get_base_layer()
+            for name in ("weight", "bias"):
+                t = getattr(layer, name, None)
+                if t is not None:
+                    setattr(layer, name, torch.nn.Parameter(t.detach().clone(), requires_grad=False))
+    tuned = tuned.merge_and_unload()  # peft's own merge: W + scale * B @ A
+    tuned.config.use_cache = True
+    tuned.to(device)
+    tuned.eval()
+    return RunModels(base, tuned), load_tokenizer(path)
+
+
+@contextlib.contextmanager
+def side(model, use_adapter: bool):
+    """The model that answers for one side: from a RunModels pair its base or tuned model,
+    from a PEFT model (load_for_run) the model itself with the adapter on or switched off."""
+    if isinstance(model, RunModels):
+        yield model.tuned if use_adapter else model.base
+    elif use_adapter or not hasattr(model, "disable_adapter"):
+        yield model
+    else:
+        with model.disable_adapter():
+            yield model
+
+
 # ------------------------------------------------------------------ the model cache
 
-MODEL_CACHE = ModelCache(lambda key: load_for_run(key[0], adapter=True),
+MODEL_CACHE = ModelCache(lambda key: load_models(key[0]),
                          max_models=min(2, max(1, env_int("FTLAB_MODEL_CACHE_SIZE", 2))),
                          idle_s=env_float("FTLAB_MODEL_IDLE_SECONDS", 300.0))
 
@@ -78,7 +150,7 @@ def _adapter_stamp(adir: Path) -> tuple:
 
 @contextlib.contextmanager
 def loaded(run_id: str, cache: ModelCache | None = None):
-    """The run's tuned model from the cache: `with loaded(rid) as e: e.model, e.tokenizer, e.lock`."""
+    """The run's models from the cache: `with loaded(rid) as e: e.model (RunModels), e.tokenizer, e.lock`."""
     adir = runs.run_dir(run_id) / "adapter"
     if not (adir / "adapter_config.json").is_file():
         raise FileNotFoundError("This run has no saved adapter yet: train (or stop) it first.")
@@ -223,7 +295,7 @@ def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_to
 
     stop = stopping_criteria(tokenizer, len(conversations), json_stop=json_stop, on_step=on_step,
                              on_done=finished, cancel=cancel)
-    with torch.no_grad():
+    with torch.inference_mode():
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(max_new_tokens),
                              do_sample=False, use_cache=True, stopping_criteria=StoppingCriteriaList([stop]),
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -242,7 +314,8 @@ def stream_generate(model, tokenizer, messages: list[dict], max_new_tokens: int,
                     use_adapter: bool = True, lock: threading.Lock | None = None,
                     cancel: threading.Event | None = None) -> Iterator[str]:
     """Yields the reply text as it grows, token by token (TextIteratorStreamer; generate
-    runs in a thread). A reply that opens a JSON object ends when that object closes."""
+    runs in a thread). A reply that opens a JSON object ends when that object closes.
+    `model`: a RunModels pair or a PEFT model (`side`)."""
     from transformers import StoppingCriteriaList, TextIteratorStreamer
 
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
@@ -255,9 +328,8 @@ def stream_generate(model, tokenizer, messages: list[dict], max_new_tokens: int,
     def work() -> None:
         import torch
         try:
-            with lock or contextlib.nullcontext(), torch.no_grad(), \
-                    (contextlib.nullcontext() if use_adapter else model.disable_adapter()):
-                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(max_new_tokens),
+            with lock or contextlib.nullcontext(), torch.inference_mode(), side(model, use_adapter) as m:
+                m.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(max_new_tokens),
                                do_sample=False, use_cache=True, streamer=streamer,
                                stopping_criteria=StoppingCriteriaList([stop]),
                                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -307,11 +379,15 @@ def chat_stream(run_id: str, history: list | None, user_text: str, *, use_adapte
     head = history + [{"role": "user", "content": text}]
     yield head + [{"role": "assistant", "content": "…"}]
     reply = ""
+    sent = 0.0  # the first piece goes out at once, then at most one update per STREAM_EVERY_S
     with loaded(run_id, cache) as entry:
         for reply in stream_generate(entry.model, entry.tokenizer, msgs,
                                      int(max_new_tokens or CHAT_MAX_NEW_TOKENS),
                                      use_adapter=use_adapter, lock=entry.lock):
-            yield head + [{"role": "assistant", "content": reply + " ▌"}]
+            now = time.monotonic()
+            if now - sent >= STREAM_EVERY_S:
+                sent = now
+                yield head + [{"role": "assistant", "content": reply + " ▌"}]
     yield head + [{"role": "assistant", "content": reply.strip() or "(empty reply)"}]
 
 

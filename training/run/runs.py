@@ -409,6 +409,19 @@ def downloadable_copy(path: Path | str | None, now: float | None = None) -> str 
     """
     if path is None:
         return None
+    base = sweep_downloads(now)
+    folder = base / secrets.token_urlsafe(12)
+    folder.mkdir()
+    target = folder / Path(path).name
+    try:
+        os.link(path, target)  # same disk: no second copy of a large file (a GGUF export is GBs)
+        return str(target)
+    except OSError:
+        return str(shutil.copy2(path, target))
+
+
+def sweep_downloads(now: float | None = None) -> Path:
+    """Remove download copies older than FTLAB_DOWNLOAD_TTL_S; returns their folder."""
     base = Path(tempfile.gettempdir()) / "ftlab-downloads"
     base.mkdir(parents=True, exist_ok=True)
     now = time.time() if now is None else now
@@ -418,11 +431,4 @@ def downloadable_copy(path: Path | str | None, now: float | None = None) -> str 
                 shutil.rmtree(old, ignore_errors=True)
         except OSError:
             pass  # a concurrent sweep got there first
-    folder = base / secrets.token_urlsafe(12)
-    folder.mkdir()
-    target = folder / Path(path).name
-    try:
-        os.link(path, target)  # same disk: no second copy of a large file (a GGUF export is GBs)
-        return str(target)
-    except OSError:
-        return str(shutil.copy2(path, target))
+    return base
