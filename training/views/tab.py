@@ -483,7 +483,7 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
     n = int(n_samples) if n_samples else None
     count = f"{n} test example{'s' if n != 1 else ''}" if n else "the default number of test examples"
     yield f"⏳ Loading the model and starting on {count}…", gr.skip(), gr.skip(), *rest
-    design = design or eval_design.default_design(evaluate._run_dataset_name(run_id))
+    design = design or eval_design.default_design(evaluate.run_dataset_name(run_id))
     note = design.get("note", "")
     if not with_cases and design.get("cases") != []:
         design = dict(design, cases=[])
