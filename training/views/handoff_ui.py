@@ -60,13 +60,14 @@ def _applier(parts: dict, nav: gr.Tabs, status: gr.Markdown):
 
 def _data_updates(parts: dict, a: handoffs.Applied, current: dict | None) -> tuple[dict, str | None]:
     """(updates, problem): load the built-in set Lab 1 chose or the JSONL Lab 2 sent; open step 2."""
+    from training.data import sources
     from training.views.tab import load_dataset_handler, open_when
 
     if a.builtin:
-        d, md = load_dataset_handler("Built-in", a.builtin, None, "", a.method, current)
-        out = {parts["source"]: "Built-in", parts["builtin"]: a.builtin}
+        d, md = load_dataset_handler(sources.BUILTIN, a.builtin, None, "", a.method, current)
+        out = {parts["source"]: sources.BUILTIN, parts["builtin"]: a.builtin}
     elif a.dataset_text:
-        d, md = _load_text(a.dataset_text, a.method, current)
+        d, md = sources.from_text(a.dataset_text, a.method, current, heading="**From Lab 2's critic.** ")
         out = {}
     else:
         return {}, None
@@ -74,21 +75,6 @@ def _data_updates(parts: dict, a: handoffs.Applied, current: dict | None) -> tup
         return {}, md
     out.update({parts["dataset"]: d, parts["data_md"]: md, parts["step_check"]: open_when(True)})
     return out, None
-
-
-def _load_text(text: str, method: str, keep: dict | None) -> tuple[dict | None, str]:
-    """Lab 2's JSONL through the same parse and split as an upload."""
-    from training.data import loading as data
-    from training.views.tab import _splits_dict, _splits_md
-
-    try:
-        splits, result = data.from_upload(text.encode("utf-8"), method)
-    except data.DataError as exc:
-        return keep, str(exc)
-    if splits is None:
-        return keep, result.markdown()
-    d = _splits_dict(splits)
-    return d, f"**From Lab 2's critic.** {result.markdown()}\n\n{_splits_md(d)}"
 
 
 def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
