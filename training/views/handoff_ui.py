@@ -10,6 +10,8 @@ from typing import Any
 
 import gradio as gr
 
+from labs import handoff as lab_handoff
+from labs.tools import registry
 from training.run import config
 from training.workflow import handoffs
 
@@ -22,7 +24,7 @@ def wire_handoffs(labs: dict[str, dict], parts: dict, nav: gr.Tabs, lesson_tabs:
         targets = _targets(parts, nav, h.status)
         inputs = [h.state, parts["origins"], parts["method"], parts["dataset"], parts["eval_design"], *hp_inputs]
         h.apply.click(_applier(parts, nav, h.status), inputs, targets, api_visibility="private")
-        if advisor_id == "dataset":
+        if lab_handoff.fix_for([t.name for t in registry.tools_for(advisor_id)]):  # the registry's extra button
             h.fix.click(fix_handler, h.state, [h.state, h.status], api_visibility="private")
     lora_box = labs["lora"]["textbox"]
     parts["ask_advisor"].click(_asker(lora_box, parts["diagnosis"], nav, lesson_tabs["lesson3"]), parts["run_id"],
@@ -94,16 +96,13 @@ def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
 
 
 def fix_handler(h: dict | None):
-    """Lab 2: apply the critic's mechanical fixes to the hand-off (the learner's paste stays as it was)."""
-    from training.data import fixes as data_fixes
-
-    if not isinstance(h, dict) or h.get("kind") != "dataset":
+    """A lab's extra fix button (Lab 2: the critic's mechanical fixes), by the function its
+    hand-off kind declares; the hand-off stays as it was when the fix cannot help."""
+    kind = lab_handoff.kind_of(h)
+    if kind is None or kind.fix is None:
         return gr.skip(), "⚠️ Run the critic on your dataset first."
-    fixed = data_fixes.fix_jsonl(h["input"].get("text") or "", handoffs.dataset_method(h["result"]))
-    if fixed.blocking:
-        return gr.skip(), "⚠️ The fixes cannot make this dataset trainable: " + " ".join(fixed.blocking)
-    note = f"after fixes {fixed.before} → {fixed.after} rows"
-    return {**h, "fixed_text": fixed.text, "fixed_rows": fixed.after, "fix_note": note}, fixed.markdown()
+    fixed, message = handoffs.registered(kind.fix[1])(h)
+    return (fixed if fixed is not None else gr.skip()), message
 
 
 def _asker(box, diagnosis, nav, lesson3_tabs):
