@@ -149,8 +149,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            out.append((node.lineno, _absolute(path, node)))
+        elif isinstance(node, ast.ImportFrom):  # each name as module.name: a submodule or a name in it
+            out += [(node.lineno, f"{_absolute(path, node)}.{a.name}") for a in node.names]
     return out
 
 
@@ -160,3 +160,34 @@ def test_only_training_views_import_gradio():
              if "views" not in path.relative_to(ROOT / "training").parts
              for line, name in _imports(path) if name.split(".")[0] in ("gradio", "gradio_client")]
     assert not found, "only training/views/ may import gradio:\n" + "\n".join(found)
+
+
+ROOMS = ("data", "run", "evaluation", "gpu", "hub", "workflow", "views")  # training/__init__.py's order
+
+
+def _room_may_import(room: str, module: str) -> bool:
+    top = module.split(".")
+    if top[0] not in PACKAGES or top[0] == "core" or module.startswith("labs.tools."):
+        return True
+    if top[0] == "training":
+        if len(top) == 1:
+            return False
+        if room == "data" and module.startswith("training.hub.timeouts"):  # the one exception (bounded downloads)
+            return True
+        return top[1] in ROOMS and ROOMS.index(top[1]) <= ROOMS.index(room)
+    if room in ("workflow", "views"):
+        return top[0] == "labs" or module.startswith("quizzes.grading.")
+    return False
+
+
+def test_training_rooms_import_only_the_rooms_above_them():
+    """The rule in training/__init__.py: a room imports the rooms above it, core/ and labs/tools/;
+    workflow/ and views/ also the labs and the quiz grading."""
+    found = []
+    for path in sorted((ROOT / "training").rglob("*.py")):
+        rel = path.relative_to(ROOT / "training").parts
+        if len(rel) < 2 or rel[0] not in ROOMS:
+            continue
+        found += [f"training/{'/'.join(rel)}:{line} ({rel[0]}/) imports {name}"
+                  for line, name in _imports(path) if not _room_may_import(rel[0], name)]
+    assert not found, "imports against the rooms' order:\n" + "\n".join(found)
