@@ -78,9 +78,8 @@ def rouge_l(pred: str, ref: str) -> float:
 
 
 def parse_json(text: str) -> tuple[bool, Any]:
-    """(True, value) when a model's answer is JSON, else (False, None). A Markdown fence around
-    it is allowed: the content is judged (a strict parser downstream would choke on the fence,
-    which `json_valid` does not excuse elsewhere)."""
+    """(True, value) when a model's answer parses as JSON, else (False, None). The one reading
+    of an answer as JSON: the scorer, the evaluation design's checks and the side-by-side view."""
     stripped = text.strip()
     # Models often wrap JSON in a Markdown fence; judge the content, but the
     # fence itself is reported (a strict parser downstream would choke on it).
