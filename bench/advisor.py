@@ -179,11 +179,11 @@ def run(quick_mode: bool | None = None) -> list[Row]:
             from gradio_client import Client
 
             import app
-            from bench.load import _free_port
+            from bench.load import free_port
             demos.append(app.build_app())
             # The real launch path (app.launch: theme, CSS, compression middleware).
             _, url, _ = app.launch(demos[-1], prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
-                                   server_port=_free_port())
+                                   server_port=free_port())
             demos.append(_bare_chat(fake))
             _, bare_url, _ = demos[-1].launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
             clients = {"served": Client(url, verbose=False), "bare": Client(bare_url, verbose=False)}

@@ -41,7 +41,7 @@ def before(run_id: str, n: int, max_new_tokens: int | None = None) -> dict:
     from training.data import checks
     from training.evaluation import evaluate
     from training.run import runs
-    from training.evaluation.inference import _decode, _left_padded, _prompt_ids, load_for_run
+    from training.evaluation.inference import decode_answer, left_padded, prompt_ids, load_for_run
 
     data = runs.read_datasets(run_id)
     rows = (data["test"] or data["validation"])[:n]
@@ -51,11 +51,11 @@ def before(run_id: str, n: int, max_new_tokens: int | None = None) -> dict:
 
     def one(prompt) -> str:
         import torch
-        ids, mask = _left_padded(tok, [_prompt_ids(tok, prompt)], model.device)
+        ids, mask = left_padded(tok, [prompt_ids(tok, prompt)], model.device)
         with torch.no_grad():
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cap, do_sample=False,
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        return _decode(tok, out[0][ids.shape[1]:], False)
+        return decode_answer(tok, out[0][ids.shape[1]:], False)
 
     refs = []
     for row in rows:

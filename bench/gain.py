@@ -100,7 +100,7 @@ def evaluate_tuned_only(rid: str, n: int, max_new_tokens: int | None = None) -> 
     model, tok = load_for_run(rid)
     refs = [ref for _, ref in pairs]
     cap = int(max_new_tokens or ev.new_token_cap(tok, refs))
-    json_task = all(ev._is_json_object(r) for r in refs)
+    json_task = all(ev.is_json_object(r) for r in refs)
     answers: list[str] = []
     for start in range(0, len(pairs), ev.EVAL_BATCH):
         chunk = [p for p, _ in pairs[start:start + ev.EVAL_BATCH]]

@@ -213,7 +213,7 @@ def client_main(argv: list[str]) -> int:
 
 # ------------------------------------------------------------------ the driver
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -228,7 +228,7 @@ def cores() -> tuple[int, int]:
 def start_server(side: str, core: int) -> tuple[subprocess.Popen, str]:
     from bench.bare import SERVER
 
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False",
                FTLAB_DATA_DIR=tempfile.mkdtemp(prefix=f"bench-load-{side}-"))
     proc = subprocess.Popen([PY, "-c", SERVER, side, str(port), str(core)], cwd=ROOT, env=env,

@@ -169,9 +169,9 @@ def _examples(lines: list[str]):
     from collections import defaultdict
 
     from labs.tools import dataset_critic as dc
-    examples, _, _ = dc._read_examples(lines, [], defaultdict(list))
-    keys, _ = dc._exact_duplicates(examples, defaultdict(list))
-    return [e.line for e in examples], [dc._shingles(e.full) for e in examples], [keys[e.line] for e in examples]
+    examples, _, _ = dc.read_examples(lines, [], defaultdict(list))
+    keys, _ = dc.exact_duplicates(examples, defaultdict(list))
+    return [e.line for e in examples], [dc.shingles(e.full) for e in examples], [keys[e.line] for e in examples]
 
 
 def exact_all_pairs(sets: list[set], threshold: float) -> tuple[list[tuple[int, int, float]], int]:
@@ -246,7 +246,8 @@ def _recall(found: set, truth: set) -> float:
 def measure(n: int, seed: int = 26, repeats: int = 3) -> dict:
     """Every method on one generated file of `n` rows; the critic and the leakage check on it."""
     from labs.tools.dataset_critic import critic_findings
-    from training import checks, data
+    from training.data import checks
+    from training.data import loading as data
 
     lines, planted = make_rows(n, seed)
     line_of, sets, keys = _examples(lines)

@@ -86,7 +86,8 @@ class ParseResult:
 
 
 
-def _canonical(row) -> str:
+def canonical(row) -> str:
+    """One row as compact, key-sorted JSON: the same row always gives the same text (fingerprints, duplicates)."""
     return json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
@@ -556,7 +557,7 @@ def _parse_object(obj: dict, lineno: int, method: str, line: _Line, result: Pars
     if row is None:
         tally.errors += line.errors or [f"line {lineno}: row could not be read"]
         return
-    key = _canonical(row)
+    key = canonical(row)
     if key in tally.seen:
         tally.duplicates.append((lineno, tally.seen[key]))
     else:

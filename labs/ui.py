@@ -282,13 +282,13 @@ def _build_handoff(advisor) -> SimpleNamespace:
     result a run can use; the buttons are wired by training/views/handoff_ui.py (app.py calls it)."""
     h = SimpleNamespace(state=gr.State(None))
     aid = advisor.id
+    tools = [t.name for t in registry.tools_for(aid)]
+    fix = handoff_mod.fix_for(tools)  # the hand-off registry says which labs offer one (Lab 2)
     with gr.Group(visible=False, elem_id=f"lab-{aid}-handoff") as h.panel:
         h.md = gr.Markdown(elem_id=f"lab-{aid}-handoff-text")
         with gr.Row():
-            h.fix = gr.Button("Apply the critic's mechanical fixes", visible=aid == "dataset",
-                              elem_id=f"lab-{aid}-fix")
-            h.apply = gr.Button(handoff_mod.button_label([t.name for t in registry.tools_for(aid)]),
-                                variant="primary", elem_id=f"lab-{aid}-apply")
+            h.fix = gr.Button(fix[0] if fix else "Fix", visible=fix is not None, elem_id=f"lab-{aid}-fix")
+            h.apply = gr.Button(handoff_mod.button_label(tools), variant="primary", elem_id=f"lab-{aid}-apply")
         h.status = gr.Markdown(elem_id=f"lab-{aid}-handoff-status")
     h.state.change(lambda v: (gr.update(visible=bool(v)), handoff_mod.describe(v)), h.state, [h.panel, h.md],
                    api_visibility="private")

@@ -334,7 +334,7 @@ def test_issue23_quiz_items_teach_the_corrections():
 def test_lesson4_field_f1_flattens_nested_json_like_the_lab4_tool():
     """Issue 23: the snippet crashed on nested JSON (set(pred.items()) on a list).
     Its flatten must give the Lab 4 tool's paths, and its demo must score a SOAP row."""
-    from labs.tools.evaluation import flatten as lab4_flatten
+    from core.scoring import flatten as lab4_flatten  # the scorer Lab 4 uses
 
     code = next(c for c in get_lesson("lesson4").code_blocks if "def field_f1" in c)
     assert '"subjective": {' in code and '"plan": [' in code, "the demo should use a nested SOAP row"

@@ -30,7 +30,7 @@ def _hp(**over):
 def _load(tmp_path, lines: list[str]) -> dict:
     path = tmp_path / "mine.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    ds, msg = ui.load_dataset_handler("Upload JSONL", None, str(path), "", "sft", None)
+    ds, msg = ui.load_dataset_handler("upload", None, str(path), "", "sft", None)
     assert ds is not None, msg
     return ds
 
@@ -92,7 +92,7 @@ def test_near_duplicate_across_train_and_test_is_leakage_and_the_fix_removes_it(
 
 def test_built_in_sets_have_no_leakage():
     for name, info in data.BUILTIN.items():
-        ds, _ = ui.load_dataset_handler("Built-in", name, None, "", info.method, None)
+        ds, _ = ui.load_dataset_handler("builtin", name, None, "", info.method, None)
         chk = checks.check_splits(ds)
         assert chk.leaks == [] and "✅ no row of validation or test" in chk.markdown(), name
 

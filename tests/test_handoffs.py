@@ -225,3 +225,58 @@ def test_lab4_cases_become_the_runs_evaluation_and_are_switched_on(wired, ftlab_
     assert "Evaluation from Lab 4 (workbench)" in out[parts["provenance"]]
     out, status, _, _ = _apply(wired, "eval", lab_handoff.capture("eval", "adversarial_cases", {}, {"x": 1}, "chat"))
     assert list(out) == [status] and "Not applied" in out[status]
+
+
+# ------------------------------------------------------------------ the hand-off registry (issue 22)
+
+def test_every_kind_is_declared_once_with_tools_that_exist_and_an_applier_that_resolves():
+    from labs.tools import registry
+
+    for kind in lab_handoff.KINDS.values():
+        assert set(kind.buttons) <= set(registry.TOOLS), f"{kind.name}: a tool it takes does not exist"
+        assert callable(handoffs.registered(kind.apply)), f"{kind.name}: {kind.apply} does not resolve"
+        if kind.fix:
+            assert callable(handoffs.registered(kind.fix[1])), f"{kind.name}: {kind.fix[1]} does not resolve"
+    tools = [t for k in lab_handoff.KINDS.values() for t in k.buttons]
+    assert len(tools) == len(set(tools)), "a tool is taken by two kinds"
+
+
+def fake_apply(h, tab):
+    """The applier of the fake kind below (named by its declaration, as the real ones are)."""
+    return handoffs.Applied(ok=True, message=f"fake applied r={tab.current.get('lora_r')}",
+                            settings={"lora_r": h["result"]["rank"]}, origin=("hyperparameters", "Lab 9"))
+
+
+def test_a_kind_added_to_the_registry_alone_is_captured_described_labelled_and_applied(monkeypatch, wired):
+    """Adding a kind is one declaration: capture, describe, the button label, the apply path
+    (through the Training tab's Gradio handler) follow without another file changing."""
+    fake = lab_handoff.Kind("fake_rank", 9, {"count_lora_params": "Send the rank →"},
+                            lambda h: f"rank {h['result']['rank']}", f"{__name__}:fake_apply")
+    monkeypatch.setitem(lab_handoff.KINDS, "fake_rank", fake)
+    assert "count_lora_params" in lab_handoff.APPLICABLE
+    assert lab_handoff.button_label(["count_lora_params", "recommend_lora_config"]) == "Send the rank →"
+    h = lab_handoff.capture("lora", "count_lora_params", {}, {"rank": 4}, "workbench")
+    assert h["kind"] == "fake_rank" and h["lab"] == 9
+    assert "rank 4" in lab_handoff.describe(h)
+    applied = handoffs.apply_handoff(h, {"lora_r": 16}, "sft", "cpu")
+    assert applied.ok and applied.message == "fake applied r=16"
+    out, status, parts, nav = _apply(wired, "lora", h)
+    assert out[parts["hyperparameters"]["lora_r"]] == 4 and out[status] == "✅ fake applied r=16"
+    monkeypatch.delitem(lab_handoff.KINDS, "fake_rank")
+    assert lab_handoff.capture("lora", "count_lora_params", {}, {"rank": 4}, "workbench") is None
+
+
+def test_no_kind_string_is_matched_outside_the_registry():
+    """The four places that handle hand-offs read KINDS; none compares a kind name itself."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    names = set(lab_handoff.KINDS)
+    for rel in ("labs/handoff.py", "labs/ui.py", "training/workflow/handoffs.py", "training/views/handoff_ui.py"):
+        for node in ast.walk(ast.parse((root / rel).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                consts = [c.value for side in sides for c in ast.walk(side) if isinstance(c, ast.Constant)
+                          and not isinstance(side, ast.Call)]
+                assert not names & set(consts), f"{rel}:{node.lineno} compares a hand-off kind: use labs.handoff.KINDS"

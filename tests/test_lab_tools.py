@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from core import scoring
 from labs.tools import curves, dataset_critic, evaluation, lora_config, strategy
 from labs.tools.registry import (ADVISOR_IDS, MAX_TOOL_OUTPUT, TOOLS, bound_output, execute,
                                  render_markdown, run_tool, tools_for)
@@ -518,7 +519,7 @@ def test_scores_known_values():
     assert r["per_row"][1]["token_f1"] == pytest.approx(2 / 3, abs=1e-4)
     # ROUGE-L row 2: LCS "cat sat" = 2 of 6 pred / 3 ref words: P=1/3 R=2/3 F=4/9
     assert r["per_row"][1]["rouge_l"] == pytest.approx(4 / 9, abs=1e-4)
-    assert evaluation.rouge_l("a b c d", "a x c d") == pytest.approx(0.75)
+    assert scoring.rouge_l("a b c d", "a x c d") == pytest.approx(0.75)
 
 
 def test_scores_json_validity_and_nested_fields():

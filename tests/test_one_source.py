@@ -25,6 +25,23 @@ def test_run_evaluation_and_lab4_score_the_same_answers_the_same():
     assert run["n"] == 4
 
 
+def test_lab4_and_the_run_evaluation_import_one_scorer():
+    """Reading answers as JSON and scoring them live in core.scoring; neither side keeps a copy."""
+    import ast
+    from pathlib import Path
+
+    from core import scoring
+    from labs.tools import evaluation, registry
+
+    assert registry.TOOLS["score_predictions"].fn is scoring.score_predictions is evaluation.score_predictions
+    root = Path(__file__).resolve().parent.parent
+    for path in [root / "labs/tools/evaluation.py", *sorted((root / "training/evaluation").glob("*.py"))]:
+        defined = {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                   if isinstance(n, ast.FunctionDef)}
+        copies = defined & {"parse_json", "_parse_json", "score_predictions", "flatten", "token_f1", "rouge_l"}
+        assert not copies, f"{path.name} defines its own {sorted(copies)}: import them from core.scoring"
+
+
 def test_text_answers_get_no_json_metrics():
     run = scores(["Paris", "the cat sat"], ["Paris", "a cat sat"])
     assert run["exact_match"] == 1.0 and "json_valid" not in run and "field_f1" not in run

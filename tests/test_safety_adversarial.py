@@ -38,7 +38,7 @@ def test_hostile_requests_over_the_wire_leave_the_app_up(ftlab_data_dir):
         assert "system prompt" not in str(history[-1]).lower() or "calculator" in str(history[-1]).lower()
         out = c.predict(["../../etc/passwd", "/etc/passwd", "~", "$(rm -rf /)"], None, api_name="/attach_handler")
         assert "No run yet" in out[1]
-        assert "Hugging Face Hub" in c.predict("Hub dataset", None, None, "../../etc/passwd", "sft",
+        assert "Hugging Face Hub" in c.predict("hub", None, None, "../../etc/passwd", "sft",
                                                api_name="/load_dataset_handler")
         # A normal request still works afterwards.
         answers = [next(o["text"] for o in q["options"] if o["correct"]) for q in grading.load_quiz("lesson1")["questions"]]

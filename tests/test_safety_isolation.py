@@ -95,8 +95,8 @@ def test_progress_and_chat_stay_with_their_own_learner(launched):
 def test_runs_belong_to_the_learner_that_started_them(launched):
     url, _ = launched
     a, b = Client(url, verbose=False), Client(url, verbose=False)
-    _both(lambda: a.predict("Built-in", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler"),
-          lambda: b.predict("Built-in", "clinical_soap", None, "", "sft", api_name="/load_dataset_handler"))
+    _both(lambda: a.predict("builtin", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler"),
+          lambda: b.predict("builtin", "clinical_soap", None, "", "sft", api_name="/load_dataset_handler"))
     ids_a, msg = a.predict(MODEL, "sft", [], *_hp(), api_name="/prepare_run_handler")
     assert len(ids_a) == 1 and "Run created" in msg, msg
     rid = ids_a[0]

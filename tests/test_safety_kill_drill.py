@@ -57,7 +57,7 @@ def test_queue_then_kill_restart_and_resume(module_data_dir):
     proc, url = _launch(module_data_dir, port)
     try:
         a, b, c = (Client(url, verbose=False) for _ in range(3))
-        a.predict("Built-in", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
+        a.predict("builtin", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
         ids, msg = a.predict(MODEL, "sft", [], *_hp(), api_name="/prepare_run_handler")
         assert "Run created" in msg, msg
         rid = ids[0]
@@ -74,7 +74,7 @@ def test_queue_then_kill_restart_and_resume(module_data_dir):
         assert "Score: 4/4" in feedback and not job.done()
 
         # A second learner's start waits in the GPU queue and is told its place.
-        b.predict("Built-in", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
+        b.predict("builtin", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
         b.predict(MODEL, "sft", [], *_hp(), api_name="/prepare_run_handler")
         queued = b.submit(api_name="/train_handler")
         deadline = time.monotonic() + 60

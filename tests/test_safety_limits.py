@@ -114,19 +114,19 @@ def test_upload_size_and_row_caps_keep_the_loaded_dataset(ftlab_data_dir, tmp_pa
     # The data caps are read once at import (FTLAB_MAX_UPLOAD_MB / FTLAB_MAX_ROWS): set the values here.
     monkeypatch.setattr(chat_rows, "MAX_UPLOAD_MB", 1)
     monkeypatch.setattr(chat_rows, "MAX_ROWS", 5)
-    ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
+    ds, _ = ui.load_dataset_handler("builtin", "pharmacy_meds", None, "", "sft", None)
     row = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
     big = tmp_path / "big.jsonl"
     big.write_text(row * 20_000)  # ~1.7 MB
-    same, msg = ui.load_dataset_handler("Upload JSONL", None, str(big), "", "sft", ds)
+    same, msg = ui.load_dataset_handler("upload", None, str(big), "", "sft", ds)
     assert same is ds and "the limit is 1 MB" in msg
     many = tmp_path / "many.jsonl"
     many.write_text(row * 8)
-    same, msg = ui.load_dataset_handler("Upload JSONL", None, str(many), "", "sft", ds)
+    same, msg = ui.load_dataset_handler("upload", None, str(many), "", "sft", ds)
     assert same is ds and "the limit is 5" in msg and "FTLAB_MAX_ROWS" in msg
     few = tmp_path / "few.jsonl"
     few.write_text(row * 5)
-    loaded, msg = ui.load_dataset_handler("Upload JSONL", None, str(few), "", "sft", ds)
+    loaded, msg = ui.load_dataset_handler("upload", None, str(few), "", "sft", ds)
     assert loaded is not ds and "Loaded" in msg  # the next allowed upload works
 
 
@@ -136,7 +136,7 @@ def test_steps_and_max_length_caps_refuse_before_training(ftlab_data_dir, monkey
     from training.views import tab as ui
     monkeypatch.setenv("FTLAB_MAX_STEPS", "10")
     monkeypatch.setenv("FTLAB_MAX_LENGTH", "256")
-    ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
+    ds, _ = ui.load_dataset_handler("builtin", "pharmacy_meds", None, "", "sft", None)
 
     def hp(**over):
         return dict(config.defaults("cpu"), **over)

@@ -458,7 +458,7 @@ def training_app(tmp_path_factory):
 def _upload(client, path) -> str:
     from gradio_client import handle_file
 
-    message = client.predict("Upload JSONL", "clinical_soap", handle_file(str(path)), "", "sft",
+    message = client.predict("upload", "clinical_soap", handle_file(str(path)), "", "sft",
                              api_name="/load_dataset_handler")  # the State output is not part of the API
     return message
 

@@ -7,6 +7,7 @@ import gradio as gr
 
 from training.run import runs
 from training.views import tab as ui
+from training.data import sources
 from training.data.loading import load_builtin
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -42,22 +43,22 @@ def test_switching_method_sets_that_methods_learning_rate_and_beta():
 
 
 def test_wrong_data_is_refused_and_the_loaded_dataset_is_kept(ftlab_data_dir, tmp_path):
-    ds, msg = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
+    ds, msg = ui.load_dataset_handler("builtin", "clinical_soap", None, "", "sft", None)
     assert len(ds["train"]) > 100 and "Loaded" in msg
-    same, msg = ui.load_dataset_handler("Built-in", "preference", None, "", "sft", ds)
+    same, msg = ui.load_dataset_handler("builtin", "preference", None, "", "sft", ds)
     assert same is ds and "DPO" in msg
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
                    '{"messages": [oops\n')
-    same, msg = ui.load_dataset_handler("Upload JSONL", None, str(bad), "", "sft", ds)
+    same, msg = ui.load_dataset_handler("upload", None, str(bad), "", "sft", ds)
     assert same is ds and "line 2" in msg and "previous dataset is kept" in msg
-    same, msg = ui.load_dataset_handler("Upload JSONL", None, None, "", "sft", ds)
+    same, msg = ui.load_dataset_handler("upload", None, None, "", "sft", ds)
     assert same is ds and "Choose" in msg
 
 
 def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
     from training.run import config
-    ds, _ = ui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
+    ds, _ = ui.load_dataset_handler("builtin", "pharmacy_meds", None, "", "sft", None)
     critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", _hp())
     assert "Dataset check" in critic
     assert "Ready to train" in check
@@ -69,7 +70,7 @@ def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
 
 
 def test_start_is_refused_before_training_with_the_field_named(ftlab_data_dir):
-    ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
+    ds, _ = ui.load_dataset_handler("builtin", "clinical_soap", None, "", "sft", None)
     rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], _hp(learning_rate=0))
     assert not go and "Learning rate" in msg
     rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], _hp(max_length=40))
@@ -86,7 +87,7 @@ def _markers(svg: str, gid: str) -> int:
 
 
 def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
-    ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
+    ds, _ = ui.load_dataset_handler("builtin", "clinical_soap", None, "", "sft", None)
     rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", ["junk/../x"], _hp())
     assert go and ids == [rid] and runs.read_run(rid)["status"] == "planned"
     runs.claim(rid)  # training now
@@ -107,7 +108,7 @@ def test_one_run_at_a_time_and_reattach_after_reload(ftlab_data_dir):
 
 def test_resume_only_for_resumable_runs(ftlab_data_dir):
     split = load_builtin("clinical_soap")
-    ds = ui._splits_dict(split)
+    ds = sources.as_state(split)
     rid, ids, _, _ = ui.prepare_run_handler(ds, MODEL, "sft", [], _hp())
     msg, go = ui.resume_check_handler(rid, ids)
     assert not go and "not started" in msg
@@ -130,7 +131,7 @@ def test_after_run_actions_explain_what_is_missing(ftlab_data_dir):
 
 
 def test_a_run_stopped_while_queued_is_not_trained(ftlab_data_dir):
-    ds, _ = ui.load_dataset_handler("Built-in", "clinical_soap", None, "", "sft", None)
+    ds, _ = ui.load_dataset_handler("builtin", "clinical_soap", None, "", "sft", None)
     rid, ids, msg, go = ui.prepare_run_handler(ds, MODEL, "sft", [], _hp())
     assert go == "start"
     # Queued: a second Start is refused until this one is stopped.

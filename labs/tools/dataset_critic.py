@@ -283,7 +283,7 @@ def _looks_like_broken_json(text: str) -> str | None:
     return "invalid JSON"
 
 
-def _shingles(text: str) -> set[str]:
+def shingles(text: str) -> set[str]:
     """Character 5-grams of the lowercased text with whitespace squeezed.
 
     Chat examples are short, so word n-grams swing too much on a one-word edit
@@ -428,7 +428,7 @@ def similar_pairs(sets: list[set], threshold: float) -> tuple[list[tuple[int, in
 def _near_duplicates(examples: list[_Example], threshold: float, keys: dict[int, str]) -> list[dict]:
     """Every pair of lines whose character-5-gram sets overlap by at least ``threshold``
     (Jaccard), exact duplicates left out (they are reported as such)."""
-    found, _ = similar_pairs([_shingles(e.full) for e in examples], threshold)
+    found, _ = similar_pairs([shingles(e.full) for e in examples], threshold)
     pairs = {}
     for i, j, jac in found:
         a, b = examples[i].line, examples[j].line
@@ -472,11 +472,11 @@ def critic_findings(text: str | bytes, tokenizer_count: Callable[[str], int] | N
         raise ValueError("near_duplicate_threshold must be between 0 and 1")
     lines, not_utf8 = _decode(text, max_bytes)
     problems: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    examples, blank, non_blank = _read_examples(lines, not_utf8, problems)
+    examples, blank, non_blank = read_examples(lines, not_utf8, problems)
     formats = Counter(e.fmt for e in examples)
     dominant = formats.most_common(1)[0][0] if formats else None
     _mixed_formats(examples, dominant, problems)
-    keys, exact_pairs = _exact_duplicates(examples, problems)
+    keys, exact_pairs = exact_duplicates(examples, problems)
     conflicts = _conflicting_answers(examples, problems)
     near = _near_duplicates(examples, float(near_duplicate_threshold), keys)
     for pair in near:
@@ -530,7 +530,7 @@ def summarise(found: dict) -> dict:
     }
 
 
-def _read_examples(lines: list[str], not_utf8: list[int], problems: dict) -> tuple[list[_Example], int, int]:
+def read_examples(lines: list[str], not_utf8: list[int], problems: dict) -> tuple[list[_Example], int, int]:
     """Parse each line into an example, noting its problems; -> (examples, blank lines, non-blank lines)."""
     for n in not_utf8:
         problems["not_utf8"].append((n, "the line is not valid UTF-8"))
@@ -572,7 +572,7 @@ def _mixed_formats(examples: list[_Example], dominant: str | None, problems: dic
             problems["mixed_formats"].append((e.line, f"{e.fmt} record in a mostly {dominant} file"))
 
 
-def _exact_duplicates(examples: list[_Example], problems: dict) -> tuple[dict[int, str], list[list[int]]]:
+def exact_duplicates(examples: list[_Example], problems: dict) -> tuple[dict[int, str], list[list[int]]]:
     """By the example's text, so key order and spacing do not hide them."""
     seen: dict[str, int] = {}
     keys: dict[int, str] = {}

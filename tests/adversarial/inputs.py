@@ -196,7 +196,7 @@ def entry_points(world: World) -> dict[str, Callable[[Any], Any]]:
         return outs
 
     from training.run.config import HP_NAMES as hp_names
-    builtin_ds, _ = tui.load_dataset_handler("Built-in", "pharmacy_meds", None, "", "sft", None)
+    builtin_ds, _ = tui.load_dataset_handler("builtin", "pharmacy_meds", None, "", "sft", None)
 
     def hparams(v):
         hp = {name: _as_number_or_text(v) for name in hp_names}
@@ -230,10 +230,10 @@ def entry_points(world: World) -> dict[str, Callable[[Any], Any]]:
         "lab chat (history value)": lambda v: chat("hello", True, history=_as_history(v)),
         "workbench tools (every field)": workbench,
         "training upload (file bytes)": lambda v: tui.load_dataset_handler(
-            "Upload JSONL", None, world.file_with(v), "", "sft", None)[1],
+            "upload", None, world.file_with(v), "", "sft", None)[1],
         "training dataset pickers (source/builtin/method)": lambda v: tui.load_dataset_handler(
             _as_str(v), _as_str(v), None, "", _as_str(v), None)[1],
-        "training Hub id": lambda v: tui.load_dataset_handler("Hub dataset", None, None, _as_str(v), "sft", None)[1],
+        "training Hub id": lambda v: tui.load_dataset_handler("hub", None, None, _as_str(v), "sft", None)[1],
         "hyperparameter fields": hparams,
         "run-id fields": run_ids,
         "publish repo name and token": publish,

@@ -5,6 +5,8 @@
 - `checks`: step 2's data check (template, lengths, leakage across splits) and the rows in the
   shapes the trainers read (`prompt_completion_row`, `preference_row`).
 - `fixes`: Lab 2's "Apply the critic's mechanical fixes" and what may be sent as it is.
+- `sources`: where a run's data comes from (the tab's radio sends a key: built-in, upload, Hub),
+  loading one into the tab's dataset state, and its status line.
 - `datasets/`: the built-in sets (JSONL files and the script that wrote them).
 
 May import: `core`, `labs.tools` (the dataset critic), and `hub.timeouts` (bounded downloads).

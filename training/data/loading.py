@@ -23,7 +23,7 @@ from pathlib import Path
 
 from core import chat_rows
 from core.chat_rows import (MAX_ERRORS_SHOWN, MAX_LINE_CHARS, MAX_TURNS, METHODS,  # noqa: F401
-                             ROLE_RENAMES, ROLES, ParseResult, _canonical, parse_jsonl)
+                             ROLE_RENAMES, ROLES, ParseResult, canonical, parse_jsonl)
 from training.hub import timeouts as hub_timeouts
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
@@ -137,7 +137,7 @@ def to_jsonl(rows) -> str:
 
 def fingerprint(rows: list[dict]) -> dict:
     """Identity of a dataset for run.json and model cards: independent of key order."""
-    blob = "".join(_canonical(r) + "\n" for r in rows).encode("utf-8")
+    blob = "".join(canonical(r) + "\n" for r in rows).encode("utf-8")
     return {"sha256": hashlib.sha256(blob).hexdigest(), "rows": len(rows), "bytes": len(blob)}
 
 
@@ -185,7 +185,7 @@ def split_indices(rows: list[dict], seed: int = 0, val_frac: float = 0.1,
         return list(range(n)), [], []
     n_val = max(1, round(n * val_frac)) if val_frac > 0 else 0
     n_test = max(1, round(n * test_frac)) if test_frac > 0 else 0
-    keyed = sorted(range(n), key=lambda i: (hashlib.sha256(f"{seed}\n{_canonical(rows[i])}".encode("utf-8")).digest(), i))
+    keyed = sorted(range(n), key=lambda i: (hashlib.sha256(f"{seed}\n{canonical(rows[i])}".encode("utf-8")).digest(), i))
     test_idx = sorted(keyed[:n_test])
     val_idx = sorted(keyed[n_test:n_test + n_val])
     train_idx = sorted(keyed[n_test + n_val:])

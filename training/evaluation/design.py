@@ -39,13 +39,13 @@ MAX_CASES = 12  # each case is two generations: keep an evaluation within minute
 # ------------------------------------------------------------------ checks
 
 def _json_object(text: str) -> dict | None:
-    from labs.tools.evaluation import _parse_json  # the scorer's own reading (fences allowed)
-    ok, obj = _parse_json(text)
+    from core.scoring import parse_json  # the scorer's own reading (fences allowed)
+    ok, obj = parse_json(text)
     return obj if ok and isinstance(obj, dict) else None
 
 
 def _leaf_values(obj: Any) -> list:
-    from labs.tools.evaluation import flatten
+    from core.scoring import flatten
     return list(flatten(obj).values())
 
 

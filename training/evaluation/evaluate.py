@@ -7,7 +7,7 @@ cache that chat shares: `inference.load_models`). The answers are generated
 in left-padded batches with a token cap from the reference lengths, and for
 JSON tasks each answer ends when its object closes; they stream out one by one
 (`evaluate_stream`) so the learner sees progress. Then the answers are scored
-by the one scorer the Lab 4 tool uses (`labs.tools.evaluation.score_predictions`):
+by the one scorer the Lab 4 tool uses (`core.scoring.score_predictions`):
 JSON validity, exact match and field-level F1, plus field accuracy, token F1 and ROUGE-L.
 Each metric gets a paired bootstrap 95% interval (`paired_bootstrap`): the same
 resampled examples for base and tuned, so the change has its own interval.
@@ -34,7 +34,7 @@ from training.run import runs
 def scores(predictions: list[str], references: list[str]) -> dict:
     """JSON validity, exact match and field F1 (with field accuracy, token F1 and
     ROUGE-L) from the one scorer, the Lab 4 tool's ``score_predictions``."""
-    from labs.tools.evaluation import score_predictions
+    from core.scoring import score_predictions
 
     if not predictions:
         return {"n": 0, "exact_match": 0.0}
@@ -74,7 +74,7 @@ def new_token_cap(tokenizer, references: list[str]) -> int:
     return max(16, min(512, int(longest * 1.25) + 16))
 
 
-def _is_json_object(text: str) -> bool:
+def is_json_object(text: str) -> bool:
     try:
         return isinstance(json.loads(text.strip()), dict)
     except ValueError:
@@ -107,7 +107,7 @@ def paired_bootstrap(base: list[float], tuned: list[float], weights: list[float]
 def _row_values(predictions: list[str], references: list[str]) -> dict[str, tuple[list, list]]:
     """Per example, per metric: (values, weights) from the one scorer's per-row scores.
     JSON metrics weigh only the JSON examples; field accuracy weighs each by its field count."""
-    from labs.tools.evaluation import _parse_json, flatten, score_predictions
+    from core.scoring import flatten, parse_json, score_predictions
 
     rows = []
     for start in range(0, len(predictions), 200):  # the scorer keeps 200 rows of per-row detail
@@ -121,7 +121,7 @@ def _row_values(predictions: list[str], references: list[str]) -> dict[str, tupl
     if any("field_accuracy" in r for r in rows):
         fields = []
         for ref in references:
-            ok, obj = _parse_json(ref)
+            ok, obj = parse_json(ref)
             fields.append(float(len(flatten(obj))) if ok and isinstance(obj, dict) else 0.0)
         out["field_accuracy"] = ([float(r.get("field_accuracy") or 0.0) for r in rows], fields)
     return out
@@ -162,7 +162,7 @@ def _partial(items: list[dict], n_test: int, seconds: float) -> dict:
             "samples": [dict(s) for s in samples], "adversarial": case_results(cases)}
 
 
-def _run_dataset_name(run_id: str) -> str:
+def run_dataset_name(run_id: str) -> str:
     """The built-in set a run trained on ("" for the learner's own data: no default cases)."""
     ds = (runs.read_run(run_id).get("config") or {}).get("dataset") or {}
     return str(ds.get("name") or "") if ds.get("source") == "builtin" else ""
@@ -189,12 +189,12 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
     samples = [{"prompt": next((m["content"] for m in reversed(p) if m.get("role") == "user"), ""),
                 "reference": ref, "base": PENDING, "tuned": PENDING} for p, ref in pairs]
     cases = [dict(c, base=PENDING, tuned=PENDING)
-             for c in eval_design.concrete_cases(design, _run_dataset_name(run_id), pairs)]
+             for c in eval_design.concrete_cases(design, run_dataset_name(run_id), pairs)]
     items = samples + cases
     t0 = time.monotonic()
     with inference.loaded(run_id, cache) as entry:
         cap = int(max_new_tokens or new_token_cap(entry.tokenizer, [ref for _, ref in pairs]))
-        json_task = all(_is_json_object(ref) for _, ref in pairs)
+        json_task = all(is_json_object(ref) for _, ref in pairs)
         events: queue.Queue = queue.Queue()
         cancel = threading.Event()
         prompts = [p for p, _ in pairs] + [c["prompt"] for c in cases]
@@ -218,7 +218,7 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
 
 def _stored_design(design: dict | None, run_id: str) -> dict:
     """What metrics.json keeps of the design: where it came from and the metrics it chose."""
-    d = design or eval_design.default_design(_run_dataset_name(run_id))
+    d = design or eval_design.default_design(run_dataset_name(run_id))
     return {"source": d.get("source", ""), "metrics": d.get("metrics"), "note": d.get("note", "")}
 
 
@@ -367,10 +367,10 @@ def per_field_table(metrics: dict | None) -> list[tuple[str, float, float]]:
 
 def _schema_order(metrics: dict) -> list[str]:
     """The fields in the order the expected answers list them."""
-    from labs.tools.evaluation import _parse_json, flatten
+    from core.scoring import flatten, parse_json
     order: list[str] = []
     for s in metrics.get("samples") or []:
-        ok, obj = _parse_json(s.get("reference", ""))
+        ok, obj = parse_json(s.get("reference", ""))
         if ok and isinstance(obj, dict):
             order += [re.sub(r"\[\d+\]", "[]", k) for k in flatten(obj)]
     return list(dict.fromkeys(order))

@@ -252,14 +252,15 @@ def stopping_criteria(tokenizer, batch_size: int, *, json_stop: bool, leading_on
 
 # ------------------------------------------------------------------ generation
 
-def _prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """The chat's token ids up to the assistant's turn (the chat template, generation prompt added)."""
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if hasattr(ids, "keys"):
         ids = ids["input_ids"]
     return list(ids)
 
 
-def _left_padded(tokenizer, prompts: list[list[int]], device):
+def left_padded(tokenizer, prompts: list[list[int]], device):
     """Left padding: every prompt ends at the same position, so the new tokens of the
     whole batch line up (right padding would make the model continue after pad tokens)."""
     import torch
@@ -270,7 +271,8 @@ def _left_padded(tokenizer, prompts: list[list[int]], device):
     return ids, mask
 
 
-def _decode(tokenizer, ids, json_stop: bool, leading_only: bool = False) -> str:
+def decode_answer(tokenizer, ids, json_stop: bool, leading_only: bool = False) -> str:
+    """The new tokens as text; for a JSON task, cut where the object closes."""
     text = tokenizer.decode(ids, skip_special_tokens=True).strip()
     return cut_at_json_end(text, leading_only) if json_stop else text
 
@@ -284,12 +286,12 @@ def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_to
     import torch
     from transformers import StoppingCriteriaList
 
-    ids, mask = _left_padded(tokenizer, [_prompt_ids(tokenizer, c) for c in conversations], model.device)
+    ids, mask = left_padded(tokenizer, [prompt_ids(tokenizer, c) for c in conversations], model.device)
     width = ids.shape[1]
     answers: dict[int, str] = {}
 
     def finished(i: int, row: list[int]) -> None:
-        answers[i] = _decode(tokenizer, row[width:], json_stop)
+        answers[i] = decode_answer(tokenizer, row[width:], json_stop)
         if on_done:
             on_done(i, answers[i])
 
@@ -321,7 +323,7 @@ def stream_generate(model, tokenizer, messages: list[dict], max_new_tokens: int,
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
                                     timeout=STREAM_TIMEOUT_S)
     cancel = cancel or threading.Event()
-    ids, mask = _left_padded(tokenizer, [_prompt_ids(tokenizer, messages)], model.device)
+    ids, mask = left_padded(tokenizer, [prompt_ids(tokenizer, messages)], model.device)
     stop = stopping_criteria(tokenizer, 1, json_stop=True, leading_only=True, cancel=cancel)
     failure: dict = {}
 

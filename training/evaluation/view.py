@@ -75,11 +75,11 @@ def _value(v) -> str:
 def field_marks(text: str, reference: str) -> str | None:
     """The expected object's fields, each marked against the answer; None when the reference
     is not a JSON object (then a word diff is shown instead)."""
-    from labs.tools.evaluation import _parse_json, flatten
-    ref_ok, ref = _parse_json(reference)
+    from core.scoring import flatten, parse_json
+    ref_ok, ref = parse_json(reference)
     if not (ref_ok and isinstance(ref, dict)):
         return None
-    ok, obj = _parse_json(text)
+    ok, obj = parse_json(text)
     if not (ok and isinstance(obj, dict)):
         return (f'<div class="f-bad">✗ not a JSON object: none of the {len(flatten(ref))} fields can be read'
                 f'</div>{html.escape(text)}')

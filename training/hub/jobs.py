@@ -290,7 +290,7 @@ def clean_record(value: Any) -> dict | None:
         return None
     repos_ok = all(publish.validate_repo_id(str(value.get(k) or ""), None)[1] is None
                    for k in ("data_repo", "model_repo"))
-    if not repos_ok or publish._check_part(str(value.get("namespace") or ""), "namespace"):
+    if not repos_ok or publish.check_part(str(value.get("namespace") or ""), "namespace"):
         return None
     return value
 

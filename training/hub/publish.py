@@ -54,7 +54,7 @@ class PushResult:
 
 
 # ---------------------------------------------------------------- names
-def _check_part(part: str, what: str) -> str | None:
+def check_part(part: str, what: str) -> str | None:
     if not part:
         return f"The {what} is empty."
     if len(part) > MAX_NAME_LEN:
@@ -83,7 +83,7 @@ def validate_repo_id(name: str, namespace: str | None) -> tuple[str | None, str 
     if not namespace:
         return None, "Sign in first (or paste a token) so the app knows your Hub user name."
     for part, what in ((namespace, "namespace"), (name, "repository name")):
-        error = _check_part(part, what)
+        error = check_part(part, what)
         if error:
             return None, error
     return f"{namespace}/{name}", None

@@ -130,3 +130,49 @@ def pick_run(run_ids: Any, chosen: str | None) -> tuple[str | None, list[str]]:
     else the learner's newest. -> (run id or None, the learner's runs still on disk)."""
     live = [i["run_id"] for i in runs.learner_runs(runs.clean_run_ids(run_ids))]
     return (chosen if chosen in live else (live[0] if live else None)), live
+
+
+# ------------------------------------------------------------------ step 2: check the data
+
+@dataclass(frozen=True)
+class Checked:
+    """The answer to "Check data": the critic's and the template check's Markdown, the report
+    (None when the check could not run) and the plan (or why there is none)."""
+    critic_md: str
+    check_md: str
+    report: checks.CheckReport | None = None
+    plan_md: str = ""
+
+
+def critic_md(dataset: dict) -> str:
+    """The critic on the whole dataset (file line numbers) and the leakage check across splits."""
+    try:
+        from labs.tools.dataset_critic import critique_markdown
+        chk = checks.check_splits(dataset)
+        return critique_markdown(chk.critic) + "\n" + chk.markdown()
+    except Exception as exc:  # the critic is advice; the training check below still runs
+        return f"(The dataset critic could not run: {type(exc).__name__}.)"
+
+
+def check(dataset: dict | None, model_id: str, method: str, values: dict) -> Checked:
+    """Step 2 without spending training time: the critic, the chat-template check as training
+    will apply it, and the plan when the check passes. `values`: the hyperparameters by name."""
+    if dataset and dataset["method"] != method:
+        return Checked(f"This dataset is for {dataset['method'].upper()}; switch the method or load another one.", "")
+    cfg, problem = build_config(dataset, model_id, method, values)
+    if not dataset:
+        return Checked(problem, "")
+    critic = critic_md(dataset)
+    if cfg is None:
+        return Checked(critic, problem)
+    from training.run.engine import plan, plan_markdown
+
+    rep, _eff, error = data_check(cfg, dataset["train"])
+    if rep is None:
+        return Checked(critic, error)
+    rep.row_names = checks.train_row_names(dataset)  # name rows by the uploaded file's lines
+    avg = (sum(rep.lengths) / len(rep.lengths)) if rep.lengths else None
+    p = plan(cfg, len(dataset["train"]), avg_tokens=avg)
+    # (The offline notice, if any, is already shown at the top of the tab.)
+    plan_md = plan_markdown(p) if rep.ok else "No plan: fix the data check first."
+    return Checked(critic, rep.markdown(), rep, plan_md)

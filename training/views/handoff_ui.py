@@ -10,6 +10,8 @@ from typing import Any
 
 import gradio as gr
 
+from labs import handoff as lab_handoff
+from labs.tools import registry
 from training.run import config
 from training.workflow import handoffs
 
@@ -22,7 +24,7 @@ def wire_handoffs(labs: dict[str, dict], parts: dict, nav: gr.Tabs, lesson_tabs:
         targets = _targets(parts, nav, h.status)
         inputs = [h.state, parts["origins"], parts["method"], parts["dataset"], parts["eval_design"], *hp_inputs]
         h.apply.click(_applier(parts, nav, h.status), inputs, targets, api_visibility="private")
-        if advisor_id == "dataset":
+        if lab_handoff.fix_for([t.name for t in registry.tools_for(advisor_id)]):  # the registry's extra button
             h.fix.click(fix_handler, h.state, [h.state, h.status], api_visibility="private")
     lora_box = labs["lora"]["textbox"]
     parts["ask_advisor"].click(_asker(lora_box, parts["diagnosis"], nav, lesson_tabs["lesson3"]), parts["run_id"],
@@ -60,13 +62,14 @@ def _applier(parts: dict, nav: gr.Tabs, status: gr.Markdown):
 
 def _data_updates(parts: dict, a: handoffs.Applied, current: dict | None) -> tuple[dict, str | None]:
     """(updates, problem): load the built-in set Lab 1 chose or the JSONL Lab 2 sent; open step 2."""
+    from training.data import sources
     from training.views.tab import load_dataset_handler, open_when
 
     if a.builtin:
-        d, md = load_dataset_handler("Built-in", a.builtin, None, "", a.method, current)
-        out = {parts["source"]: "Built-in", parts["builtin"]: a.builtin}
+        d, md = load_dataset_handler(sources.BUILTIN, a.builtin, None, "", a.method, current)
+        out = {parts["source"]: sources.BUILTIN, parts["builtin"]: a.builtin}
     elif a.dataset_text:
-        d, md = _load_text(a.dataset_text, a.method, current)
+        d, md = sources.from_text(a.dataset_text, a.method, current, heading="**From Lab 2's critic.** ")
         out = {}
     else:
         return {}, None
@@ -74,21 +77,6 @@ def _data_updates(parts: dict, a: handoffs.Applied, current: dict | None) -> tup
         return {}, md
     out.update({parts["dataset"]: d, parts["data_md"]: md, parts["step_check"]: open_when(True)})
     return out, None
-
-
-def _load_text(text: str, method: str, keep: dict | None) -> tuple[dict | None, str]:
-    """Lab 2's JSONL through the same parse and split as an upload."""
-    from training.data import loading as data
-    from training.views.tab import _splits_dict, _splits_md
-
-    try:
-        splits, result = data.from_upload(text.encode("utf-8"), method)
-    except data.DataError as exc:
-        return keep, str(exc)
-    if splits is None:
-        return keep, result.markdown()
-    d = _splits_dict(splits)
-    return d, f"**From Lab 2's critic.** {result.markdown()}\n\n{_splits_md(d)}"
 
 
 def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
@@ -108,16 +96,13 @@ def _setting_updates(parts: dict, a: handoffs.Applied) -> dict:
 
 
 def fix_handler(h: dict | None):
-    """Lab 2: apply the critic's mechanical fixes to the hand-off (the learner's paste stays as it was)."""
-    from training.data import fixes as data_fixes
-
-    if not isinstance(h, dict) or h.get("kind") != "dataset":
+    """A lab's extra fix button (Lab 2: the critic's mechanical fixes), by the function its
+    hand-off kind declares; the hand-off stays as it was when the fix cannot help."""
+    kind = lab_handoff.kind_of(h)
+    if kind is None or kind.fix is None:
         return gr.skip(), "⚠️ Run the critic on your dataset first."
-    fixed = data_fixes.fix_jsonl(h["input"].get("text") or "", handoffs.dataset_method(h["result"]))
-    if fixed.blocking:
-        return gr.skip(), "⚠️ The fixes cannot make this dataset trainable: " + " ".join(fixed.blocking)
-    note = f"after fixes {fixed.before} → {fixed.after} rows"
-    return {**h, "fixed_text": fixed.text, "fixed_rows": fixed.after, "fix_note": note}, fixed.markdown()
+    fixed, message = handoffs.registered(kind.fix[1])(h)
+    return (fixed if fixed is not None else gr.skip()), message
 
 
 def _asker(box, diagnosis, nav, lesson3_tabs):

@@ -13,37 +13,30 @@ are keyed by unguessable ids; nothing per learner lives in module globals.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
 
 from core.config import env_int, env_str
-from training.data import checks
+from training.data import checks, sources
 from training.run import config
+from training.evaluation import report as eval_report
 from training.evaluation import view as eval_view
+from training.evaluation.report import CASES_LABEL
 from training.workflow import handoffs
 from training.run import rules
 from training.run import runs
 from training.workflow.certificate import MAX_NAME as MAX_CERT_NAME
 from training.gpu import calls as gpu_mod
-from training.run.base_model import BASE_MODELS, DEFAULT_MODEL, OFFLINE_NOTICE, hub_reachable
+from training.run.base_model import BASE_MODELS, DEFAULT_MODEL, hub_reachable
+from training.run.status import (curves, effective_batch_md, model_notice, run_choices, run_view,
+                                 starting_md, status_md)
 from training.run.runs import RunStatus
 
 RUNS_STORAGE_KEY = "fine-tuning-lab-runs"
 RUNS_SECRET_DEFAULT = "fine-tuning-lab-runs-v1"
 GPU_CONCURRENCY = max(1, env_int("FTLAB_GPU_CONCURRENCY", 1))
-
-STATUS_TEXT = {
-    RunStatus.PLANNED: "⏳ Waiting for the training slot",
-    RunStatus.RUNNING: "🏃 Training",
-    RunStatus.PAUSED: "⏸️ Paused between slices",
-    RunStatus.STOPPED: "⏹️ Stopped",
-    RunStatus.FINISHED: "✅ Finished",
-    RunStatus.FAILED: "❌ Failed",
-    RunStatus.INTERRUPTED: "⚠️ Interrupted",
-}
 
 INTRO = (
     "## Train a real model\n"
@@ -54,27 +47,13 @@ INTRO = (
     "chat with it and download it."
 )
 
-DATA_SOURCES = ["Built-in", "Upload JSONL", "Hub dataset"]
+DATA_SOURCES = list(sources.SOURCES)  # (label shown, key sent)
 
 
 # ------------------------------------------------------------------ helpers
 
 def _model_choices() -> list[tuple[str, str]]:
     return [(info.label, mid) for mid, info in BASE_MODELS.items()]
-
-
-def model_notice() -> str:
-    if hub_reachable():
-        return ""
-    return f"ℹ️ {OFFLINE_NOTICE}"
-
-
-def effective_batch_md(batch, accum) -> str:
-    try:
-        b, a = int(batch), int(accum)
-    except (TypeError, ValueError):
-        return "Effective batch: fill in batch size and accumulation."
-    return f"**Effective batch = {b} × {a} = {b * a}** examples per optimizer step."
 
 
 PRESET_FIELDS = tuple(config.PRESETS[config.DEFAULT_PRESET])  # the fields a preset sets
@@ -100,7 +79,7 @@ def _downloadable(path):
 
 def source_fields(source: str):
     """Show only the field of the chosen data source: (built-in, upload, hub id) visibility."""
-    return tuple(gr.update(visible=source == choice) for choice in DATA_SOURCES)
+    return tuple(gr.update(visible=source == key) for _, key in DATA_SOURCES)
 
 
 def open_when(done: bool):
@@ -131,61 +110,11 @@ def _file_shown(path: str | None):
 
 # ------------------------------------------------------------------ dataset
 
-def _splits_dict(splits) -> dict:
-    d = {"name": splits.name, "method": splits.method, "source": splits.source,
-         "train": splits.train, "validation": splits.validation, "test": splits.test}
-    if getattr(splits, "lines", None):
-        d["lines"] = splits.lines  # file line numbers for the data check; training never reads them
-    return d
-
-
 def load_dataset_handler(source: str, builtin_name: str, upload, hub_id: str, method: str,
                          current: dict | None):
-    """-> (dataset state, status markdown). On any problem the previous dataset is kept."""
-    from training.data import loading as data
-
-    keep = current
-    try:
-        if source == "Built-in":
-            if builtin_name not in data.BUILTIN:
-                return keep, "Pick one of the built-in datasets."
-            info = data.BUILTIN[builtin_name]
-            if info.method != method:
-                return keep, (f"**{info.title}** is a {info.method.upper()} dataset; switch the method to "
-                              f"{info.method.upper()} or pick another set.")
-            s = data.load_builtin(builtin_name)
-            return _splits_dict(s), _splits_md(_splits_dict(s), info.description)
-        if source == "Upload JSONL":
-            if upload is None:
-                return keep, "Choose a `.jsonl` file to upload first."
-            path = upload if isinstance(upload, str) else getattr(upload, "name", None)
-            size = Path(path).stat().st_size
-            if size > data.MAX_UPLOAD_MB * 1024 * 1024:
-                return keep, (f"That file is {size / 1e6:.1f} MB; the limit is {data.MAX_UPLOAD_MB} MB. "
-                              "Upload a smaller sample.")
-            raw = Path(path).read_bytes()
-            splits, result = data.from_upload(raw, method)
-            if splits is None:
-                return keep, result.markdown() + "\n\nNothing was loaded; your previous dataset is kept."
-            d = _splits_dict(splits)
-            return d, result.markdown() + "\n\n" + _splits_md(d)
-        if source == "Hub dataset":
-            if not hub_reachable():
-                return keep, "The Hugging Face Hub can't be reached from here: use a built-in set or an upload."
-            s = data.load_hub_dataset(hub_id, method)
-            d = _splits_dict(s)
-            return d, _splits_md(d)
-    except data.DataError as exc:
-        return keep, f"❌ {exc}"
-    except OSError as exc:
-        return keep, f"❌ The file could not be read ({type(exc).__name__})."
-    return keep, "Pick where the data comes from."
-
-
-def _splits_md(d: dict, description: str = "") -> str:
-    head = (f"**Loaded {d['name']}** ({d['method'].upper()}): {len(d['train'])} train, "
-            f"{len(d['validation'])} validation, {len(d['test'])} test examples.")
-    return head + (f"\n\n{description}" if description else "")
+    """-> (dataset state, status markdown). On any problem the previous dataset is kept.
+    `source` is the radio's key (training/data/sources.py), never its label."""
+    return sources.load(source, builtin_name, upload, hub_id, method, current, online=hub_reachable)
 
 
 # ------------------------------------------------------------------ check + plan
@@ -205,38 +134,11 @@ def _histogram(rep: checks.CheckReport):
 def check_handler(dataset: dict | None, model_id: str, method: str, values: dict):
     """-> (critic md, check md, histogram df, highlight, plan md). Spends no training time.
 
-    `values`: the hyperparameters by name (training/run/config.py)."""
-    empty = (None, [], "")
-    if dataset and dataset["method"] != method:
-        return (f"This dataset is for {dataset['method'].upper()}; switch the method or load another one.", "",
-                *empty)
-    cfg, problem = rules.build_config(dataset, model_id, method, values)
-    if not dataset:
-        return (problem, "", *empty)
-    critic_md = _critic_md(dataset)
-    if cfg is None:
-        return critic_md, problem, *empty
-    from training.run.engine import plan, plan_markdown
-
-    rep, _eff, error = rules.data_check(cfg, dataset["train"])
-    if rep is None:
-        return critic_md, error, *empty
-    rep.row_names = checks.train_row_names(dataset)  # name rows by the uploaded file's lines
-    avg = (sum(rep.lengths) / len(rep.lengths)) if rep.lengths else None
-    p = plan(cfg, len(dataset["train"]), avg_tokens=avg)
-    # (The offline notice, if any, is already shown at the top of the tab.)
-    plan_md = plan_markdown(p) if rep.ok else "No plan: fix the data check first."
-    return critic_md, rep.markdown(), _histogram(rep), rep.highlight, plan_md
-
-
-def _critic_md(dataset: dict) -> str:
-    """The critic on the whole dataset (file line numbers) and the leakage check across splits."""
-    try:
-        from labs.tools.dataset_critic import critique_markdown
-        chk = checks.check_splits(dataset)
-        return critique_markdown(chk.critic) + "\n" + chk.markdown()
-    except Exception as exc:  # the critic is advice; the training check below still runs
-        return f"(The dataset critic could not run: {type(exc).__name__}.)"
+    `values`: the hyperparameters by name (training/run/config.py); the rule is `rules.check`."""
+    c = rules.check(dataset, model_id, method, values)
+    if c.report is None:
+        return c.critic_md, c.check_md, None, [], ""
+    return c.critic_md, c.check_md, _histogram(c.report), c.report.highlight, c.plan_md
 
 
 def fix_leakage_handler(dataset: dict | None):
@@ -259,71 +161,6 @@ def prepare_run_handler(dataset: dict | None, model_id: str, method: str, run_id
     return (p.run_id if p.run_id else gr.update()), p.run_ids, p.message, ("start" if p.go else "")
 
 
-def _curves(run_id: str | None) -> tuple[str, str]:
-    """(loss chart, learning-rate chart) as inline SVG (training/run/charts.py)."""
-    from training.run import charts
-    log = runs.read_log(run_id) if run_id else []
-    return charts.loss_svg(log), charts.lr_svg(log)
-
-
-def progress_md(info: dict | None) -> str:
-    if not info:
-        return ""
-    step, total = int(info.get("step") or 0), int(info.get("total_steps") or 0)
-    log = runs.read_log(info["run_id"])
-    last = next((e for e in reversed(log) if "loss" in e), {})
-    elapsed = float(last.get("elapsed") or info.get("elapsed_s") or 0.0)
-    step = max(step, int(last.get("step") or 0))
-    eta = (elapsed / step * (total - step)) if step else None
-    parts = [f"**Step {step} / {total}**", f"elapsed {elapsed:.0f} s"]
-    if eta is not None and info.get("status") == RunStatus.RUNNING:
-        parts.append(f"ETA ~{eta:.0f} s")
-    if last.get("tokens_per_s"):
-        parts.append(f"{last['tokens_per_s']:.0f} tokens/s")
-    if last.get("learning_rate") is not None:
-        parts.append(f"lr {last['learning_rate']:.2e}")
-    if isinstance(last.get("loss"), (int, float)):
-        parts.append(f"train loss {last['loss']:.4f}")
-    ev = next((e for e in reversed(log) if isinstance(e.get("eval_loss"), (int, float))), None)
-    if ev:
-        parts.append(f"eval loss {ev['eval_loss']:.4f}")
-    return " · ".join(parts)
-
-
-def status_md(info: dict | None) -> str:
-    if not info:
-        return "No run yet."
-    head = STATUS_TEXT.get(info.get("status"), info.get("status", ""))
-    cfg, model = info.get("config") or {}, info.get("model") or {}
-    line = (f"**{head}** · run `{info['run_id'][:8]}` · {str(cfg.get('method', '')).upper()} on "
-            f"`{model.get('id', '')}`")
-    msg = info.get("error") or info.get("message") or ""
-    notice = model.get("notice") or ""
-    parts = [line, msg, f"ℹ️ {notice}" if notice else ""]
-    return "\n\n".join(p for p in parts if p)
-
-
-def _view(run_id: str | None, charts: bool = True):
-    """(status md, progress md, loss chart, lr chart) for a run; charts=False skips drawing them."""
-    if not run_id or not runs.exists(run_id):
-        loss, lr = _curves(None)
-        return "No run yet.", "", loss, lr
-    info = runs.read_run(run_id)
-    loss, lr = _curves(run_id) if charts else (None, None)
-    return status_md(info), progress_md(info), loss, lr
-
-
-def starting_md(info: dict) -> str:
-    """What the learner waits for before the first step, from the run's plan; one-time costs
-    are looked up now (another run may have paid them since the plan was made)."""
-    from training.run.base_model import first_use_costs
-    plan = info.get("plan") or {}
-    first = first_use_costs((info.get("model") or {}).get("id", ""), plan.get("device", "cpu"))
-    seconds = max(1, int(plan.get("load_s", 10)) - int(plan.get("first_time_s", 0))) + sum(s for s, _ in first)
-    why = f"; longer this first time: {', '.join(w for _, w in first)}" if first else ""
-    return f"**🏃 Starting:** loading the model and preparing the data (about {seconds:.0f} s{why})…"
-
-
 def train_handler(run_id: str | None, go: str = "start"):
     """Train slices until the run ends; yields (status md, progress md, loss chart, lr chart). In the GPU queue.
 
@@ -334,9 +171,9 @@ def train_handler(run_id: str | None, go: str = "start"):
         return
     info = runs.read_run(run_id)
     if not rules.may_train(info, go):
-        yield _view(run_id)  # already running elsewhere, finished or stopped: just show it
+        yield run_view(run_id)  # already running elsewhere, finished or stopped: just show it
         return
-    status, prog, loss, lr = _view(run_id)
+    status, prog, loss, lr = run_view(run_id)
     yield starting_md(info), prog, loss, lr
     last_push = 0.0
     try:
@@ -345,20 +182,20 @@ def train_handler(run_id: str | None, go: str = "start"):
             # Redraw at most twice a second (and on every log line and status change).
             if event.get("kind") in ("log", "status", "slice_end", "error"):
                 last_push = now
-                yield _view(run_id)
+                yield run_view(run_id)
             elif now - last_push > 0.5:  # elapsed time moves on; the curves have no new point
                 last_push = now
-                status, prog, _, _ = _view(run_id, charts=False)
+                status, prog, _, _ = run_view(run_id, charts=False)
                 yield status, prog, gr.skip(), gr.skip()
     except Exception as exc:  # e.g. ZeroGPU quota exceeded: the run is kept, resumable
         msg = str(exc)[:300] if isinstance(exc, gr.Error) else type(exc).__name__
         if rules.is_running(run_id):
             runs.update_run(run_id, status=RunStatus.PAUSED, owner_pid=None)
-        status, prog, loss, lr = _view(run_id)
+        status, prog, loss, lr = run_view(run_id)
         yield (status + f"\n\n❌ The GPU call failed ({msg}). Your run is kept: press **Resume** to continue.",
                prog, loss, lr)
         return
-    yield _view(run_id)
+    yield run_view(run_id)
 
 
 def stop_handler(run_id: str | None) -> str:
@@ -381,13 +218,7 @@ def resume_check_handler(run_id: str | None, run_ids: Any) -> tuple[str, str]:
 
 def runs_dropdown(run_ids: Any, current: str | None = None):
     """The learner's runs, newest first, with the current run selected."""
-    choices = []
-    for info in runs.learner_runs(run_ids):
-        when = time.strftime("%d %b %H:%M", time.localtime(info.get("created_at", 0)))
-        cfg = info.get("config", {})
-        label = (f"{when} · {str(cfg.get('method', '')).upper()} · {(cfg.get('dataset') or {}).get('name', '')} · "
-                 f"{info.get('status')} · {info['run_id'][:6]}")
-        choices.append((label, info["run_id"]))
+    choices = run_choices(run_ids)
     ids = [rid for _, rid in choices]
     return gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None))
 
@@ -397,7 +228,7 @@ def attach_handler(run_ids: Any, chosen: str | None = None):
     -> (run_id, runs dropdown, status, progress, loss chart, lr chart, metrics rows, samples rows, timer)"""
     from training.evaluation import evaluate
     rid, live = rules.pick_run(run_ids, chosen)
-    status, prog, loss, lr = _view(rid)
+    status, prog, loss, lr = run_view(rid)
     metrics = evaluate.read_metrics(rid) if rid else None
     running = rules.is_running(rid)
     # run_ids is not written back here: on a page load this may run before the browser
@@ -408,40 +239,20 @@ def attach_handler(run_ids: Any, chosen: str | None = None):
 
 def poll_handler(run_id: str | None):
     """Timer tick while a run trains elsewhere (e.g. after a page reload): redraw, stop when done."""
-    status, prog, loss, lr = _view(run_id)
+    status, prog, loss, lr = run_view(run_id)
     running = rules.is_running(run_id)
     return status, prog, loss, lr, gr.Timer(active=running)
 
 
 # ------------------------------------------------------------------ after the run
 
-def eval_progress_md(event: dict) -> str:
-    """One line while an evaluation runs: examples compared, answers in, time, an upper-bound estimate."""
-    left = f" · at most ~{event['eta']:.0f} s left" if event.get("eta") is not None else ""
-    cases = f" + {event['cases']} adversarial cases" if event.get("cases") else ""
-    return (f"⏳ **{event['done']} / {event['n']} examples compared**{cases} ({event['answers']} of "
-            f"{event['total_answers']} answers in) · {event['elapsed']:.0f} s elapsed{left}")
-
-
 def eval_slider(test_size: int | None, device: str | None = None):
     """The count slider for a test split of this size: 1..all of it, the default per device
     (all on a GPU, a ~1-minute subset on a CPU), and the two numbers in its info line."""
-    from training.evaluation import evaluate
     from training.run.engine import default_device
     if not test_size:
         return gr.skip()
-    device = device or default_device()
-    n = evaluate.default_n(test_size, device)
-    where = "all of them on a GPU" if device.startswith("cuda") else f"{n} on this CPU (about a minute)"
-    return gr.update(minimum=1, maximum=test_size, value=n,
-                     info=f"{test_size} in the test split; default {where}. More examples, tighter intervals.")
-
-
-def _run_test_size(run_id: str | None) -> int:
-    if not run_id or not runs.exists(run_id):
-        return 0
-    data = runs.read_datasets(run_id)
-    return len(data["test"] or data["validation"])
+    return gr.update(**eval_report.slider(test_size, device or default_device()))
 
 
 def eval_extras(run_id: str | None):
@@ -449,21 +260,8 @@ def eval_extras(run_id: str | None):
     from its saved metrics.json (shown again when the learner re-opens or switches runs)."""
     from training.evaluation import evaluate
     m = evaluate.read_metrics(run_id) if run_id and runs.exists(run_id) else None
-    return (eval_slider(_run_test_size(run_id)), evaluate.interval_note(m), _fields_chart(m),
+    return (eval_slider(eval_report.run_test_size(run_id)), evaluate.interval_note(m), eval_report.fields_chart(m),
             eval_view.adversarial_html(m))
-
-
-def _fields_chart(metrics: dict | None) -> str:
-    from training.run import charts
-    from training.evaluation import evaluate
-    return charts.fields_svg(evaluate.per_field_table(metrics))
-
-
-def _eval_view(m: dict, note: str = "", chart: bool = True):
-    """(metrics rows, side-by-side, per-field chart, adversarial) for (partial) metrics."""
-    from training.evaluation import evaluate
-    rows = evaluate.metrics_rows(m) if m["n"] else []
-    return rows, eval_view.samples_html(m), _fields_chart(m) if chart else None, eval_view.adversarial_html(m, note)
 
 
 def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | None = None,
@@ -471,7 +269,6 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
     """Yields (status md, metrics rows, side-by-side, interval note, per-field chart, adversarial cases)
     as the answers come in. `design`: the evaluation design (training/evaluation/design.py); None = the
     loaded dataset's default. `with_cases` False skips its adversarial cases this time."""
-    from training.evaluation import design as eval_design
     from training.evaluation import evaluate
     rest = (gr.skip(),) * 3  # interval note, per-field chart, adversarial cases
     if not run_id or not runs.exists(run_id):
@@ -481,13 +278,8 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
         yield "This run has no saved adapter yet: let it finish or stop it.", [], "", *rest
         return
     n = int(n_samples) if n_samples else None
-    count = f"{n} test example{'s' if n != 1 else ''}" if n else "the default number of test examples"
-    yield f"⏳ Loading the model and starting on {count}…", gr.skip(), gr.skip(), *rest
-    design = design or eval_design.default_design(evaluate._run_dataset_name(run_id))
-    note = design.get("note", "")
-    if not with_cases and design.get("cases") != []:
-        design = dict(design, cases=[])
-        note = f"Adversarial cases not run this time: tick “{CASES_LABEL}” to run them."
+    yield eval_report.starting_md(n), gr.skip(), gr.skip(), *rest
+    design, note = eval_report.design_for(run_id, design, with_cases)
     m = None
     try:
         for event in gpu_mod.evaluate_gpu(run_id, n, design):
@@ -495,8 +287,8 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
             if event["kind"] == "done":
                 break
             # The chart is drawn once at the end: matplotlib on every tick would take CPU from generation.
-            rows, samples, _, adversarial = _eval_view(m, note, chart=False)
-            yield eval_progress_md(event), rows, samples, "", gr.skip(), adversarial
+            rows, samples, _, adversarial = eval_report.tables(m, note, chart=False)
+            yield eval_report.progress_md(event), rows, samples, "", gr.skip(), adversarial
     except Exception as exc:  # what was already shown stays on screen
         yield (f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.",
                gr.skip(), gr.skip(), *rest)
@@ -504,13 +296,8 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
     if not m:
         yield "❌ The evaluation returned nothing. The run is unchanged.", gr.skip(), gr.skip(), *rest
         return
-    cases = len(m.get("adversarial") or [])
-    msg = (f"Evaluated {m['n']} held-out test examples"
-           + (f" and {cases} adversarial case{'s' if cases != 1 else ''}" if cases else "")
-           + f" in {m['seconds']:.0f} s (greedy decoding; base = same model with the adapter switched off). "
-           + eval_view.adversarial_summary(m.get("adversarial") or []))
-    rows, samples, fields, adversarial = _eval_view(m, note)
-    yield msg.strip(), rows, samples, evaluate.interval_note(m), fields, adversarial
+    rows, samples, fields, adversarial = eval_report.tables(m, note)
+    yield eval_report.summary_md(m), rows, samples, evaluate.interval_note(m), fields, adversarial
 
 
 def chat_handler(run_id: str | None, history: list | None, text: str, use_adapter: bool):
@@ -593,9 +380,9 @@ def _step_data(c: SimpleNamespace) -> None:
             c.model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Base model", elem_id="train-model")
             c.method = gr.Radio([("SFT (learn from examples)", "sft"), ("DPO (learn from preferences)", "dpo")],
                               value="sft", label="Method", elem_id="train-method")
-        c.source = gr.Radio(DATA_SOURCES, value="Built-in", label="Data from", elem_id="train-source")
+        c.source = gr.Radio(DATA_SOURCES, value=sources.BUILTIN, label="Data from", elem_id="train-source")
         # Only the field for the chosen source is shown (source_fields below).
-        c.builtin = gr.Dropdown(_builtin_choices(), value=_first_builtin(), label="Built-in dataset",
+        c.builtin = gr.Dropdown(sources.builtin_choices(), value=sources.first_builtin(), label="Built-in dataset",
                               elem_id="train-builtin")
         c.upload = gr.File(label="Your JSONL file", file_types=[".jsonl", ".json", ".txt"], type="filepath",
                          visible=False, elem_id="train-upload")
@@ -649,7 +436,7 @@ def _step_train(c: SimpleNamespace) -> None:
         c.status = gr.Markdown("No run yet.", elem_id="train-status")
         c.prog = gr.Markdown(elem_id="train-progress")
         with gr.Row():
-            empty_loss, empty_lr = _curves(None)
+            empty_loss, empty_lr = curves(None)
             c.loss_plot = gr.HTML(empty_loss, elem_id="train-loss-chart", elem_classes="curve")
             c.lr_plot = gr.HTML(empty_lr, elem_id="train-lr-chart", elem_classes="curve")
         with gr.Row():
@@ -701,8 +488,6 @@ def _step_after(c: SimpleNamespace) -> None:
         c.cert_md = gr.Markdown(elem_id="cert-status")
         c.cert_file = gr.File(label="Certificate", interactive=False, visible=False, elem_id="cert-file")
 
-
-CASES_LABEL = "Also run the adversarial cases"
 
 
 def _cases_by_default() -> bool:
@@ -833,16 +618,3 @@ def _by_name(handler):
         return handler(*fixed, dict(zip(names, values)))
     wired.__name__ = handler.__name__  # the API name stays the handler's
     return wired
-
-
-def _builtin_choices() -> list[tuple[str, str]]:
-    try:
-        from training.data.loading import BUILTIN
-        return [(f"{i.title} ({i.method.upper()})", k) for k, i in BUILTIN.items()]
-    except ImportError:
-        return []
-
-
-def _first_builtin() -> str | None:
-    c = _builtin_choices()
-    return c[0][1] if c else None

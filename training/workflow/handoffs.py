@@ -7,8 +7,9 @@ Plain functions, no Gradio: the Training tab's buttons call them.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from core.text import plural
 from training.run import runs
@@ -98,11 +99,20 @@ class Applied:
     origin: tuple[str, str] | None = None    # (which settings, where from)
 
 
+@dataclass(frozen=True)
+class Tab:
+    """What the Training tab holds when a hand-off is applied: every applier reads what it needs."""
+    current: dict[str, Any]          # the hyperparameters by run-config name
+    method: str
+    device: str
+    design: dict | None = None       # the evaluation design (None: the dataset's default)
+
+
 def _origin(h: dict) -> str:
     return f"Lab {h['lab']} ({h['via']}), {h['at']}"
 
 
-def apply_strategy(h: dict) -> Applied:
+def apply_strategy(h: dict, tab: Tab | None = None) -> Applied:
     method, key, note = lab1_settings(h["result"])
     if method is None:
         return Applied(ok=False, message=note)
@@ -110,8 +120,9 @@ def apply_strategy(h: dict) -> Applied:
                    origin=("method and data", _origin(h)))
 
 
-def apply_lora_config(h: dict, current: dict, method: str, device: str) -> Applied:
+def apply_lora_config(h: dict, tab: Tab) -> Applied:
     """Lab 3's numbers over the tab's current ones, checked as a run would check them."""
+    current, method, device = tab.current, tab.method, tab.device
     from training.run import config
 
     values, model_id, notes = lab3_settings(h["result"])
@@ -137,7 +148,7 @@ def dataset_method(critic: dict) -> str:
     return "dpo" if (critic.get("summary") or {}).get("dominant_format") == "preference" else "sft"
 
 
-def apply_dataset(h: dict) -> Applied:
+def apply_dataset(h: dict, tab: Tab | None = None) -> Applied:
     """Lab 2's dataset (fixed, when the learner applied the fixes), if nothing blocks a run."""
     from training.data import fixes as data_fixes
 
@@ -150,10 +161,11 @@ def apply_dataset(h: dict) -> Applied:
                    dataset_text=text, origin=("data", _origin(h)))
 
 
-def apply_eval_design(h: dict, current: dict | None = None) -> Applied:
+def apply_eval_design(h: dict, tab: Tab | None = None) -> Applied:
     """Lab 4's metrics or cases over the run's current design (metrics from one tool, cases from another)."""
     from training.evaluation import design as eval_design
 
+    current = tab.design if tab else None
     design, message = eval_design.apply_lab4(h["tool"], h["result"], current)
     if design is current:
         return Applied(ok=False, message=f"Not applied: {message.removeprefix('❌ ')}")
@@ -161,19 +173,34 @@ def apply_eval_design(h: dict, current: dict | None = None) -> Applied:
                    origin=("evaluation", _origin(h)))
 
 
+def registered(path: str) -> Callable:
+    """The function a hand-off kind names ("module:function" in labs/handoff.py's KINDS)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def apply_handoff(h: Any, current: dict, method: str, device: str, design: dict | None = None) -> Applied:
-    """One entry for every lab: what its latest hand-off changes in the Training tab."""
-    if not isinstance(h, dict) or "kind" not in h:
+    """One entry for every lab: what its latest hand-off changes in the Training tab, by the
+    applier its kind declares (labs/handoff.py `KINDS`)."""
+    from labs.handoff import kind_of
+
+    kind = kind_of(h)
+    if kind is None:
         return Applied(ok=False, message="Nothing to apply yet: run a calculator in the workbench or ask the "
                                          "advisor first.")
-    kind = h["kind"]
-    if kind == "strategy":
-        return apply_strategy(h)
-    if kind == "lora_config":
-        return apply_lora_config(h, current, method, device)
-    if kind == "dataset":
-        return apply_dataset(h)
-    return apply_eval_design(h, design)
+    return registered(kind.apply)(h, Tab(current, method, device, design))
+
+
+def fix_dataset(h: dict) -> tuple[dict | None, str]:
+    """Lab 2's extra button: the critic's mechanical fixes applied to the hand-off (the learner's
+    paste stays as it was). -> (the fixed hand-off, message), or (None, why not)."""
+    from training.data import fixes as data_fixes
+
+    fixed = data_fixes.fix_jsonl(h["input"].get("text") or "", dataset_method(h["result"]))
+    if fixed.blocking:
+        return None, "⚠️ The fixes cannot make this dataset trainable: " + " ".join(fixed.blocking)
+    note = f"after fixes {fixed.before} → {fixed.after} rows"
+    return {**h, "fixed_text": fixed.text, "fixed_rows": fixed.after, "fix_note": note}, fixed.markdown()
 
 
 def origins_md(origins: dict[str, str]) -> str:
