@@ -83,8 +83,8 @@ def _cache(loader):
 def _plain(models, tok, max_new: int) -> tuple[float, str, int]:
     import torch
 
-    from training.evaluation.inference import _left_padded, _prompt_ids
-    ids, mask = _left_padded(tok, [_prompt_ids(tok, [{"role": "user", "content": PROMPT}])], models.device)
+    from training.evaluation.inference import left_padded, prompt_ids
+    ids, mask = left_padded(tok, [prompt_ids(tok, [{"role": "user", "content": PROMPT}])], models.device)
     t0 = time.perf_counter()
     with torch.inference_mode():
         out = models.tuned.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
