@@ -23,6 +23,7 @@ from core.config import env_int, env_str
 from training.data import checks
 from training.run import config
 from training.evaluation import view as eval_view
+from training.views import compare_ui
 from training.workflow import handoffs
 from training.run import rules
 from training.run import runs
@@ -659,6 +660,7 @@ def _step_train(c: SimpleNamespace) -> None:
         c.diagnose_btn = gr.Button("Diagnose this run (Lab 3's curve doctor)", size="sm", elem_id="train-diagnose")
         c.ask_btn = gr.Button("Ask the LoRA advisor (Lab 3) about this run", size="sm", elem_id="train-ask-advisor")
         c.diagnosis = gr.Markdown(elem_id="train-diagnosis")
+        compare_ui.build_compare(c)
         c.timer = gr.Timer(2.0, active=False)
 
 
@@ -761,6 +763,7 @@ def _wire_runs(c: SimpleNamespace) -> None:
     c.show_btn.click(attach_handler, [c.run_ids, c.my_runs], c.attach_out).then(
         steps_for_run, c.run_id, c.steps, api_visibility="private")
     c.timer.tick(poll_handler, c.run_id, [c.status, c.prog, c.loss_plot, c.lr_plot, c.timer])
+    compare_ui.wire_compare(c, attach_handler, steps_for_run)
 
 
 def _wire_after_run(c: SimpleNamespace) -> None:
