@@ -71,3 +71,17 @@ def test_marks_are_visible_escaped_and_the_cut_is_shown(tok):
     short = {"prompt": "Hi", "completion": "Hello"}
     html, number = tokens.view(tok, [row, short], "sft", 512, "longest", None)
     assert number == 1 and "nothing cut" in html
+
+
+def test_histogram_marks_max_length_and_the_check_says_what_it_cuts(tok):
+    from training.data import checks
+    rows = load_builtin("clinical_soap").train[:6]
+    rep = checks.check_dataset(tok, rows, "sft", 200)
+    over = sorted(n - 200 for n in rep.lengths if n > 200)
+    assert over and rep.cut_summary().startswith(f"max length 200 cuts {len(over)} of 6 rows, by {over[0]}")
+    assert rep.cut_summary() in rep.markdown()
+    svg = tokens.histogram_svg(rep.lengths, 200, rep.cut_summary())
+    assert 'id="hist-max-length"' in svg and 'id="hist-cut-0"' in svg and "max length 200" in svg
+    roomy = checks.check_dataset(tok, rows, "sft", 1024)
+    assert roomy.cut_summary() == "" and any("far above every row" in w for w in roomy.warnings)
+    assert not any("far above" in w for w in rep.warnings)

@@ -224,3 +224,44 @@ def view(tokenizer, rows: list[dict], method: str, max_length: int, how: str, cu
     except Exception as exc:  # a row the template cannot render: say so, not crash
         return (f'<div class="tokview">{html.escape(name)} cannot be rendered with this model\'s chat '
                 f"template: {html.escape(str(exc)[:200])}</div>"), i + 1
+
+
+# ------------------------------------------------------------------ the length histogram
+
+def histogram_svg(lengths: list[int], max_length: int, summary: str = "") -> str:
+    """Rows per token length, the bars past max length in red, and a dashed line at max length
+    (group ``hist-max-length``, bars ``hist-kept-<i>`` / ``hist-cut-<i>``) labelled with what it cuts."""
+    from training.run import charts
+
+    if not lengths:
+        return '<div class="curve-empty">The token lengths appear here after the check.</div>'
+    top = max(max(lengths), max_length)
+    width = max(8, -(-top // 12))
+    edges = list(range(0, top + width + 1, width))
+    counts = [0] * (len(edges) - 1)
+    for n in lengths:
+        counts[min(n // width, len(counts) - 1)] += 1
+    fig, ax = charts._figure(6.0, 2.6)
+    kept = [(e, c) for e, c in zip(edges, counts) if e + width <= max_length]
+    cut = [(e, c) for e, c in zip(edges, counts) if e + width > max_length]
+    for group, colour, gid, label in ((kept, "#2563eb", "hist-kept", "rows"),
+                                      (cut, "#dc2626", "hist-cut", "rows reaching past max length")):
+        if group and any(c for _, c in group):
+            bars = ax.bar([e for e, _ in group], [c for _, c in group], width=width * 0.9, align="edge",
+                          color=colour, label=label)
+            for i, patch in enumerate(bars):
+                patch.set_gid(f"{gid}-{i}")
+    line = ax.axvline(max_length, color="#111827", linestyle="--", linewidth=1.5,
+                      label=f"max length {max_length}")
+    line.set_gid("hist-max-length")
+    ax.set_xlabel("tokens per row")
+    ax.set_ylabel("rows")
+    from matplotlib.ticker import MaxNLocator
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, top + width)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, frameon=True)
+    if summary:
+        ax.set_title(summary, fontsize=8)
+    fig.tight_layout()
+    return charts.svg(fig, "")

@@ -23,7 +23,7 @@ from core.config import env_int, env_str
 from training.data import checks
 from training.run import config
 from training.evaluation import view as eval_view
-from training.views import compare_ui
+from training.views import compare_ui, tokens_ui
 from training.workflow import handoffs
 from training.run import rules
 from training.run import runs
@@ -191,23 +191,17 @@ def _splits_md(d: dict, description: str = "") -> str:
 
 # ------------------------------------------------------------------ check + plan
 
-def _histogram(rep: checks.CheckReport):
-    """Bar plot update: bins in numeric order (the plot would sort the labels as text),
-    empty bins at either end dropped."""
-    import pandas as pd
-    rows = rep.histogram()
-    used = [i for i, r in enumerate(rows) if r["examples"]]
-    rows = rows[used[0]:used[-1] + 1] if used else []
-    labels = [f"≤{r['tokens']}" for r in rows]
-    df = pd.DataFrame({"tokens": labels, "examples": [r["examples"] for r in rows]})
-    return gr.update(value=df, sort=labels)
+def _histogram(rep: checks.CheckReport) -> str:
+    """Rows per token length with max length marked and what it cuts (inline SVG)."""
+    from training.data import tokens
+    return tokens.histogram_svg(rep.lengths, rep.max_length, rep.cut_summary())
 
 
 def check_handler(dataset: dict | None, model_id: str, method: str, values: dict):
     """-> (critic md, check md, histogram df, highlight, plan md). Spends no training time.
 
     `values`: the hyperparameters by name (training/run/config.py)."""
-    empty = (None, [], "")
+    empty = ("", [], "")
     if dataset and dataset["method"] != method:
         return (f"This dataset is for {dataset['method'].upper()}; switch the method or load another one.", "",
                 *empty)
@@ -633,10 +627,11 @@ def _step_check(c: SimpleNamespace) -> None:
             c.fix_leak_md = gr.Markdown(elem_id="train-fix-leakage-result")
         c.check_md = gr.Markdown(elem_id="train-check-result")
         with gr.Row():
-            c.hist = gr.BarPlot(x="tokens", y="examples", label="Tokens per example", height=220)
+            c.hist = gr.HTML("", elem_id="train-token-hist", elem_classes="curve")
             c.highlight = gr.HighlightedText(label="Which tokens are trained (first example)",
                                            color_map={"trained": "green", "prompt (not trained)": "gray"},
                                            show_legend=True)
+        tokens_ui.build_tokens(c)
         c.plan_md = gr.Markdown(elem_id="train-plan")
 
 
@@ -742,6 +737,7 @@ def _wire_data_and_check(c: SimpleNamespace) -> None:
         lambda plan: open_when((plan or "").startswith("**Plan:**")), c.plan_md, c.step_train,
         api_visibility="private")
     c.fix_leak_btn.click(fix_leakage_handler, c.dataset, [c.dataset, c.fix_leak_md])
+    tokens_ui.wire_tokens(c, _by_name)
 
 
 def _wire_runs(c: SimpleNamespace) -> None:
