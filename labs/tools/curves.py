@@ -71,7 +71,7 @@ PRIORITY = ("nan", "divergence", "overfitting", "spikes", "oscillation", "platea
 
 # Step-to-step swing of the train loss that sampling alone causes at batch 1: the mean
 # |loss[t+1] - loss[t]| over the mean loss, in the second half of the app's default run
-# (64 steps of batch 1 on clinical_soap, tests/fixtures/default_run_log.jsonl): 0.49. A
+# (64 steps of batch 1 on clinical_soap, tests/fixtures/default_run_log.json): 0.49. A
 # batch of b examples averages b per-example losses, so its swing shrinks as 1/sqrt(b).
 BATCH1_SWING = 0.5
 
