@@ -198,7 +198,7 @@ def _histogram(rep: checks.CheckReport) -> str:
 
 
 def check_handler(dataset: dict | None, model_id: str, method: str, values: dict):
-    """-> (critic md, check md, histogram df, highlight, plan md). Spends no training time.
+    """-> (critic md, check md, histogram svg, highlight, plan md). Spends no training time.
 
     `values`: the hyperparameters by name (training/run/config.py)."""
     empty = ("", [], "")
