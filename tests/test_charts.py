@@ -41,3 +41,11 @@ def test_side_by_side_escapes_model_output_and_marks_exact_matches():
     assert "<details>" in html and "(show all)" in html  # long input cut, expandable
     assert html.count('class="match"') == 1 and html.count('class="miss"') == 1
     assert eval_view.samples_html(None) == ""
+
+
+def test_gradient_norm_is_a_series_on_its_own_axis():
+    log = [{"step": s, "loss": 2.0 - 0.1 * s, "grad_norm": 0.5 + s} for s in (1, 2, 3)]
+    svg = charts.loss_svg(log)
+    assert _group(svg, "curve-grad-norm").count("<use ") == 3
+    assert ">grad norm<" in svg and ">train loss<" in svg
+    assert "curve-grad-norm" not in charts.loss_svg([{"step": 1, "loss": 2.0}])

@@ -62,8 +62,7 @@ def test_check_shows_critic_histogram_highlight_and_plan(ftlab_data_dir):
     critic, check, hist, highlight, plan = ui.check_handler(ds, MODEL, "sft", _hp())
     assert "Dataset check" in critic
     assert "Ready to train" in check
-    assert hist["value"]["examples"].sum() == len(ds["train"])
-    assert hist["sort"] == sorted(hist["sort"], key=lambda label: int(label[1:]))  # numeric order
+    assert 'id="hist-max-length"' in hist and 'id="hist-kept-0"' in hist  # max length marked on the histogram
     assert "can't be reached" in ui.model_notice()  # offline: the embedded model, said up front
     assert {lab for _, lab in highlight} == {"trained", "prompt (not trained)"}
     assert f"{config.CPU_DEFAULTS['max_steps']} optimizer steps" in plan  # the CPU default run

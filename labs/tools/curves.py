@@ -24,6 +24,7 @@ MAX_POINTS = 100_000
 
 _STEP_KEYS = ("step", "steps", "global_step", "iter", "iteration", "it")
 _TRAIN_KEYS = ("train_loss", "loss", "training_loss", "trainloss", "train")
+_GRAD_KEYS = ("grad_norm", "gradient_norm", "grad-norm", "gnorm")
 _EVAL_KEYS = ("eval_loss", "val_loss", "validation_loss", "valid_loss", "dev_loss", "eval",
               "val", "validation", "test_loss")
 _NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
@@ -57,6 +58,9 @@ ACTIONS = {
                "template whose generation markers wrap nothing, or rows so long that max_length cuts "
                "off every answer token), raise the learning rate "
                "(LoRA usually 1e-4 to 2e-4), or raise r / target all linear layers.",
+    "grad_spikes": "The gradient norm jumped at these steps (before clipping): with max_grad_norm=1.0 "
+                   "the update is clipped, so one spike is harmless; if the loss jumps with it or spikes "
+                   "recur, look at the examples of those steps and lower the learning rate.",
     "healthy": "Nothing alarming: keep the checkpoint with the lowest eval loss and check task "
                "metrics on held-out data, since loss alone does not show format or accuracy.",
     "converged": "The loss has flattened after learning: more steps will not help much; stop "
@@ -64,6 +68,13 @@ ACTIONS = {
 }
 
 PRIORITY = ("nan", "divergence", "overfitting", "spikes", "oscillation", "plateau", "healthy")
+# Gradient-norm spikes are reported ("Also seen") but never make the diagnosis on their own.
+
+# Step-to-step swing of the train loss that sampling alone causes at batch 1: the mean
+# |loss[t+1] - loss[t]| over the mean loss, in the second half of the app's default run
+# (64 steps of batch 1 on clinical_soap, tests/fixtures/default_run_log.json): 0.49. A
+# batch of b examples averages b per-example losses, so its swing shrinks as 1/sqrt(b).
+BATCH1_SWING = 0.5
 
 
 # ------------------------------------------------------------------ parsing
@@ -107,7 +118,8 @@ def _from_records(records: list[dict]) -> list[dict]:
         ev = _to_float(_pick(rec, _EVAL_KEYS))
         if train is None and ev is None:
             continue
-        points.append({"step": step, "train": train, "eval": ev, "order": i, "axis": axis})
+        points.append({"step": step, "train": train, "eval": ev, "grad": _to_float(_pick(rec, _GRAD_KEYS)),
+                       "order": i, "axis": axis})
     return points
 
 
@@ -240,11 +252,11 @@ def parse_log(log_text: str | list) -> tuple[list[dict], str]:
     merged: list[dict] = []
     for p in points:
         if merged and merged[-1]["step"] == p["step"]:
-            for key in ("train", "eval"):
-                if p[key] is not None:
+            for key in ("train", "eval", "grad"):
+                if p.get(key) is not None:
                     merged[-1][key] = p[key]
         else:
-            merged.append({"step": p["step"], "train": p["train"], "eval": p["eval"]})
+            merged.append({"step": p["step"], "train": p["train"], "eval": p["eval"], "grad": p.get("grad")})
     for p in merged:
         if float(p["step"]).is_integer():
             p["step"] = int(p["step"])
@@ -270,8 +282,68 @@ def _series(points: list[dict], key: str) -> tuple[list, list[float]]:
     return [s for s, _ in pairs], [v for _, v in pairs]
 
 
-def diagnose_training_curve(log_text: str | list) -> dict:
-    """Parse a log and return the main diagnosis, every finding, and the action for each."""
+def expected_swing(effective_batch: int) -> float:
+    """The relative step-to-step swing of the train loss that batch sampling alone explains."""
+    return BATCH1_SWING / math.sqrt(max(1, int(effective_batch)))
+
+
+def _noise_reading(tv: list[float], ev: list[float], amplitude: float, batch: int | None) -> str | None:
+    """Why big step-to-step swings are sampling noise rather than an unstable run, or None.
+
+    Judged on the trend, never on the raw swings: with a known effective batch, swings
+    within what that batch implies are noise by themselves; otherwise (or beyond it) the
+    run is healthy only when the smoothed train loss falls and the eval loss, the arbiter,
+    falls too."""
+    n = len(tv)
+    q = max(2, n // 4)
+    head, tail = _mean(tv[:q]), _mean(tv[-q:])
+    smoothed_fall = (head - tail) / max(abs(head), 1e-9)
+    eval_falls = len(ev) >= 2 and ev[-1] < ev[0] and ev[-1] <= min(ev) * 1.05
+    eval_note = (f" and the eval loss falls from {ev[0]:.3g} to {ev[-1]:.3g}" if eval_falls else "")
+    trend = (f"the smoothed train loss goes from {head:.3g} (first quarter) to {tail:.3g} (last quarter)"
+             + eval_note)
+    if batch is not None:
+        allowed = 2 * expected_swing(batch)
+        if amplitude <= allowed:
+            return (f"The train loss swings by about {amplitude:.0%} from step to step: that is the sampling "
+                    f"noise of an effective batch of {batch} (each step sees {batch} example"
+                    f"{'s' if batch != 1 else ''}; up to ~{allowed:.0%} is expected), not instability. "
+                    f"Read the trend instead: {trend}.")
+    if smoothed_fall >= 0.1 and eval_falls:
+        return (f"The train loss swings by about {amplitude:.0%} from step to step, but {trend}: the swings "
+                "are noise between batches, and the run is learning.")
+    return None
+
+
+def _log_trend(tv: list[float], q: int) -> tuple[float, float]:
+    """(fall of the mean log loss from the first to the last quarter, its standard error), the
+    noise measured from step-to-step differences (robust: median absolute deviation)."""
+    logs = [math.log(max(v, 1e-9)) for v in tv]
+    diffs = [b - a for a, b in zip(logs, logs[1:])]
+    if len(diffs) < 2:
+        return 0.0, 0.0
+    med = statistics.median(diffs)
+    sigma = 1.4826 * statistics.median(abs(d - med) for d in diffs) / math.sqrt(2)
+    return _mean(logs[:q]) - _mean(logs[-q:]), sigma * math.sqrt(2 / q)
+
+
+def _grad_spikes(points: list[dict]) -> list:
+    """Steps whose gradient norm is over 3x the median of the 20 before it (and clearly above it)."""
+    gs = [(p["step"], p["grad"]) for p in points if p.get("grad") is not None and math.isfinite(p["grad"])]
+    out = []
+    for i in range(5, len(gs)):
+        base = statistics.median(v for _, v in gs[max(0, i - 20): i])
+        if gs[i][1] > 3 * base and gs[i][1] - base > 0.5:
+            out.append(gs[i][0])
+    return out
+
+
+def diagnose_training_curve(log_text: str | list, effective_batch: int | None = None) -> dict:
+    """Parse a log and return the main diagnosis, every finding, and the action for each.
+
+    `effective_batch` (examples per optimizer step), when known, sets how much step-to-step
+    noise is expected: a batch-1 run's loss swings widely and is still healthy."""
+    batch = int(effective_batch) if isinstance(effective_batch, (int, float)) and effective_batch >= 1 else None
     points, axis = parse_log(log_text)
     t_steps, train = _series(points, "train")
     e_steps, evals = _series(points, "eval")
@@ -306,6 +378,9 @@ def diagnose_training_curve(log_text: str | list) -> dict:
 
     n = len(tv)
     spike_steps: list = []
+    noise_note = None
+    if batch is not None:
+        summary["effective_batch"] = batch
     if n >= 6:
         oscillating = False
         # 2. Oscillation (checked first: in a swinging curve every peak looks like a spike): big swings with no trend over the second half.
@@ -318,9 +393,18 @@ def diagnose_training_curve(log_text: str | list) -> dict:
                 / max(abs(_mean(half)), 1e-9)
             oscillating = flips >= 0.6 and amplitude >= 0.15 and trend < amplitude
             if oscillating:
+                noise_note = _noise_reading(tv, ev, amplitude, batch)
+                oscillating = noise_note is None
+            if oscillating:
                 add("oscillation", f"In the second half the train loss swings by about "
                                    f"{amplitude:.0%} per step without a clear trend.")
         # 3. Spikes: a point far above the recent median that the curve then recovers from.
+        # With a known batch one hard example is not a spike: the bar rises with the noise the
+        # run shows (4.5 standard deviations of the log loss: ~6x the median for a batch-1 run
+        # whose per-example losses spread like the default run's, the usual 1.5x for large batches).
+        q = max(2, n // 4)
+        spike_ratio = max(1.5, math.exp(4.5 * _log_trend(tv, q)[1] / math.sqrt(2 / q))) \
+            if batch is not None else 1.5
         for i in (range(3, n) if not oscillating else ()):
             window = tv[max(0, i - 20): i]
             # Baseline from the last few points (a long window lags a falling
@@ -329,17 +413,25 @@ def diagnose_training_curve(log_text: str | list) -> dict:
             noise = statistics.median([abs(b - a) for a, b in zip(window, window[1:])]) \
                 or 1e-3 * max(abs(med), 1e-6)
             recovered = i == n - 1 or tv[i + 1] < med + 0.5 * (tv[i] - med)
-            if tv[i] > med * 1.5 and tv[i] - med > 8 * noise and recovered:
+            if tv[i] > med * spike_ratio and tv[i] - med > 8 * noise and recovered:
                 spike_steps.append(ts[i])
         q = max(2, n // 4)
         head, tail = _mean(tv[:q]), _mean(tv[-q:])
-        lowest = min(tv)
+        # With a known batch the trend is read on a rolling mean: one easy or hard example
+        # at batch 1 is neither the lowest point nor the end of the curve.
+        curve = _smooth(tv, q) if batch is not None else tv
+        lowest = min(curve)
+        # A quarter's mean still carries the batch's noise: with a known batch a rise or a fall
+        # counts only when it stands clear of it (in log loss, against the noise measured
+        # from the step-to-step differences).
+        fall, se = _log_trend(tv, q) if batch is not None else (0.0, 0.0)
         # 4. Divergence: the end is well above both the start and the best point.
-        rising_tail = tv[-1] > lowest * 1.5 and tail > head * 1.1
+        rising_tail = curve[-1] > lowest * 1.5 and tail > head * 1.1 and -fall >= 3 * se
         if rising_tail:
-            low_i = tv.index(lowest)
+            low_i = curve.index(lowest)
             add("divergence", f"Train loss fell to {lowest:.3g} at {axis} {ts[low_i]} and then rose "
-                              f"to {tv[-1]:.3g} by {axis} {ts[-1]}.", [ts[low_i], ts[-1]])
+                              f"to {curve[-1]:.3g} by {axis} {ts[-1]}"
+                              + (" (rolling mean)." if curve is not tv else "."), [ts[low_i], ts[-1]])
         if spike_steps:
             add("spikes", f"{len(spike_steps)} sudden jump(s) in train loss that recovered, at "
                           f"{axis} {', '.join(map(str, spike_steps[:10]))}"
@@ -348,7 +440,14 @@ def diagnose_training_curve(log_text: str | list) -> dict:
         # 5. Plateau: barely any improvement from the first to the last quarter.
         if not any(f["kind"] in ("divergence", "oscillation") for f in findings):
             improvement = (head - tail) / max(abs(head), 1e-9)
-            if improvement < 0.03:
+            flat = improvement < 0.03
+            if batch is not None:
+                # Noisy small-batch train loss: flat unless the fall is clear of the noise, and
+                # the eval loss, when there is one, must have barely moved too.
+                flat = fall < 2 * se or improvement < 0.03
+                if len(ev) >= 2:
+                    flat = flat and (ev[0] - min(ev)) / max(abs(ev[0]), 1e-9) < 0.03
+            if flat:
                 add("plateau", f"Train loss barely moved: {head:.3g} over the first quarter, "
                                f"{tail:.3g} over the last ({improvement:+.1%}).")
 
@@ -366,10 +465,18 @@ def diagnose_training_curve(log_text: str | list) -> dict:
                                       if tv else "."), [best_eval_step])
     if tv and ev:
         summary["final_gap"] = round(ev[-1] - tv[-1], 4)
+    grad_steps = _grad_spikes(points)
+    if grad_steps:
+        add("grad_spikes", f"{len(grad_steps)} gradient-norm spike(s), over 3x the usual norm, at {axis} "
+                           f"{', '.join(map(str, grad_steps[:10]))}" + (" …" if len(grad_steps) > 10 else "") + ".",
+            grad_steps[:20])
+    grads = [p["grad"] for p in points if p.get("grad") is not None and math.isfinite(p["grad"])]
+    if grads:
+        summary.update(median_grad_norm=round(statistics.median(grads), 4), max_grad_norm=round(max(grads), 4))
 
     kinds = [f["kind"] for f in findings]
     diagnosis = next((k for k in PRIORITY if k in kinds), "healthy")
-    notes = []
+    notes = [noise_note] if noise_note else []
     if diagnosis == "healthy":
         if n >= 6:
             late = tv[-max(2, n // 4):]
@@ -389,6 +496,7 @@ def diagnose_training_curve(log_text: str | list) -> dict:
         "action": ACTIONS[diagnosis],
         "best_eval_step": best_eval_step,
         "spike_steps": spike_steps[:50],
+        "grad_spike_steps": grad_steps[:50],
         "findings": findings,
         "summary": summary,
         "notes": notes,
@@ -410,7 +518,7 @@ def _thin(points: list[dict], limit: int) -> list[dict]:
 
 _LABELS = {"nan": "NaN / inf loss", "divergence": "Divergence", "overfitting": "Overfitting",
            "spikes": "Loss spikes", "oscillation": "Oscillation", "plateau": "Plateau",
-           "healthy": "Healthy"}
+           "healthy": "Healthy", "grad_spikes": "Gradient-norm spikes"}
 
 
 def curve_markdown(result: dict) -> str:
@@ -427,6 +535,10 @@ def curve_markdown(result: dict) -> str:
                                   f"(best {s['best_eval_loss']} at {s['axis']} {s['best_eval_step']})"))
     if "final_gap" in s:
         rows.append(("eval − train at the end", str(s["final_gap"])))
+    if "median_grad_norm" in s:
+        rows.append(("gradient norm", f"median {s['median_grad_norm']}, max {s['max_grad_norm']}"))
+    if "effective_batch" in s:
+        rows.append(("effective batch", str(s["effective_batch"])))
     out += ["| | |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows]]
     others = [f for f in result["findings"] if f["kind"] != result["diagnosis"]]
     if others:
@@ -453,6 +565,10 @@ SPECS = (
                 "log_text": {"type": "string", "maxLength": MAX_PASTE_BYTES,
                              "description": "Training log as pasted: CSV/TSV/space columns (step, train loss, "
                                             "eval loss), Trainer log lines, or a log_history JSON list."},
+                "effective_batch": {"type": "integer", "minimum": 1,
+                                    "description": "Examples per optimizer step (batch size x gradient "
+                                                   "accumulation x devices), if known: sets how noisy the loss "
+                                                   "may be while healthy."},
             },
             "required": ["log_text"],
             "additionalProperties": False,

@@ -194,6 +194,20 @@ class CheckReport:
             counts[min(n // width, len(counts) - 1)] += 1
         return [{"tokens": (i + 1) * width, "examples": c} for i, c in enumerate(counts)]
 
+    def cut_summary(self) -> str:
+        """How many rows max length cuts and by how many tokens ("" when it cuts none)."""
+        over = sorted(n - self.max_length for n in self.lengths if n > self.max_length)
+        if not over:
+            return ""
+        by = f"by {over[0]}" if over[0] == over[-1] else f"by {over[0]} to {over[-1]} tokens, median {over[len(over) // 2]}"
+        return f"max length {self.max_length} cuts {len(over)} of {len(self.lengths)} rows, {by}" + (
+            " tokens" if over[0] == over[-1] else "")
+
+    def far_above(self) -> bool:
+        """Max length far above every row: over twice the longest and at least 256 tokens more."""
+        return bool(self.lengths) and self.max_length >= 2 * max(self.lengths) and \
+            self.max_length - max(self.lengths) >= 256
+
     def markdown(self) -> str:
         lines = [f"**Training check** ({self.method.upper()}, max length {self.max_length} tokens)", ""]
         if self.lengths:
@@ -208,7 +222,7 @@ class CheckReport:
                          f"({self._names(self.no_supervised_rows)}).")
         if self.n_truncated:
             lines.append(f"- ⚠️ {self.n_truncated} examples are **cut off** at max length: the model never "
-                         "sees how their answers end. Raise max length or shorten them "
+                         f"sees how their answers end ({self.cut_summary()}). Raise max length or shorten them "
                          f"({self._names(self.truncated_rows)}).")
         if self.highlight:
             lines.append(f"- The highlighted example below is {self.name(self.example_index)}.")
@@ -275,6 +289,12 @@ def check_dataset(tokenizer, rows: list[dict], method: str, max_length: int,
                           f"({max_length}) leaves room for it.{hint}")
     elif rep.n_rows and rep.n_no_supervised / rep.n_rows > 0.5:
         rep.warnings.append("More than half the examples have nothing to train on.")
+    if rep.far_above():
+        longest = max(rep.lengths)
+        fit = max(64, 1 << (longest - 1).bit_length())
+        rep.warnings.append(f"Max length {max_length} is far above every row (the longest has {longest} tokens). "
+                            "On a GPU the memory plan (Lab 3's estimate, the batch that fits) is sized for "
+                            f"max length: {fit} keeps every row whole and plans for less memory.")
     return rep
 
 

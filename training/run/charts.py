@@ -7,8 +7,11 @@ drew nothing for a one-point series, clipped its legend and labelled the axes
 step is visible; the legend sits inside the plot; steps are whole numbers.
 
 In the SVG, text stays text and each series is a group with a stable id
-(``curve-train-loss``, ``curve-eval-loss``, ``curve-learning-rate``), so a
-browser test can see the points and the legend as a learner does.
+(``curve-train-loss``, ``curve-eval-loss``, ``curve-grad-norm``,
+``curve-learning-rate``), so a browser test can see the points and the legend
+as a learner does. The gradient norm (before clipping, as the trainer logs it)
+shares the loss chart on its own right-hand axis: a spike there is what comes
+before a loss spike or a divergence.
 
     >>> svg = loss_svg([{"step": 1, "loss": 2.0}])
     >>> 'id="curve-train-loss"' in svg and "train loss" in svg
@@ -23,6 +26,7 @@ import re
 TRAIN = ("train loss", "#2563eb", "curve-train-loss")
 EVAL = ("eval loss", "#f97316", "curve-eval-loss")
 LR = ("learning rate", "#059669", "curve-learning-rate")
+GRAD = ("grad norm", "#9333ea", "curve-grad-norm")
 
 
 def _finite(value) -> bool:
@@ -46,16 +50,18 @@ def _figure(width: float = 6.0, height: float = 3.2):
     return fig, fig.add_subplot(1, 1, 1)
 
 
-def _draw(ax, points: list[tuple[int, float]], style: tuple[str, str, str]) -> None:
+def _draw(ax, points: list[tuple[int, float]], style: tuple[str, str, str], *, thin: bool = False):
     label, colour, gid = style
     xs, ys = zip(*points)
     # Markers on every point while they can be told apart; a lone point is always a dot.
     marker = "o" if len(points) <= 80 else None
-    (line,) = ax.plot(xs, ys, label=label, color=colour, marker=marker, markersize=4, linewidth=1.8)
+    (line,) = ax.plot(xs, ys, label=label, color=colour, marker=marker, markersize=3 if thin else 4,
+                      linewidth=1.0 if thin else 1.8, linestyle=":" if thin else "-")
     line.set_gid(gid)
+    return line
 
 
-def _finish(fig, ax, ylabel: str, yformat: str) -> None:
+def _finish(fig, ax, ylabel: str, yformat: str, handles=None) -> None:
     from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
     ax.set_xlabel("optimizer step")
@@ -63,12 +69,16 @@ def _finish(fig, ax, ylabel: str, yformat: str) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
     ax.yaxis.set_major_formatter(FormatStrFormatter(yformat))
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", frameon=True, fontsize=9)
+    if handles:
+        ax.legend(handles=handles, loc="upper right", frameon=True, fontsize=9)
+    else:
+        ax.legend(loc="upper right", frameon=True, fontsize=9)
     fig.tight_layout()
 
 
 def loss_figure(events: list[dict]):
-    """Train and eval loss against step, or None when nothing has been logged yet."""
+    """Train and eval loss against step, and the gradient norm on its own right-hand axis;
+    None when nothing has been logged yet."""
     train, evals = series(events, "loss"), series(events, "eval_loss")
     if not train and not evals:
         return None
@@ -76,6 +86,18 @@ def loss_figure(events: list[dict]):
     for points, style in ((train, TRAIN), (evals, EVAL)):
         if points:
             _draw(ax, points, style)
+    grad = series(events, "grad_norm")
+    if grad:
+        from matplotlib.ticker import FormatStrFormatter
+        right = ax.twinx()
+        _draw(right, grad, GRAD, thin=True)
+        right.set_ylabel("grad norm", color=GRAD[1])
+        right.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+        right.set_ylim(bottom=0)
+        # One legend for both axes (the twin's own would cover the first).
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        _finish(fig, ax, "loss", "%.3g", handles=handles)
+        return fig
     _finish(fig, ax, "loss", "%.3g")
     return fig
 

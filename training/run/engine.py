@@ -241,6 +241,9 @@ class RunEvents:
             event["loss"] = loss if math.isfinite(loss) else None
             if "learning_rate" in logs:
                 event["learning_rate"] = float(logs["learning_rate"])
+            gn = logs.get("grad_norm")
+            if isinstance(gn, (int, float)):  # the norm before clipping (transformers logs it each step)
+                event["grad_norm"] = float(gn) if math.isfinite(gn) else None
             seen = getattr(state, "num_input_tokens_seen", 0) or 0
             if seen and self.last_tok is not None and now > self.last_tok[1]:
                 event["tokens_per_s"] = round((seen - self.last_tok[0]) / (now - self.last_tok[1]), 1)

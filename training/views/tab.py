@@ -24,6 +24,7 @@ from training.run import config
 from training.evaluation import report as eval_report
 from training.evaluation import view as eval_view
 from training.evaluation.report import CASES_LABEL
+from training.views import compare_ui, tokens_ui
 from training.workflow import handoffs
 from training.run import rules
 from training.run import runs
@@ -119,25 +120,19 @@ def load_dataset_handler(source: str, builtin_name: str, upload, hub_id: str, me
 
 # ------------------------------------------------------------------ check + plan
 
-def _histogram(rep: checks.CheckReport):
-    """Bar plot update: bins in numeric order (the plot would sort the labels as text),
-    empty bins at either end dropped."""
-    import pandas as pd
-    rows = rep.histogram()
-    used = [i for i, r in enumerate(rows) if r["examples"]]
-    rows = rows[used[0]:used[-1] + 1] if used else []
-    labels = [f"≤{r['tokens']}" for r in rows]
-    df = pd.DataFrame({"tokens": labels, "examples": [r["examples"] for r in rows]})
-    return gr.update(value=df, sort=labels)
+def _histogram(rep: checks.CheckReport) -> str:
+    """Rows per token length with max length marked and what it cuts (inline SVG)."""
+    from training.data import tokens
+    return tokens.histogram_svg(rep.lengths, rep.max_length, rep.cut_summary())
 
 
 def check_handler(dataset: dict | None, model_id: str, method: str, values: dict):
-    """-> (critic md, check md, histogram df, highlight, plan md). Spends no training time.
+    """-> (critic md, check md, histogram svg, highlight, plan md). Spends no training time.
 
     `values`: the hyperparameters by name (training/run/config.py); the rule is `rules.check`."""
     c = rules.check(dataset, model_id, method, values)
     if c.report is None:
-        return c.critic_md, c.check_md, None, [], ""
+        return c.critic_md, c.check_md, "", [], ""
     return c.critic_md, c.check_md, _histogram(c.report), c.report.highlight, c.plan_md
 
 
@@ -419,10 +414,11 @@ def _step_check(c: SimpleNamespace) -> None:
             c.fix_leak_md = gr.Markdown(elem_id="train-fix-leakage-result")
         c.check_md = gr.Markdown(elem_id="train-check-result")
         with gr.Row():
-            c.hist = gr.BarPlot(x="tokens", y="examples", label="Tokens per example", height=220)
+            c.hist = gr.HTML("", elem_id="train-token-hist", elem_classes="curve")
             c.highlight = gr.HighlightedText(label="Which tokens are trained (first example)",
                                            color_map={"trained": "green", "prompt (not trained)": "gray"},
                                            show_legend=True)
+        tokens_ui.build_tokens(c)
         c.plan_md = gr.Markdown(elem_id="train-plan")
 
 
@@ -446,6 +442,7 @@ def _step_train(c: SimpleNamespace) -> None:
         c.diagnose_btn = gr.Button("Diagnose this run (Lab 3's curve doctor)", size="sm", elem_id="train-diagnose")
         c.ask_btn = gr.Button("Ask the LoRA advisor (Lab 3) about this run", size="sm", elem_id="train-ask-advisor")
         c.diagnosis = gr.Markdown(elem_id="train-diagnosis")
+        compare_ui.build_compare(c)
         c.timer = gr.Timer(2.0, active=False)
 
 
@@ -525,6 +522,7 @@ def _wire_data_and_check(c: SimpleNamespace) -> None:
         lambda plan: open_when((plan or "").startswith("**Plan:**")), c.plan_md, c.step_train,
         api_visibility="private")
     c.fix_leak_btn.click(fix_leakage_handler, c.dataset, [c.dataset, c.fix_leak_md])
+    tokens_ui.wire_tokens(c, _by_name)
 
 
 def _wire_runs(c: SimpleNamespace) -> None:
@@ -546,6 +544,7 @@ def _wire_runs(c: SimpleNamespace) -> None:
     c.show_btn.click(attach_handler, [c.run_ids, c.my_runs], c.attach_out).then(
         steps_for_run, c.run_id, c.steps, api_visibility="private")
     c.timer.tick(poll_handler, c.run_id, [c.status, c.prog, c.loss_plot, c.lr_plot, c.timer])
+    compare_ui.wire_compare(c, attach_handler, steps_for_run)
 
 
 def _wire_after_run(c: SimpleNamespace) -> None:

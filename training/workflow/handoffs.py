@@ -28,7 +28,11 @@ def diagnose_run(run_id: str | None) -> str:
     if n_train < MIN_POINTS:
         return (f"Only {plural(n_train, 'training loss value')} so far: the diagnosis needs at least "
                 f"{MIN_POINTS}. Train a few more steps.")
-    result = curves.diagnose_training_curve(log)
+    cfg = runs.read_run(run_id).get("config") or {}
+    batch, accum = cfg.get("per_device_train_batch_size"), cfg.get("gradient_accumulation_steps")
+    # The noise a loss curve may show while healthy depends on the examples per step.
+    eff = batch * accum if isinstance(batch, int) and isinstance(accum, int) else None
+    result = curves.diagnose_training_curve(log, effective_batch=eff)
     return "**Your run, diagnosed by the Lab 3 curve doctor**\n\n" + curves.curve_markdown(result)
 
 
