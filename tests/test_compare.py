@@ -3,7 +3,8 @@ import json
 import re
 import time
 
-from training.run import compare, runs
+from training.evaluation import compare
+from training.run import runs
 from training.run.config import RunConfig, DataRef
 
 

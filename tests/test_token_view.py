@@ -4,7 +4,7 @@ import pytest
 
 from training.data import tokens
 from training.data.loading import load_builtin
-from training.run import config, engine, runs
+from training.run import charts, config, engine, runs
 from training.run.base_model import load_tokenizer, resolve_model
 
 
@@ -80,7 +80,7 @@ def test_histogram_marks_max_length_and_the_check_says_what_it_cuts(tok):
     over = sorted(n - 200 for n in rep.lengths if n > 200)
     assert over and rep.cut_summary().startswith(f"max length 200 cuts {len(over)} of 6 rows, by {over[0]}")
     assert rep.cut_summary() in rep.markdown()
-    svg = tokens.histogram_svg(rep.lengths, 200, rep.cut_summary())
+    svg = charts.length_histogram_svg(rep.lengths, 200, rep.cut_summary())
     assert 'id="hist-max-length"' in svg and 'id="hist-cut-0"' in svg and "max length 200" in svg
     roomy = checks.check_dataset(tok, rows, "sft", 1024)
     assert roomy.cut_summary() == "" and any("far above every row" in w for w in roomy.warnings)

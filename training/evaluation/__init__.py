@@ -5,6 +5,8 @@
 - `evaluate`: evaluation with paired bootstrap intervals, written to the run's metrics.json.
 - `design`: the evaluation design (Lab 4's metrics and cases, the built-in default cases).
 - `view`: the side-by-side and adversarial tables as escaped HTML.
+- `compare`: two to four of a learner's runs side by side (curves, settings, metrics on shared
+  test rows with paired intervals).
 - `report`: step 4's text: progress and summary lines, the design a click runs, the count slider.
 
 May import: `core` (its `scoring` is the one scorer, shared with Lab 4), `training.data`, `training.run`.

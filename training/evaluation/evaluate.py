@@ -104,7 +104,7 @@ def paired_bootstrap(base: list[float], tuned: list[float], weights: list[float]
     return {"base": ci(bm), "tuned": ci(tm), "change": ci(tm - bm)}
 
 
-def _row_values(predictions: list[str], references: list[str]) -> dict[str, tuple[list, list]]:
+def row_values(predictions: list[str], references: list[str]) -> dict[str, tuple[list, list]]:
     """Per example, per metric: (values, weights) from the one scorer's per-row scores.
     JSON metrics weigh only the JSON examples; field accuracy weighs each by its field count."""
     from core.scoring import flatten, parse_json, score_predictions
@@ -132,7 +132,7 @@ def intervals(samples: list[dict]) -> dict:
     if not samples:
         return {}
     refs = [s["reference"] for s in samples]
-    base, tuned = _row_values([s["base"] for s in samples], refs), _row_values([s["tuned"] for s in samples], refs)
+    base, tuned = row_values([s["base"] for s in samples], refs), row_values([s["tuned"] for s in samples], refs)
     return {key: paired_bootstrap(base[key][0], tuned[key][0], base[key][1]) for key in base if key in tuned}
 
 

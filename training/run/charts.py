@@ -39,7 +39,7 @@ def series(events: list[dict], key: str) -> list[tuple[int, float]]:
             if _finite(e.get(key)) and isinstance(e.get("step"), int)]
 
 
-def _figure(width: float = 6.0, height: float = 3.2):
+def figure(width: float = 6.0, height: float = 3.2):
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a Space or in tests
@@ -82,7 +82,7 @@ def loss_figure(events: list[dict]):
     train, evals = series(events, "loss"), series(events, "eval_loss")
     if not train and not evals:
         return None
-    fig, ax = _figure()
+    fig, ax = figure()
     for points, style in ((train, TRAIN), (evals, EVAL)):
         if points:
             _draw(ax, points, style)
@@ -106,7 +106,7 @@ def lr_figure(events: list[dict]):
     points = series(events, "learning_rate")
     if not points:
         return None
-    fig, ax = _figure()
+    fig, ax = figure()
     _draw(ax, points, LR)
     _finish(fig, ax, "learning rate", "%.1e")
     return fig
@@ -148,7 +148,7 @@ def fields_figure(rows: list[tuple[str, float, float]]):
     rows' order) and its field name as the tick label, so a test can count them."""
     if not rows:
         return None
-    fig, ax = _figure(6.0, 1.2 + 0.42 * len(rows))
+    fig, ax = figure(6.0, 1.2 + 0.42 * len(rows))
     ys = range(len(rows))
     # The y axis is inverted below (first field on top): base sits above tuned in each pair.
     for offset, side, (label, colour), values in ((-0.2, "base", BASE_BAR, [r[1] for r in rows]),
@@ -170,3 +170,42 @@ def fields_figure(rows: list[tuple[str, float, float]]):
 
 def fields_svg(rows: list[tuple[str, float, float]]) -> str:
     return svg(fields_figure(rows), "Per-field accuracy appears here for a JSON task once it is evaluated.")
+
+
+# ------------------------------------------------------------------ the length histogram
+
+def length_histogram_svg(lengths: list[int], max_length: int, summary: str = "") -> str:
+    """Rows per token length, the bars past max length in red, and a dashed line at max length
+    (group ``hist-max-length``, bars ``hist-kept-<i>`` / ``hist-cut-<i>``) labelled with what it cuts."""
+    if not lengths:
+        return '<div class="curve-empty">The token lengths appear here after the check.</div>'
+    top = max(max(lengths), max_length)
+    width = max(8, -(-top // 12))
+    edges = list(range(0, top + width + 1, width))
+    counts = [0] * (len(edges) - 1)
+    for n in lengths:
+        counts[min(n // width, len(counts) - 1)] += 1
+    fig, ax = figure(6.0, 2.6)
+    kept = [(e, c) for e, c in zip(edges, counts) if e + width <= max_length]
+    cut = [(e, c) for e, c in zip(edges, counts) if e + width > max_length]
+    for group, colour, gid, label in ((kept, "#2563eb", "hist-kept", "rows"),
+                                      (cut, "#dc2626", "hist-cut", "rows reaching past max length")):
+        if group and any(c for _, c in group):
+            bars = ax.bar([e for e, _ in group], [c for _, c in group], width=width * 0.9, align="edge",
+                          color=colour, label=label)
+            for i, patch in enumerate(bars):
+                patch.set_gid(f"{gid}-{i}")
+    line = ax.axvline(max_length, color="#111827", linestyle="--", linewidth=1.5,
+                      label=f"max length {max_length}")
+    line.set_gid("hist-max-length")
+    ax.set_xlabel("tokens per row")
+    ax.set_ylabel("rows")
+    from matplotlib.ticker import MaxNLocator
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, top + width)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, frameon=True)
+    if summary:
+        ax.set_title(summary, fontsize=8)
+    fig.tight_layout()
+    return svg(fig, "")

@@ -1,4 +1,4 @@
-"""The "Compare runs" box under "Your runs" (logic: training/run/compare.py).
+"""The "Compare runs" box under "Your runs" (logic: training/evaluation/compare.py).
 
 Pick two to four of your runs (`#train-compare-pick`), press Compare
 (`#train-compare-run`): the loss curves overlaid (`#train-compare-chart`), the
@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from training.run import compare, runs
+from training.evaluation import compare
+from training.run import runs
 
 MAX = compare.MAX_RUNS
 

@@ -122,8 +122,8 @@ def load_dataset_handler(source: str, builtin_name: str, upload, hub_id: str, me
 
 def _histogram(rep: checks.CheckReport) -> str:
     """Rows per token length with max length marked and what it cuts (inline SVG)."""
-    from training.data import tokens
-    return tokens.histogram_svg(rep.lengths, rep.max_length, rep.cut_summary())
+    from training.run import charts
+    return charts.length_histogram_svg(rep.lengths, rep.max_length, rep.cut_summary())
 
 
 def check_handler(dataset: dict | None, model_id: str, method: str, values: dict):

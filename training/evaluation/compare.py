@@ -153,7 +153,7 @@ def metrics_comparison(infos: list[dict], metrics: list[dict | None]) -> dict:
             "would mix the runs with the rows.")}
     keys = [k for k in evaluate.shown_metrics(metrics[0]) if all(k in (m.get("tuned") or {}) for m in metrics)]
     refs = [s["reference"] for s in metrics[0]["samples"][:n]]
-    per_row = [evaluate._row_values([s["tuned"] for s in m["samples"][:n]], refs) for m in metrics]
+    per_row = [evaluate.row_values([s["tuned"] for s in m["samples"][:n]], refs) for m in metrics]
     rows = []
     for key in keys:
         if not all(key in pr for pr in per_row):
@@ -212,7 +212,7 @@ def overlay_figure(names: list[str], logs: list[list[dict]]):
     ``compare-train-<i>`` and ``compare-eval-<i>`` (i: the run's place in the comparison)."""
     from training.run import charts
 
-    fig, ax = charts._figure(6.0, 3.4)
+    fig, ax = charts.figure(6.0, 3.4)
     drawn = False
     for i, (name, log) in enumerate(zip(names, logs)):
         colour = COLOURS[i % len(COLOURS)]
