@@ -173,10 +173,19 @@ class FakeZeroGPU:
         return self
 
     def close(self) -> None:
+        """Stop serving, and end every worker this scheduler handed a GPU to that is still alive
+        (one holding a GPU, or an idle one kept for reuse): a test that stops its app abruptly
+        leaves no orphan behind."""
         with self._lock:
             for lease in self.leases:
                 if lease.timer:
                     lease.timer.cancel()
+            for pid in {lease.pid for lease in self.leases if lease.pid}:
+                if _alive(pid) and _is_python(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
             self._changed.notify_all()
         if self._server:
             self._server.shutdown()
@@ -406,6 +415,14 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _is_python(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"python" in fh.read()
+    except OSError:
+        return False
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -33,8 +33,10 @@ STREAM_TIMEOUT_S = 600.0  # a generation thread that dies silently must not hang
 
 
 def _device():
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """Where this process may compute: never CUDA in a ZeroGPU Space's main process
+    (training/run/device.py); inside the GPU call's worker, the GPU."""
+    from training.run.device import compute_device
+    return compute_device()
 
 
 def load_for_run(run_id: str, *, adapter: bool = True):
