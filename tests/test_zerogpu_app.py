@@ -114,13 +114,15 @@ def flow(space):
 
 
 def test_the_plan_says_what_the_run_asks_of_the_daily_quota(flow):
+    from training.gpu import zerogpu
+
     plan = flow.plan
-    requests = [int(s) for s in re.findall(r"(\d+) s(?:,|\s\()", plan.split("asking for the least that fits it:")[1])]
+    listed = re.search(r"asking for the least that fits it: ([\d s,]+) \(", plan)
+    requests = [int(x) for x in re.findall(r"(\d+) s", listed.group(1))]
     assert len(requests) == STEPS // SLICE, plan
     total = sum(requests)
-    assert f"this run asks for **{total} s of GPU** in 2 calls" in plan.replace(f"{total // 60} min {total % 60} s", f"{total} s") \
-        or "of GPU** in 2 calls" in plan, plan
-    assert "a signed-out learner has" in plan and "Resume" in plan
+    assert f"this run asks for **{zerogpu.fmt_s(total)} of GPU** in 2 calls" in plan, plan
+    assert zerogpu.fits_sentence(total) in plan and "**Resume** goes on once the quota is back" in plan
     # The GPU is named as an assumption: nothing has read one yet.
     assert "assumed to be half an NVIDIA RTX PRO 6000 Blackwell (48 GB" in plan
 
@@ -135,9 +137,10 @@ def test_a_refused_first_slice_leaves_a_run_that_resumes(flow):
 
 
 def test_a_refusal_between_slices_keeps_the_checkpoint(flow):
-    status = flow.refused_second[0]
-    assert "ZeroGPU refused slice 2 of this run" in status and "you have 3 s left" in status, status
-    assert f"paused at step {SLICE} of {STEPS} with its checkpoint" in status
+    status, step = flow.refused_second[0], flow.after_second["step"]
+    assert re.search(r"ZeroGPU refused slice \d of this run", status) and "you have 3 s left" in status, status
+    # A slice on a busy machine may save early (before its deadline): the refusal names where it is.
+    assert step >= 1 and f"paused at step {step} of {STEPS} with its checkpoint" in status
     assert flow.after_second["status"] == "paused" and flow.after_second["has_checkpoint"]
 
 
@@ -206,9 +209,29 @@ def test_a_slice_killed_at_its_duration_resumes_from_its_checkpoint(space, flow)
     assert info["gpu_kills"] == 1
     losses = _losses(rid)
     assert [s for s, _ in losses] == list(range(1, STEPS + 1))  # step 3 trained again, once in the log
-    # The learner was told in one sentence (kept on the run while the next slice ran).
-    said = [c for c in final[0].split("\n") if "ZeroGPU ended slice" in c]
-    assert not said or len(said) == 1
+    # The learner is told in one sentence, kept with the run after the next slice finished it.
+    said = [line for line in final[0].split("\n") if "ZeroGPU ended slice" in line]
+    assert len(said) == 1 and said[0].count(". ") == 0 and "goes on from its checkpoint at step" in said[0], final[0]
+
+
+def test_continue_on_the_cpu_after_a_refusal(space, flow):
+    """The learner's CPU choice: the run trains in the app's own process, which on ZeroGPU has an
+    emulated CUDA only; same config and seed as the GPU-path run, so the same losses."""
+    from training.run import runs
+
+    cyd = _client(space, "cyd", None)
+    space.fake.set_left("cyd", 0)
+    cyd.predict("Built-in", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
+    ids, msg = cyd.predict(MODEL, "sft", [], *_hp(), api_name="/prepare_run_handler")[:2]
+    refused = cyd.predict(api_name="/train_handler")
+    assert "ZeroGPU refused slice 1 of this run" in refused[0] and "**Sign in**" in refused[0]
+    assert "Resuming on the CPU" in cyd.predict(ids, api_name="/resume_cpu_check_handler")
+    final = cyd.predict(api_name="/train_on_cpu")
+    info = runs.read_run(ids[-1])
+    assert info["status"] == "finished" and f"Step {STEPS} / {STEPS}" in final[1], final[:2]
+    assert info["hardware"]["kind"] == "cpu" and info.get("gpu_refusal") is None
+    assert not [c for c in space.fake.calls if c.learner == "cyd" and c.result == "approved"]
+    assert _losses(ids[-1]) == _losses(flow.run_id)
 
 
 def test_nothing_cuda_is_touched_in_the_main_process(space, flow):

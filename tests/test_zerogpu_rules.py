@@ -107,7 +107,8 @@ def test_refusal_message_has_the_need_what_is_left_the_reset_and_the_choices():
     assert "It needs 72 s of GPU; you have 5 s left, and it resets in 2 h" in md
     for choice in ("**Sign in**", "**Continue on the CPU**", "**Run it on Hugging Face Jobs**", "**Resume**"):
         assert choice in md
-    free = zerogpu.refusal_markdown(dict(o.to_dict(), account="free account"), "this evaluation", 30, kept="",
+    free = zerogpu.refusal_markdown(dict(o.to_dict(), account="free account", what="kept beside it in run.json"),
+                                    "this evaluation", 30, kept="",
                                     cpu_choice="", jobs=False)
     assert "**Subscribe to PRO**" in free and "Jobs" not in free and "Resume" not in free
 
@@ -130,3 +131,104 @@ def test_the_gpu_is_stated_as_read_or_named_as_an_assumption(monkeypatch, ftlab_
     device.remember_zerogpu_device({"kind": "gpu", "name": "NVIDIA H200 MIG 3g.71gb", "memory_gb": 74.6,
                                     "read_at": 0})
     assert "ZeroGPU's NVIDIA H200 MIG 3g.71gb (74.6 GB, read by this Space's last GPU call" in device.describe_gpu()
+
+
+def test_lab3_sizes_zerogpu_as_read_or_as_a_named_assumption(ftlab_data_dir):
+    from core.gpu import remember_zerogpu_device
+    from labs import offline
+
+    inputs, notes = offline._lora_input("SmolLM2-360M, 800 examples of JSON extraction, trained on ZeroGPU")
+    assert inputs["gpu_memory_gb"] == 48.0 and "48 GB assumed (half an NVIDIA RTX PRO 6000 Blackwell" in notes[-1]
+    remember_zerogpu_device({"kind": "gpu", "name": "NVIDIA H200 MIG 3g.71gb", "memory_gb": 74.6, "read_at": 0})
+    inputs, notes = offline._lora_input("SmolLM2-360M, 800 examples of JSON extraction, trained on ZeroGPU")
+    assert inputs["gpu_memory_gb"] == 74.6 and "as this Space's last GPU call read it" in notes[-1]
+
+
+# ------------------------------------------------------------------ train_until_done's outcomes
+
+def _planned_run(total=4, slice_steps=2):
+    from training.run import runs
+    plan = {"total_steps": total, "slice_steps": slice_steps, "s_per_step": 2.0, "eval_s_per_step": 0.0,
+            "n_slices": 2, "where": "zerogpu"}
+    return runs.create_run({"method": "sft"}, {"train": [{}]}, plan=plan, total_steps=total)
+
+
+def _scripted_slices(monkeypatch, script):
+    """Replace the GPU call by a script of what each call does: ("raise", title, message, state)
+    or ("slice", status, step). `state` is written to run.json first (what the worker did)."""
+    from training.gpu import calls
+    from training.run import runs
+    seen = []
+
+    def fake_call(run_id, max_slice_steps=None, request_s=None):
+        seen.append(request_s)
+        kind, *rest = script.pop(0)
+        if kind == "raise":
+            title, message, state = rest
+            if state:
+                runs.update_run(run_id, **state)
+            raise _Err(title, message)
+        status, step = rest
+        runs.update_run(run_id, status=status, step=step, slices=len(seen))
+        yield {"kind": "slice_end", "status": status, "step": step, "message": ""}
+
+    monkeypatch.setattr(calls, "train_slice_gpu", fake_call)
+    return seen
+
+
+def test_a_refused_first_call_pauses_the_run_and_keeps_the_refusal(monkeypatch, ftlab_data_dir):
+    from training.gpu import calls
+    from training.run import runs
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    rid = _planned_run()
+    seen = _scripted_slices(monkeypatch, [("raise", "ZeroGPU quota exceeded", "You have exceeded your ZeroGPU quota "
+                                           "(33s requested vs. 4s left). Try again in 1:00:00. ", None)])
+    events = list(calls.train_until_done(rid))
+    info = runs.read_run(rid)
+    assert seen == [calls.slice_request(rid)] and events[-1]["kind"] == "gpu_refused"
+    assert info["status"] == "paused" and runs.can_resume(info)  # resumable though it never started
+    assert info["gpu_refusal"]["left_s"] == 4 and info["gpu_refusal"]["what"] == "slice 1 of this run"
+
+
+def test_a_killed_slice_goes_on_once_per_checkpoint(monkeypatch, ftlab_data_dir):
+    from training.gpu import calls
+    from training.run import runs
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    rid = _planned_run()
+    dead = {"status": "running", "owner_pid": 2 ** 22 + 7, "slices": 1}   # the killed worker's claim
+    _scripted_slices(monkeypatch, [("raise", "ZeroGPU worker error", "GPU task aborted", dead),
+                                   ("slice", "paused", 2), ("slice", "finished", 4)])
+    events = list(calls.train_until_done(rid))
+    info = runs.read_run(rid)
+    assert [e["kind"] for e in events] == ["gpu_lost", "slice_end", "slice_end"]
+    assert info["status"] == "finished" and info["gpu_kills"] == 1
+    assert "The GPU worker of slice 1 died after" in info["gpu_note"]  # long before its duration: it died
+    # Two kills in a row with no new checkpoint: the run waits for the learner, paused.
+    rid = _planned_run()
+    _scripted_slices(monkeypatch, [("raise", "ZeroGPU worker error", "GPU task aborted", dead),
+                                   ("raise", "ZeroGPU worker error", "GPU task aborted", dead)])
+    events = list(calls.train_until_done(rid))
+    assert [e["kind"] for e in events] == ["gpu_lost", "gpu_lost"] and runs.read_run(rid)["status"] == "paused"
+
+
+def test_a_call_spaces_gave_up_on_while_its_trainer_lives_is_stopped(monkeypatch, ftlab_data_dir):
+    import subprocess
+    import sys
+
+    from training.gpu import calls
+    from training.run import runs
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    rid = _planned_run()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        alive = {"status": "running", "owner_pid": worker.pid}
+        _scripted_slices(monkeypatch, [("raise", "ZeroGPU worker error", "PicklingError", alive)])
+        events = list(calls.train_until_done(rid))
+        assert events[-1]["kind"] == "gpu_lost" and runs.stop_requested(rid)  # no second trainer, no orphan
+        assert "asked to stop" in runs.read_run(rid)["gpu_note"]
+    finally:
+        worker.kill()
+        worker.wait()

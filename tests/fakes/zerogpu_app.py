@@ -55,8 +55,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    import app  # imports training.gpu.calls, which activates the stand-in, then `spaces`
-    import torch  # already imported by `spaces`
+    import app
+
+    demo = app.build_app()  # imports training.gpu.calls, which activates the stand-in, then `spaces`
+    import torch  # imported by `spaces`
 
     from devtools import zerogpu
 
@@ -77,7 +79,6 @@ def main() -> None:
             json.dump(facts, fh)
         os.replace(path + ".tmp", path)
 
-    demo = app.build_app()
     report()
     signal.signal(signal.SIGUSR1, report)
     app.launch(demo)

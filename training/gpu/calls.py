@@ -149,6 +149,16 @@ def _worker_lost(run_id: str, outcome: zerogpu.GpuOutcome, slice_no: int, reques
     of memory), or failed in `spaces` itself. The run goes back to its last checkpoint, paused."""
     info = runs.read_run(run_id)
     ckpt, last = _checkpoint_step(run_id), _last_logged_step(run_id)
+    owner = info.get("owner_pid")
+    if outcome.kind != "aborted" and info["status"] == RunStatus.RUNNING and owner != os.getpid() \
+            and runs.pid_alive(owner):
+        # `spaces` gave up on the call, but its worker lives on with the trainer still running
+        # (e.g. a value that failed to pickle): stop it at its next step, with a checkpoint.
+        runs.request_stop(run_id)
+        msg = (f"The GPU call of slice {slice_no} failed ({outcome.detail[:160]}); the trainer was asked to stop "
+               "and save: press Resume once it shows stopped.")
+        runs.update_run(run_id, gpu_note=msg)
+        return {"kind": "gpu_lost", "status": str(RunStatus.RUNNING), "step": ckpt, "message": msg}
     if outcome.kind == "aborted":
         msg = zerogpu.killed_sentence(slice_no, int(request or 0), elapsed, max(last, ckpt), ckpt)
     else:
@@ -156,7 +166,8 @@ def _worker_lost(run_id: str, outcome: zerogpu.GpuOutcome, slice_no: int, reques
                f"checkpoint at step {ckpt}: press Resume.")
     if info["status"] in (RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.PLANNED, RunStatus.PAUSED):
         # A killed worker's claim on the run dies with it (its pid is gone): release it here.
-        runs.update_run(run_id, status=RunStatus.PAUSED, owner_pid=None, message=msg, step=ckpt,
+        # `gpu_note` stays with the run (the message is cleared when the next slice starts).
+        runs.update_run(run_id, status=RunStatus.PAUSED, owner_pid=None, message=msg, step=ckpt, gpu_note=msg,
                         gpu_kills=int(info.get("gpu_kills") or 0) + 1)
     status = runs.read_run(run_id)["status"]
     return {"kind": "gpu_lost", "status": str(status), "step": ckpt, "message": msg}

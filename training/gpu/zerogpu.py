@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from training.run.device import on_zerogpu  # noqa: F401  (re-exported for the views)
 
@@ -101,6 +101,12 @@ class GpuOutcome:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, value: dict) -> "GpuOutcome":
+        """From `to_dict` (kept in run.json, possibly with more keys beside)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in value.items() if k in names})
+
     @property
     def refused(self) -> bool:
         """Refused before anything ran (nothing of the run changed)."""
@@ -158,7 +164,7 @@ def refusal_markdown(outcome: GpuOutcome | dict, what: str, needs_s: int | None,
     when it resets, and the choices. `what`: "slice 2 of this run", "this evaluation"...;
     `kept`: what is safe ("Your run is paused at step 3 of 6 with its checkpoint.");
     `cpu_choice`: the sentence offering the CPU ("" for none)."""
-    o = GpuOutcome(**outcome) if isinstance(outcome, dict) else outcome
+    o = GpuOutcome.from_dict(outcome) if isinstance(outcome, dict) else outcome
     needs = o.requested_s or needs_s
     if o.kind == "quota":
         head = f"**ZeroGPU refused {what}: not enough GPU quota left today.**"

@@ -14,21 +14,13 @@ No torch at import (the UI imports this module).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from core.config import data_dir
-
-# What a ZeroGPU call gets when nothing has been read yet. The Hub's documentation (2026)
-# describes half an RTX PRO 6000 Blackwell by default and the whole card (`size="xlarge"`, at
-# twice the quota); older Spaces report an H200 MIG slice. Only ever shown as an assumption.
-ASSUMED_ZEROGPU = {"name": "half an NVIDIA RTX PRO 6000 Blackwell", "memory_gb": 48.0}
-LAST_READ_FILE = "zerogpu_device.json"
-
+from core.gpu import ASSUMED_ZEROGPU, ASSUMPTION_NOTE, last_zerogpu_device, remember_zerogpu_device  # noqa: F401
 
 def _true(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "t", "true")
@@ -79,24 +71,6 @@ def read_device() -> dict:
     return {"kind": "cpu", "name": "CPU", "cores": os.cpu_count() or 1, "read_at": time.time()}
 
 
-def remember_zerogpu_device(device: dict) -> None:
-    """Kept on disk by a ZeroGPU worker, so the main process can state the GPU as last read."""
-    if device.get("kind") != "gpu":
-        return
-    path = data_dir() / LAST_READ_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(device), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def last_zerogpu_device() -> dict | None:
-    try:
-        value = json.loads((data_dir() / LAST_READ_FILE).read_text(encoding="utf-8"))
-        return value if isinstance(value, dict) and value.get("name") else None
-    except (OSError, ValueError):
-        return None
-
-
 def driver_model() -> str | None:
     """The GPU model the NVIDIA driver reports to this process (what `spaces` reads to pick its
     emulated device), or None where there is no driver to read."""
@@ -131,5 +105,5 @@ def describe_gpu() -> str:
     if model:
         return (f"ZeroGPU's {model} (as the driver names it; its memory is read when the first GPU call "
                 "runs)")
-    return (f"ZeroGPU's GPU, assumed to be {ASSUMED_ZEROGPU['name']} ({ASSUMED_ZEROGPU['memory_gb']:g} GB, the "
-            "2026 default; older Spaces get an H200 slice): read when the first GPU call runs")
+    return (f"ZeroGPU's GPU, assumed to be {ASSUMED_ZEROGPU['name']} ({ASSUMED_ZEROGPU['memory_gb']:g} GB, "
+            f"{ASSUMPTION_NOTE}): read when the first GPU call runs")

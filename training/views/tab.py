@@ -323,7 +323,8 @@ def status_md(info: dict | None) -> str:
     hw = info.get("hardware") or {}
     trained_on = (f"Trained on {hw['name']} ({hw['memory_gb']:g} GB, read when the slice ran)."
                   if hw.get("kind") == "gpu" else "")
-    parts = [line, msg, trained_on, f"ℹ️ {notice}" if notice else ""]
+    note = info.get("gpu_note") or ""  # what ZeroGPU did to a slice, said once, kept with the run
+    parts = [line, msg, f"ℹ️ {note}" if note and note != msg else "", trained_on, f"ℹ️ {notice}" if notice else ""]
     return "\n\n".join(p for p in parts if p)
 
 
