@@ -6,6 +6,8 @@ The app runs as a ZeroGPU Space runs it (tests/fakes/zerogpu_app.py: the real `s
 against the fake scheduler of devtools/zerogpu.py); the browser sends the X-IP-Token the Hub's
 proxy adds to a visitor's requests.
 """
+import re
+
 import pytest
 
 from devtools.zerogpu import FakeZeroGPU, learner_token
@@ -57,7 +59,7 @@ def test_quota_refusal_then_resume_in_the_browser(space, browser):  # noqa: F811
     expect(status).to_contain_text("ZeroGPU refused slice 1 of this run: not enough GPU quota left today.",
                                    timeout=120_000)
     expect(status).to_contain_text("you have 5 s left")
-    expect(status).to_contain_text("it resets in 2 h")
+    expect(status).to_contain_text(re.compile(r"it resets in (2 h|1 h 59 min)"))
     for choice in ("Sign in", "Continue on the CPU", "Run it on Hugging Face Jobs"):
         expect(status).to_contain_text(choice)
     expect(page.locator("#train-resume-cpu")).to_be_visible()

@@ -32,9 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 STEPS, SLICE = 4, 2
 # GPU speed assumed by the plan (seconds per 256-token sequence) and per-call load time: set so
-# a slice is 2 steps and its request leaves a loaded 2-core machine room to finish it.
+# a slice is 2 steps and its first request leaves a loaded 2-core machine room to finish it
+# (later slices ask for the speed they measured). A checkpoint every step: on a machine so busy
+# that a slice is killed anyway, the next one still goes on from where it was.
 KNOBS = {"FTLAB_GPU_S_PER_SEQUENCE": "40", "FTLAB_GPU_SLICE_SECONDS": "45", "FTLAB_GPU_OVERHEAD_SECONDS": "20",
-         "FTLAB_EVAL_MAX_ROWS": "2", "FTLAB_CHAT_MAX_NEW_TOKENS": "8", "FTLAB_MAX_GPU_DURATION": "180"}
+         "FTLAB_EVAL_MAX_ROWS": "2", "FTLAB_CHAT_MAX_NEW_TOKENS": "8", "FTLAB_MAX_GPU_DURATION": "180",
+         "FTLAB_CHECKPOINT_EVERY": "1"}
 TRAIN_S = 600
 
 
@@ -72,6 +75,16 @@ def _start(client: Client) -> tuple[str, tuple]:
 def _resume(client: Client, ids: list[str]) -> tuple:
     assert "Resuming" in client.predict(ids, api_name="/resume_check_handler")
     return client.predict(api_name="/train_handler_1")
+
+
+def _story(fake, run_id: str | None = None) -> str:
+    """What the scheduler saw and the run says, for a failing assertion's message."""
+    from training.run import runs
+    calls = "; ".join(f"{c.learner} {c.duration}s {c.result}" for c in fake.calls)
+    kills = [(l.learner, l.duration) for l in fake.leases if l.killed]
+    info = runs.read_run(run_id) if run_id else {}
+    keep = ("status", "step", "slices", "message", "gpu_kills", "gpu_note", "gpu_refusal")
+    return f"calls: {calls}\nkilled: {kills}\nrun: { {k: info.get(k) for k in keep} }"
 
 
 def _losses(run_id: str) -> list[tuple[int, float]]:
@@ -153,7 +166,8 @@ def test_resumed_run_finishes_with_the_losses_and_adapter_of_the_in_process_path
     from training.run import engine, runs
     from training.run.config import RunConfig
 
-    assert flow.finished["status"] == "finished" and f"Step {STEPS} / {STEPS}" in flow.final[1]
+    assert flow.finished["status"] == "finished" and f"Step {STEPS} / {STEPS}" in flow.final[1], \
+        _story(space.fake, flow.run_id)
     approved = [c for c in flow.train_calls if c.result == "approved"]
     assert len(approved) >= 2 and all(c.duration <= 180 for c in approved)
     info = runs.read_run(flow.run_id)
@@ -179,7 +193,8 @@ def test_evaluation_and_chat_each_run_in_their_own_gpu_call(flow):
 def test_a_refused_evaluation_says_what_it_needs_and_what_is_left(flow):
     msg = flow.eval_refused
     assert "ZeroGPU refused this evaluation: not enough GPU quota left today." in msg, msg
-    assert f"It needs {flow.eval_request} s of GPU; you have 1 s left" in msg and "it resets in 10 min" in msg
+    assert f"It needs {flow.eval_request} s of GPU; you have 1 s left" in msg
+    assert re.search(r"it resets in (10 min|9 min \d+ s) \(about \d\d:\d\d UTC\)", msg), msg
     assert "Evaluate on the CPU" in msg and "The run and its adapter are unchanged." in msg
 
 
@@ -195,18 +210,23 @@ def test_a_slice_killed_at_its_duration_resumes_from_its_checkpoint(space, flow)
     rid = ids[-1]
     job = bob.submit(api_name="/train_handler")
     deadline = time.monotonic() + TRAIN_S
-    while not any(e.get("step") == SLICE + 1 and "loss" in e for e in runs.read_log(rid)):
-        assert time.monotonic() < deadline and not job.done(), "step 3 never came"
-        time.sleep(0.2)
-    lease = next(l for l in reversed(fake.leases) if l.learner == "bob")
+
+    def training_step_3():  # step 3 logged by a worker that still holds its GPU
+        lease = next((l for l in reversed(fake.leases) if l.learner == "bob"), None)
+        logged = any(e.get("step") == SLICE + 1 and "loss" in e for e in runs.read_log(rid))
+        return lease if logged and lease and not lease.released and lease.pid else None
+
+    while (lease := training_step_3()) is None:
+        assert time.monotonic() < deadline and not job.done(), "step 3 never came\n" + _story(fake, rid)
+        time.sleep(0.1)
     frozen_at = time.monotonic()
     fake.freeze(lease.pid)
     final = job.result(timeout=TRAIN_S)
-    assert lease.killed and lease.pid in fake.kills
+    assert lease.killed and lease.pid in fake.kills, _story(fake, rid)
     assert time.monotonic() - frozen_at < lease.duration + 5   # killed at its duration, not later
     info = runs.read_run(rid)
-    assert info["status"] == "finished" and f"Step {STEPS} / {STEPS}" in final[1], final[:2]
-    assert info["gpu_kills"] == 1
+    assert info["status"] == "finished" and f"Step {STEPS} / {STEPS}" in final[1], _story(fake, rid)
+    assert info["gpu_kills"] >= 1  # (more only if this machine is too busy for the requests)
     losses = _losses(rid)
     assert [s for s, _ in losses] == list(range(1, STEPS + 1))  # step 3 trained again, once in the log
     # The learner is told in one sentence, kept with the run after the next slice finished it.
