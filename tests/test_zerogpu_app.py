@@ -43,7 +43,8 @@ TRAIN_S = 600
 
 def _hp(**over):
     from training.run import config
-    h = dict(config.defaults("cpu"), r=4, alpha=8, max_steps=STEPS, batch_size=1, grad_accum=1, max_length=128,
+    h = dict(config.defaults("cpu"), lora_r=4, lora_alpha=8, max_steps=STEPS, per_device_train_batch_size=1,
+             gradient_accumulation_steps=1, max_length=128,
              eval_steps=100, early_stopping_patience=0, warmup_ratio=0.0, seed=5, **over)
     return [h[k] for k in config.HP_NAMES]
 

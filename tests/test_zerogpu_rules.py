@@ -11,7 +11,8 @@ from training.run import config, device, engine
 
 
 def _cfg(**over):
-    cfg, errors = config.validate(dict({"max_steps": 40, "batch_size": 2, "grad_accum": 1, "max_length": 256}, **over),
+    cfg, errors = config.validate(dict({"max_steps": 40, "per_device_train_batch_size": 2,
+                                        "gradient_accumulation_steps": 1, "max_length": 256}, **over),
                                   "sft")
     assert not errors, errors
     return cfg
@@ -41,7 +42,8 @@ def test_path_choice_zerogpu_dedicated_gpu_or_cpu(monkeypatch):
 
 
 def test_each_slice_asks_for_the_least_that_fits_it():
-    p = engine.plan(_cfg(max_steps=50, batch_size=8, grad_accum=4), 4000, where="zerogpu")
+    p = engine.plan(_cfg(max_steps=50, per_device_train_batch_size=8, gradient_accumulation_steps=4), 4000,
+                    where="zerogpu")
     requests = p["slice_requests"]
     assert len(requests) == p["n_slices"] >= 2 and p["gpu_total_s"] == sum(requests)
     steps_last = p["total_steps"] - (p["n_slices"] - 1) * p["slice_steps"]

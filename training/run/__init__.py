@@ -8,5 +8,6 @@
 - `base_model`: the base models offered, the embedded offline model, the Hub probe.
 - `charts`: the loss, learning-rate and per-field charts (SVG for the tab, PNG for the card).
 
-May import: `core`, `training.data`. Torch, transformers and TRL only inside functions.
+May import: `core`, `training.data`. Torch, transformers and TRL only inside functions
+(`device` reads `spaces`' own flag, never imports it).
 """
