@@ -109,6 +109,7 @@ class Lease:
     failed: bool = False
     killed: bool = False
     idle: bool = False            # the client may reuse the worker of the previous lease on this GPU
+    killed_at: float | None = None  # time.monotonic() of the kill
     timer: threading.Timer | None = field(default=None, repr=False)
 
 
@@ -366,6 +367,7 @@ class FakeZeroGPU:
             if lease.released or lease.pid is None:
                 return
             lease.killed = lease.released = lease.failed = True
+            lease.killed_at = time.monotonic()
             self._busy.pop(lease.index, None)
             self._last[lease.index] = lease
             self.kills.append(lease.pid)

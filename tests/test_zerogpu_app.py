@@ -35,7 +35,7 @@ STEPS, SLICE = 4, 2
 # a slice is 2 steps and its first request leaves a loaded 2-core machine room to finish it
 # (later slices ask for the speed they measured). A checkpoint every step: on a machine so busy
 # that a slice is killed anyway, the next one still goes on from where it was.
-KNOBS = {"FTLAB_GPU_S_PER_SEQUENCE": "40", "FTLAB_GPU_SLICE_SECONDS": "45", "FTLAB_GPU_OVERHEAD_SECONDS": "20",
+KNOBS = {"FTLAB_GPU_S_PER_SEQUENCE": "40", "FTLAB_GPU_SLICE_SECONDS": "45", "FTLAB_GPU_OVERHEAD_SECONDS": "30",
          "FTLAB_EVAL_MAX_ROWS": "2", "FTLAB_CHAT_MAX_NEW_TOKENS": "8", "FTLAB_MAX_GPU_DURATION": "180",
          "FTLAB_CHECKPOINT_EVERY": "1"}
 TRAIN_S = 600
@@ -78,6 +78,17 @@ def _resume(client: Client, ids: list[str]) -> tuple:
     return client.predict(api_name="/train_handler_1")
 
 
+def _resume_to_the_end(client: Client, ids: list[str], tries: int = 3) -> tuple:
+    """Resume, and again while the run waits paused: what a learner does when a machine far busier
+    than the requests assumed has ZeroGPU end slice after slice (on a quiet one, once is enough)."""
+    from training.run import runs
+    out = _resume(client, ids)
+    while runs.read_run(ids[-1])["status"] == "paused" and not runs.read_run(ids[-1]).get("gpu_refusal") and tries:
+        tries -= 1
+        out = _resume(client, ids)
+    return out
+
+
 def _story(fake, run_id: str | None = None) -> str:
     """What the scheduler saw and the run says, for a failing assertion's message."""
     from training.run import runs
@@ -112,7 +123,7 @@ def flow(space):
     out.refused_second = _resume(ada, [out.run_id])
     out.after_second = runs.read_run(out.run_id)
     fake.reset_quota("ada")
-    out.final = _resume(ada, [out.run_id])
+    out.final = _resume_to_the_end(ada, [out.run_id])
     out.finished = runs.read_run(out.run_id)
     out.train_calls = [c for c in fake.calls if c.learner == "ada"]
 
@@ -222,9 +233,13 @@ def test_a_slice_killed_at_its_duration_resumes_from_its_checkpoint(space, flow)
         time.sleep(0.1)
     frozen_at = time.monotonic()
     fake.freeze(lease.pid)
+    # Killed at its requested duration (counted from the grant), not later.
+    assert fake.wait_for(lambda f: lease.killed, lease.duration + 10), _story(fake, rid)
+    assert lease.killed_at - lease.granted_at == pytest.approx(lease.duration, abs=1) and lease.pid in fake.kills
+    assert frozen_at < lease.killed_at
     final = job.result(timeout=TRAIN_S)
-    assert lease.killed and lease.pid in fake.kills, _story(fake, rid)
-    assert time.monotonic() - frozen_at < lease.duration + 5   # killed at its duration, not later
+    if runs.read_run(rid)["status"] == "paused":  # killed again before a new checkpoint (a busy machine)
+        final = _resume_to_the_end(bob, ids)
     info = runs.read_run(rid)
     assert info["status"] == "finished" and f"Step {STEPS} / {STEPS}" in final[1], _story(fake, rid)
     assert info["gpu_kills"] >= 1  # (more only if this machine is too busy for the requests)

@@ -122,6 +122,8 @@ def test_a_killed_slice_is_told_in_one_sentence():
     died = zerogpu.killed_sentence(1, 60, 12.0, 0, 0)
     assert died.startswith("The GPU worker of slice 1 died after 12 s (out of memory, or it crashed)")
     assert died.count(".") == 1 and "nothing is trained twice" in died
+    saving = zerogpu.killed_sentence(3, 60, 60.0, 4, 3, total_steps=4)
+    assert "limit while it saved the last step; the run goes on from its checkpoint at step 3" in saving
 
 
 def test_the_gpu_is_stated_as_read_or_named_as_an_assumption(monkeypatch, ftlab_data_dir):

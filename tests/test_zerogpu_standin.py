@@ -100,6 +100,7 @@ def test_a_worker_past_its_duration_is_killed(probe):
     assert 2 <= killed["seconds"] < 8 and len(killed["yields"]) >= 3  # what came before the kill arrived
     lease = next(l for l in fake.leases if l.learner == "gus")
     assert lease.killed and lease.pid in fake.kills
+    assert lease.killed_at - lease.granted_at == pytest.approx(lease.duration, abs=0.5)
 
 
 def test_what_cannot_cross_the_fork_fails_loudly(probe):

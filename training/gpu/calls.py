@@ -42,7 +42,7 @@ from training.run.device import in_zerogpu_worker, on_zerogpu, read_device, reme
 from training.run.runs import RunStatus  # noqa: E402
 
 _DONE = object()
-SAVE_MARGIN_S = 15
+SAVE_MARGIN_S = 15  # at least; a fifth of a longer request
 # Evaluation and chat requests, sized from their own work (estimates for a ZeroGPU GPU).
 GPU_S_PER_EVAL_EXAMPLE = env_float("FTLAB_GPU_S_PER_EVAL_EXAMPLE", 2.0)  # base + tuned answer, batched
 GPU_S_PER_TOKEN = env_float("FTLAB_GPU_S_PER_TOKEN", 0.05)               # one streamed chat token
@@ -97,7 +97,8 @@ def train_slice_gpu(run_id: str, max_slice_steps: int | None = None, request_s: 
     if in_zerogpu_worker():
         remember_zerogpu_device(hardware)
         # ZeroGPU kills the worker when the requested time is up: leave room to save.
-        deadline = time.monotonic() + _slice_duration(run_id, max_slice_steps, request_s) - SAVE_MARGIN_S
+        seconds = _slice_duration(run_id, max_slice_steps, request_s)
+        deadline = time.monotonic() + seconds - max(SAVE_MARGIN_S, 0.2 * seconds)
     events: queue.Queue = queue.Queue()
     result: dict = {}
 
@@ -160,7 +161,8 @@ def _worker_lost(run_id: str, outcome: zerogpu.GpuOutcome, slice_no: int, reques
         runs.update_run(run_id, gpu_note=msg)
         return {"kind": "gpu_lost", "status": str(RunStatus.RUNNING), "step": ckpt, "message": msg}
     if outcome.kind == "aborted":
-        msg = zerogpu.killed_sentence(slice_no, int(request or 0), elapsed, max(last, ckpt), ckpt)
+        msg = zerogpu.killed_sentence(slice_no, int(request or 0), elapsed, max(last, ckpt), ckpt,
+                                      int(info.get("total_steps") or 0))
     else:
         msg = (f"The GPU call of slice {slice_no} failed ({outcome.detail[:160]}); the run goes on from its "
                f"checkpoint at step {ckpt}: press Resume.")

@@ -223,7 +223,8 @@ def short_refusal(outcome: GpuOutcome, what: str, needs_s: int | None) -> str:
     return f"(The GPU call for {what} failed: {outcome.detail[:160]}. Your message is back in the box.)"
 
 
-def killed_sentence(slice_no: int, limit_s: int, elapsed_s: float, last_step: int, checkpoint_step: int) -> str:
+def killed_sentence(slice_no: int, limit_s: int, elapsed_s: float, last_step: int, checkpoint_step: int,
+                    total_steps: int | None = None) -> str:
     """One sentence for a slice whose worker ZeroGPU ended (or that died) before it saved."""
     lost = max(0, last_step - checkpoint_step)
     redo = (f"so {lost} step{'s' if lost != 1 else ''} after it will be trained again" if lost
@@ -232,4 +233,6 @@ def killed_sentence(slice_no: int, limit_s: int, elapsed_s: float, last_step: in
         why = f"ZeroGPU ended slice {slice_no} at its {fmt_s(limit_s)} limit"
     else:
         why = f"The GPU worker of slice {slice_no} died after {fmt_s(elapsed_s)} (out of memory, or it crashed)"
-    return f"{why} during step {last_step + 1}; the run goes on from its checkpoint at step {checkpoint_step}, {redo}."
+    when = ("while it saved the last step" if total_steps and last_step >= total_steps
+            else f"during step {last_step + 1}")
+    return f"{why} {when}; the run goes on from its checkpoint at step {checkpoint_step}, {redo}."

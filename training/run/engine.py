@@ -76,6 +76,21 @@ def gpu_s_per_sequence(model_id: str) -> float:
     return GPU_S_PER_SEQUENCE or model_info(model_id).gpu_s_per_step
 
 
+def step_seconds(cfg: RunConfig, device: str, avg_tokens: float | None = None) -> float:
+    """Seconds one optimizer step is expected to take on `device` ("cuda" or "cpu")."""
+    info = model_info(cfg.base_model)
+    base = gpu_s_per_sequence(cfg.base_model) if device.startswith("cuda") else info.cpu_s_per_step
+    # The reference numbers are for one sequence of ~256 tokens; time grows with
+    # the tokens per step. DPO runs policy + reference on chosen and rejected.
+    tokens = min(float(avg_tokens or 200.0), float(cfg.max_length))
+    s_per_step = base * cfg.effective_batch * max(0.25, tokens / 256.0)
+    if cfg.method == "dpo":
+        s_per_step *= 3.0
+    if device.startswith("cuda"):
+        s_per_step = max(s_per_step, 0.08)
+    return s_per_step
+
+
 def gpu_request_s(steps: int, s_per_step: float, eval_s_per_step: float = 0.0) -> int:
     """Seconds one ZeroGPU call asks for to train `steps` steps: loading and saving, the steps
     with a 30% margin, their share of evaluation; the least that fits, within the app's cap."""
@@ -97,15 +112,7 @@ def plan(cfg: RunConfig, n_train: int, *, avg_tokens: float | None = None,
     info = model_info(cfg.base_model)
     total = cfg.total_steps(n_train)
     eff = cfg.effective_batch
-    base = gpu_s_per_sequence(cfg.base_model) if device.startswith("cuda") else info.cpu_s_per_step
-    # The reference numbers are for one sequence of ~256 tokens; time grows with
-    # the tokens per step. DPO runs policy + reference on chosen and rejected.
-    tokens = min(float(avg_tokens or 200.0), float(cfg.max_length))
-    s_per_step = base * eff * max(0.25, tokens / 256.0)
-    if cfg.method == "dpo":
-        s_per_step *= 3.0
-    if device.startswith("cuda"):
-        s_per_step = max(s_per_step, 0.08)
+    s_per_step = step_seconds(cfg, device, avg_tokens)
     budget = GPU_SLICE_S if where == "zerogpu" else CPU_SLICE_S
     slice_steps = max(1, min(total, int(budget // max(s_per_step, 1e-3))))
     n_slices = math.ceil(total / slice_steps)

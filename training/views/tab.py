@@ -336,13 +336,13 @@ def _kept(info: dict) -> str:
 
 
 def _cpu_choice(info: dict) -> str:
-    """The CPU offered as a way on: how long what is left would take on this machine's CPU."""
-    from training.run.base_model import model_info
+    """The CPU offered as a way on: how long what is left would take on this machine's CPU
+    (the plan's CPU estimate per step)."""
     from training.run.config import RunConfig
+    from training.run.engine import step_seconds
 
     try:
-        cfg = RunConfig.from_dict(info["config"])
-        per = model_info(cfg.base_model).cpu_s_per_step * cfg.effective_batch * max(0.25, cfg.max_length / 256.0 / 2)
+        per = step_seconds(RunConfig.from_dict(info["config"]), "cpu")
         left = max(0, int(info.get("total_steps") or 0) - int(info.get("step") or 0))
         about = zerogpu.fmt_s(max(60, left * per))
     except Exception:  # noqa: BLE001 - an estimate only
