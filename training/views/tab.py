@@ -416,7 +416,7 @@ def _trains_elsewhere(info: dict) -> bool:
     """A running run whose trainer is alive in another process (a GPU worker still saving)."""
     import os
     pid = info.get("owner_pid")
-    return info["status"] == RunStatus.RUNNING and isinstance(pid, int) and pid != os.getpid()
+    return info["status"] == RunStatus.RUNNING and pid != os.getpid() and runs.pid_alive(pid)
 
 
 def stop_handler(run_id: str | None) -> str:
