@@ -27,7 +27,7 @@ def space(module_data_dir, tmp_path_factory):
     from fakes.zerogpu_app import launch, stop
 
     folder = tmp_path_factory.mktemp("zerogpu-browser")
-    with FakeZeroGPU() as fake:
+    with FakeZeroGPU(quotas={None: 3600}) as fake:  # once the day is over, enough for a busy machine
         proc, url = launch(fake, folder, module_data_dir, **KNOBS)
         try:
             yield fake, url

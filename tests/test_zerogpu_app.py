@@ -54,7 +54,9 @@ def space(module_data_dir, tmp_path_factory):
     from fakes.zerogpu_app import launch, stop
 
     folder = tmp_path_factory.mktemp("zerogpu-space")
-    with FakeZeroGPU() as fake:
+    # A day's quota that outlasts a busy machine's extra slices; each test sets what is left
+    # where it wants a refusal.
+    with FakeZeroGPU(quotas={None: 3600, "regular": 3600, "pro": 3600}) as fake:
         proc, url = launch(fake, folder, module_data_dir, **KNOBS)
         try:
             yield SimpleNamespace(fake=fake, url=url, proc=proc, folder=folder, data=module_data_dir)
