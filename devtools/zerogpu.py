@@ -133,7 +133,7 @@ class FakeZeroGPU:
     def __init__(self, *, quotas: dict | None = None, gpus: int = 1, max_duration_s: int = 300,
                  queue_timeout_s: float = 60.0, ping_s: float = 0.2, day_s: float = DAY_S,
                  reuse_idle_workers: bool = True):
-        self.quotas = dict(DAILY_QUOTA_S, **(quotas or {}))
+        self.quotas = {**DAILY_QUOTA_S, **(quotas or {})}
         self.gpus = gpus
         self.max_duration_s = max_duration_s
         self.queue_timeout_s = queue_timeout_s
