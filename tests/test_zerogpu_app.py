@@ -165,10 +165,13 @@ def test_a_refused_first_slice_leaves_a_run_that_resumes(flow):
 
 def test_a_refusal_between_slices_keeps_the_checkpoint(flow):
     status, step = flow.refused_second[0], flow.after_second["step"]
-    assert re.search(r"ZeroGPU refused slice \d of this run", status) and "you have 3 s left" in status, status
-    # A slice on a busy machine may save early (before its deadline): the refusal names where it is.
-    assert step >= 1 and f"paused at step {step} of {STEPS} with its checkpoint" in status
-    assert flow.after_second["status"] == "paused" and flow.after_second["has_checkpoint"]
+    refused = re.search(r"ZeroGPU refused slice (\d) of this run", status)
+    assert refused and int(refused.group(1)) >= 2 and "you have 3 s left" in status, status
+    # Where the run waits: after slice 1's checkpoint (on a machine so busy that ZeroGPU ended
+    # slice 1 first, the next call was the one refused, from the checkpoint it had).
+    kept = (f"paused at step {step} of {STEPS} with its checkpoint" if step
+            else "Nothing is lost: the run is kept, ready to start.")
+    assert kept in status and flow.after_second["status"] == "paused", status
 
 
 def test_resumed_run_finishes_with_the_losses_and_adapter_of_the_in_process_path(flow, space):
