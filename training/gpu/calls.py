@@ -220,10 +220,15 @@ def train_until_done(run_id: str, max_slice_steps: int | None = None) -> Iterato
 
 
 def train_on_cpu(run_id: str) -> Iterator[dict]:
-    """Go on training in this process, on its CPU (the learner's choice when ZeroGPU refuses):
-    the slices' own code without the GPU call around it. On a ZeroGPU Space this process's
-    CUDA is only emulated, so the device is the CPU (training/run/device.py)."""
+    """Go on training on the CPU (the learner's choice when ZeroGPU refuses): the slices' own code
+    without the GPU call around it. On a ZeroGPU Space it runs in a clean process of its own
+    (training/gpu/on_cpu.py: `spaces` emulates CUDA in this one, and the Trainer would save CUDA
+    RNG state with each checkpoint); elsewhere in this process."""
     runs.update_run(run_id, gpu_refusal=None)
+    if on_zerogpu():
+        from training.gpu import on_cpu
+        yield from on_cpu.run("train", run_id)
+        return
     plain = getattr(train_slice_gpu, "__wrapped__", train_slice_gpu)
     while True:
         last: dict = {}
@@ -241,6 +246,18 @@ def train_on_cpu(run_id: str) -> Iterator[dict]:
 
 
 # ------------------------------------------------------------------ evaluation and chat
+
+def evaluate_on_cpu(run_id: str, n_samples: int | None = None, design: dict | None = None) -> Iterator[dict]:
+    """The evaluation on the CPU (the choice when ZeroGPU refuses); on ZeroGPU in a clean process
+    of its own, as `train_on_cpu`."""
+    if on_zerogpu():
+        import json
+
+        from training.gpu import on_cpu
+        yield from on_cpu.run("evaluate", run_id, str(int(n_samples or 0)), json.dumps(design))
+        return
+    yield from getattr(evaluate_gpu, "__wrapped__", evaluate_gpu)(run_id, n_samples, design)
+
 
 def eval_request(run_id: str, n_samples: int | None = None, design: dict | None = None) -> int:
     """Seconds an evaluation asks for: loading, then a base and a tuned answer per example and

@@ -554,7 +554,7 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
         design = dict(design, cases=[])
         note = f"Adversarial cases not run this time: tick “{CASES_LABEL}” to run them."
     m = None
-    call = getattr(gpu_mod.evaluate_gpu, "__wrapped__", gpu_mod.evaluate_gpu) if on_cpu else gpu_mod.evaluate_gpu
+    call = gpu_mod.evaluate_on_cpu if on_cpu else gpu_mod.evaluate_gpu
     try:
         for event in call(run_id, n, design):
             m = event["metrics"]
