@@ -101,6 +101,10 @@ def _lora_input(text: str) -> tuple[dict | None, list[str]]:
         notes.append("dataset size: 1,000 examples (you didn't say)")
     m = re.search(r"(\d+(?:\.\d+)?)\s*gb", low)
     gpu = float(m.group(1)) if m else next((gb for name, gb in _GPUS if name in low), None)
+    if gpu is None and re.search(r"zero ?gpu|this space", low):
+        from core.gpu import zerogpu_memory
+        gpu, how = zerogpu_memory()  # as a GPU call last read it, or the assumption by name
+        notes.append(f"GPU memory: {how}")
     if gpu is None:
         gpu = 24
         notes.append("GPU memory: 24 GB (you didn't say)")

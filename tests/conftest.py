@@ -70,8 +70,10 @@ def module_data_dir(tmp_path_factory, embedded_model_dir):
 # The longest files start first: `make test` runs two workers that take one file at a time
 # (pytest-xdist --dist loadfile, in collection order), so a long file collected last would
 # run on its own at the end while the other worker idles.
-LONG_FILES_FIRST = ("test_browser_training.py", "test_browser_gguf.py", "test_safety_kill_drill.py",
-                    "test_bench_smoke.py", "test_training_engine.py", "test_publish_timeouts.py")
+LONG_FILES_FIRST = ("test_browser_training.py", "test_zerogpu_app.py", "test_browser_gguf.py",
+                    "test_safety_kill_drill.py", "test_bench_smoke.py", "test_browser_zerogpu.py",
+                    "test_browser_compare.py", "test_soak.py", "test_training_engine.py",
+                    "test_publish_timeouts.py")
 
 
 def pytest_collection_modifyitems(config, items):

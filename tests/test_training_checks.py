@@ -103,11 +103,11 @@ def test_caps_come_from_the_environment(monkeypatch):
 def test_defaults_are_valid_and_plan_is_consistent():
     cfg, errors = config.validate({}, "sft")
     assert not errors
-    p = engine.plan(cfg, 288, device="cuda")
+    p = engine.plan(cfg, 288, device="cuda", where="zerogpu")
     assert p["total_steps"] == 36  # 288 rows / effective batch 8, one epoch
     assert p["n_slices"] * p["slice_steps"] >= p["total_steps"]
     assert 15 <= p["gpu_duration_s"] <= engine.MAX_GPU_DURATION_S
-    dpo = engine.plan(config.validate({}, "dpo")[0], 288, device="cuda")
+    dpo = engine.plan(config.validate({}, "dpo")[0], 288, device="cuda", where="zerogpu")
     assert dpo["est_seconds"] > p["est_seconds"]
     assert "ZeroGPU" in engine.plan_markdown(p)
 

@@ -177,11 +177,12 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
     as answers come in (metrics: the examples finished so far), then
     {"kind": "done", "metrics": ...} once metrics.json is written."""
     from training.evaluation import inference
-    from training.run.engine import default_device
+    from training.run.device import compute_device
 
     data = runs.read_datasets(run_id)
     test = data["test"] or data["validation"]
-    n = int(n_samples) if n_samples else default_n(len(test), default_device())
+    # The default count is for the device the answers are generated on (the GPU call's worker).
+    n = int(n_samples) if n_samples else default_n(len(test), compute_device())
     rows = test[: max(1, n)]
     if not rows:
         raise ValueError("This run has no test examples to evaluate on.")

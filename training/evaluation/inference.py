@@ -41,8 +41,10 @@ STREAM_EVERY_S = env_float("FTLAB_CHAT_STREAM_EVERY_S", 0.1)  # at most ~10 chat
 
 
 def _device():
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """Where this process may compute: never CUDA in a ZeroGPU Space's main process
+    (training/run/device.py); inside the GPU call's worker, the GPU."""
+    from training.run.device import compute_device
+    return compute_device()
 
 
 def load_for_run(run_id: str, *, adapter: bool = True):

@@ -8,9 +8,10 @@
   checkpoints; `fast_loss`: the CPU training step's answer-only loss.
 - `runs`: a run's directory, `run.json`, its log and status.
 - `base_model`: the base models offered, the embedded offline model, the Hub probe.
+- `device`: which path GPU work takes (ZeroGPU, a dedicated GPU, the CPU) and the GPU as read.
 - `charts`: the loss (with gradient norm), learning-rate, per-field and token-length charts (SVG for
   the tab, PNG for the card).
 
 May import: `core`, `training.data`, `labs.tools` (the dataset critic in step 2). Torch,
-transformers and TRL only inside functions.
+transformers and TRL only inside functions (`device` reads `spaces`' own flag, never imports it).
 """

@@ -284,7 +284,8 @@ def load_base(model_id: str | None = None, *, device: str | None = None):
 
     _effective, path, notice = resolve_model(model_id)
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        from training.run.device import compute_device
+        device = compute_device()
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
     model.to(device)

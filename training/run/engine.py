@@ -20,19 +20,19 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from core.config import env_float, env_int, on_space
+from core.config import env_float, env_int
 from core.text import plural
 from training.data import checks
 from training.run import runs
 from training.run.runs import RunStatus
 from training.run.config import RunConfig, trl_args
 from training.run.base_model import first_use_costs, model_info, public_id, resolve_model
+from training.run.device import compute_device, placement
 
 # Seconds one slice aims to train for. ZeroGPU calls are short and quota is
 # counted per requested second, so slices there are small; on CPU the slice
@@ -42,6 +42,10 @@ CPU_SLICE_S = env_float("FTLAB_CPU_SLICE_SECONDS", 300.0)
 # Model load + dataset prep + a final save, per slice, on a GPU.
 GPU_OVERHEAD_S = env_float("FTLAB_GPU_OVERHEAD_SECONDS", 25.0)
 MAX_GPU_DURATION_S = env_int("FTLAB_MAX_GPU_DURATION", 120)
+# The shortest request: a slice that must save before ZeroGPU ends it needs some room.
+MIN_GPU_DURATION_S = 20
+# Seconds per ~256-token sequence on the GPU, when measured (0: the model table's estimate).
+GPU_S_PER_SEQUENCE = env_float("FTLAB_GPU_S_PER_SEQUENCE", 0.0)
 EVAL_MAX_ROWS = env_int("FTLAB_EVAL_MAX_ROWS", 32)
 
 NAN_MESSAGE = (
@@ -61,34 +65,55 @@ OOM_MESSAGE = (
 # ------------------------------------------------------------------ the plan
 
 def default_device() -> str:
-    """Where training will run, without importing torch (the UI calls this while building)."""
-    # On a Space the training runs inside @spaces.GPU, so plan for the GPU even
-    # though this process itself sees no CUDA.
-    if on_space():
-        return "cuda"
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda" if Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") else "cpu"
+    """Where training will run, without importing torch (the UI calls this while building):
+    on ZeroGPU the GPU worker, though this process itself has no GPU (training/run/device.py)."""
+    return "cpu" if placement() == "cpu" else "cuda"
 
 
-def plan(cfg: RunConfig, n_train: int, *, avg_tokens: float | None = None,
-         device: str | None = None) -> dict:
-    """Steps, time estimate and the ZeroGPU seconds to request per slice."""
-    device = device or default_device()
+def gpu_s_per_sequence(model_id: str) -> float:
+    """Seconds per ~256-token sequence (forward + backward, LoRA) assumed for a GPU: the model
+    table's estimate, or FTLAB_GPU_S_PER_SEQUENCE (e.g. measured on the Space's GPU)."""
+    return GPU_S_PER_SEQUENCE or model_info(model_id).gpu_s_per_step
+
+
+def step_seconds(cfg: RunConfig, device: str, avg_tokens: float | None = None) -> float:
+    """Seconds one optimizer step is expected to take on `device` ("cuda" or "cpu")."""
     info = model_info(cfg.base_model)
-    total = cfg.total_steps(n_train)
-    eff = cfg.effective_batch
-    base = info.gpu_s_per_step if device.startswith("cuda") else info.cpu_s_per_step
+    base = gpu_s_per_sequence(cfg.base_model) if device.startswith("cuda") else info.cpu_s_per_step
     # The reference numbers are for one sequence of ~256 tokens; time grows with
     # the tokens per step. DPO runs policy + reference on chosen and rejected.
     tokens = min(float(avg_tokens or 200.0), float(cfg.max_length))
-    s_per_step = base * eff * max(0.25, tokens / 256.0)
+    s_per_step = base * cfg.effective_batch * max(0.25, tokens / 256.0)
     if cfg.method == "dpo":
         s_per_step *= 3.0
     if device.startswith("cuda"):
         s_per_step = max(s_per_step, 0.08)
-    budget = GPU_SLICE_S if device.startswith("cuda") else CPU_SLICE_S
+    return s_per_step
+
+
+def gpu_request_s(steps: int, s_per_step: float, eval_s_per_step: float = 0.0) -> int:
+    """Seconds one ZeroGPU call asks for to train `steps` steps: loading and saving, the steps
+    with a 30% margin, their share of evaluation; the least that fits, within the app's cap."""
+    need = GPU_OVERHEAD_S + steps * (s_per_step * 1.3 + eval_s_per_step)
+    return int(min(MAX_GPU_DURATION_S, max(MIN_GPU_DURATION_S, math.ceil(need))))
+
+
+def plan(cfg: RunConfig, n_train: int, *, avg_tokens: float | None = None,
+         device: str | None = None, where: str | None = None) -> dict:
+    """Steps, time estimate and, on ZeroGPU, the seconds each slice asks for.
+
+    `where`: "zerogpu" | "gpu" | "cpu" (training/run/device.py `placement`; default: this
+    process's). On ZeroGPU a slice is one GPU call, sized to its own steps; on a dedicated GPU
+    or a CPU a slice only bounds what a crash can lose."""
+    where = where or (placement() if device is None else ("cpu" if device == "cpu" else placement()))
+    if where == "cpu" and device is not None and device.startswith("cuda"):
+        where = "gpu"
+    device = device or ("cpu" if where == "cpu" else "cuda")
+    info = model_info(cfg.base_model)
+    total = cfg.total_steps(n_train)
+    eff = cfg.effective_batch
+    s_per_step = step_seconds(cfg, device, avg_tokens)
+    budget = GPU_SLICE_S if where == "zerogpu" else CPU_SLICE_S
     slice_steps = max(1, min(total, int(budget // max(s_per_step, 1e-3))))
     n_slices = math.ceil(total / slice_steps)
     evals = total // max(1, cfg.eval_steps)
@@ -99,12 +124,17 @@ def plan(cfg: RunConfig, n_train: int, *, avg_tokens: float | None = None,
     first = first_use_costs(cfg.base_model, device)
     first_s = sum(s for s, _ in first)
     est = total * s_per_step + eval_s + n_slices * overhead + first_s
-    gpu_duration = int(min(MAX_GPU_DURATION_S,
-                           math.ceil(GPU_OVERHEAD_S + slice_steps * s_per_step * 1.3 + eval_s / n_slices)))
-    return {"total_steps": total, "effective_batch": eff, "s_per_step": round(s_per_step, 3),
-            "slice_steps": slice_steps, "n_slices": n_slices, "est_seconds": int(est),
-            "gpu_duration_s": gpu_duration, "device": device, "load_s": int(overhead + first_s),
-            "first_time": [what for _, what in first], "first_time_s": int(first_s)}
+    out = {"total_steps": total, "effective_batch": eff, "s_per_step": round(s_per_step, 3),
+           "slice_steps": slice_steps, "n_slices": n_slices, "est_seconds": int(est),
+           "device": device, "where": where, "load_s": int(overhead + first_s),
+           "first_time": [what for _, what in first], "first_time_s": int(first_s),
+           "eval_s_per_step": round(eval_s / max(1, total), 3)}
+    if where == "zerogpu":
+        # Each slice its own call, each asking for the least that fits its own steps.
+        sizes = [min(slice_steps, total - i * slice_steps) for i in range(n_slices)]
+        requests = [gpu_request_s(n, s_per_step, out["eval_s_per_step"]) for n in sizes]
+        out.update(slice_requests=requests, gpu_total_s=sum(requests), gpu_duration_s=max(requests))
+    return out
 
 
 def cpu_load_s(params_m: float) -> float:
@@ -121,19 +151,23 @@ def eval_rows_limit(device: str) -> int:
 
 
 def plan_markdown(p: dict) -> str:
-    where = "a ZeroGPU GPU" if p["device"].startswith("cuda") else "this machine's CPU"
+    where = p.get("where") or ("zerogpu" if p["device"].startswith("cuda") else "cpu")
+    on = {"zerogpu": "a ZeroGPU GPU", "gpu": "this machine's GPU", "cpu": "this machine's CPU"}[where]
     est = p["est_seconds"]
     about = f"{est:.0f} s" if est < 90 else f"{est / 60:.1f} min"
     load = f"~{p['load_s']} s to load the model and prepare the data" if "load_s" in p else ""
     if p.get("first_time"):
         load += (f", of which ~{p['first_time_s']} s only this first time ({', '.join(p['first_time'])})")
+    assumed = " (an estimate for the GPU, not yet measured)" if p["device"].startswith("cuda") else ""
     lines = [f"**Plan:** {plural(p['total_steps'], 'optimizer step')} (effective batch {p['effective_batch']}), "
-             f"about **{about}** on {where}: ~{p['s_per_step']:.2f} s per step"
+             f"about **{about}** on {on}: ~{p['s_per_step']:.2f} s per step{assumed}"
              + (f", plus {load}." if load else ".")]
-    if p["device"].startswith("cuda"):
-        lines.append(f"Trained in {plural(p['n_slices'], 'slice')} of up to {plural(p['slice_steps'], 'step')}; each slice "
-                     f"asks ZeroGPU for **{p['gpu_duration_s']} s** (≈{p['n_slices'] * p['gpu_duration_s']} s "
-                     "of your daily GPU quota in total).")
+    if where == "zerogpu":
+        requests = p.get("slice_requests") or [p["gpu_duration_s"]] * p["n_slices"]
+        sizes = ", ".join(f"{r} s" for r in requests[:6]) + (", …" if len(requests) > 6 else "")
+        lines.append(f"Trained in {plural(p['n_slices'], 'slice')} of up to {plural(p['slice_steps'], 'step')}; each "
+                     f"slice is one ZeroGPU call asking for the least that fits it: {sizes} "
+                     f"(**{sum(requests)} s** of GPU in all).")
     else:
         lines.append(f"Trained in {plural(p['n_slices'], 'slice')} of up to {plural(p['slice_steps'], 'step')}; each slice "
                      "ends with a checkpoint, so nothing is lost if the app restarts.")
@@ -510,7 +544,7 @@ def _train(run_id: str, info: dict, start_step: int, ckpt: Path | None, slice_st
 
     cfg = RunConfig.from_dict(info["config"])
     total = int(info["total_steps"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = compute_device()  # never CUDA in a ZeroGPU Space's main process (a slice on its CPU)
     tokenizer = load_tokenizer(info["model"]["path"])
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     n_eval = eval_rows_limit(device)

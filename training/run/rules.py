@@ -142,6 +142,7 @@ class Checked:
     check_md: str
     report: checks.CheckReport | None = None
     plan_md: str = ""
+    plan: dict | None = None  # engine.plan's dict when the check passed (the views add the GPU's part)
 
 
 def critic_md(dataset: dict) -> str:
@@ -175,4 +176,4 @@ def check(dataset: dict | None, model_id: str, method: str, values: dict) -> Che
     p = plan(cfg, len(dataset["train"]), avg_tokens=avg)
     # (The offline notice, if any, is already shown at the top of the tab.)
     plan_md = plan_markdown(p) if rep.ok else "No plan: fix the data check first."
-    return Checked(critic, rep.markdown(), rep, plan_md)
+    return Checked(critic, rep.markdown(), rep, plan_md, p if rep.ok else None)

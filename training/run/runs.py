@@ -182,6 +182,11 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
+def pid_alive(pid: Any) -> bool:
+    """Whether a process with this pid (e.g. a run's owner) is alive on this machine."""
+    return _pid_alive(pid)
+
+
 def heartbeat_stale_s() -> float:
     return env_float("FTLAB_HEARTBEAT_STALE_S", 600.0)
 

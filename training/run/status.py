@@ -70,28 +70,35 @@ def progress_md(info: dict | None) -> str:
     return " · ".join(parts)
 
 
-def status_md(info: dict | None) -> str:
-    """The run's status, id, method and model, with its message and the model's notice."""
+def status_md(info: dict | None, message: str | None = None) -> str:
+    """The run's status, id, method and model, with its message (or `message`, which the views
+    pass for a ZeroGPU refusal), the hardware it trained on, and the model's notice."""
     if not info:
         return "No run yet."
     head = STATUS_TEXT.get(info.get("status"), info.get("status", ""))
     cfg, model = info.get("config") or {}, info.get("model") or {}
     line = (f"**{head}** · run `{info['run_id'][:8]}` · {str(cfg.get('method', '')).upper()} on "
             f"`{model.get('id', '')}`")
-    msg = info.get("error") or info.get("message") or ""
+    msg = message or info.get("error") or info.get("message") or ""
     notice = model.get("notice") or ""
-    parts = [line, msg, f"ℹ️ {notice}" if notice else ""]
+    hw = info.get("hardware") or {}
+    trained_on = (f"Trained on {hw['name']} ({hw['memory_gb']:g} GB, read when the slice ran)."
+                  if hw.get("kind") == "gpu" else "")
+    note = info.get("gpu_note") or ""  # what ZeroGPU did to a slice, said once, kept with the run
+    parts = [line, msg, f"ℹ️ {note}" if note and note != msg else "", trained_on,
+             f"ℹ️ {notice}" if notice else ""]
     return "\n\n".join(p for p in parts if p)
 
 
-def run_view(run_id: str | None, charts: bool = True):
-    """(status md, progress md, loss chart, lr chart) for a run; charts=False skips drawing them."""
+def run_view(run_id: str | None, charts: bool = True, message_for=None):
+    """(status md, progress md, loss chart, lr chart) for a run; charts=False skips drawing them.
+    `message_for(info)`: the views' own status message for a run (a ZeroGPU refusal), or None."""
     if not run_id or not runs.exists(run_id):
         loss, lr = curves(None)
         return "No run yet.", "", loss, lr
     info = runs.read_run(run_id)
     loss, lr = curves(run_id) if charts else (None, None)
-    return status_md(info), progress_md(info), loss, lr
+    return status_md(info, message_for(info) if message_for else None), progress_md(info), loss, lr
 
 
 def starting_md(info: dict) -> str:

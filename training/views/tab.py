@@ -30,9 +30,10 @@ from training.run import rules
 from training.run import runs
 from training.workflow.certificate import MAX_NAME as MAX_CERT_NAME
 from training.gpu import calls as gpu_mod
+from training.gpu import zerogpu
+from training.run import status as run_status
 from training.run.base_model import BASE_MODELS, DEFAULT_MODEL, hub_reachable
-from training.run.status import (curves, effective_batch_md, model_notice, run_choices, run_view,
-                                 starting_md, status_md)
+from training.run.status import curves, effective_batch_md, model_notice, run_choices, starting_md
 from training.run.runs import RunStatus
 
 RUNS_STORAGE_KEY = "fine-tuning-lab-runs"
@@ -133,7 +134,67 @@ def check_handler(dataset: dict | None, model_id: str, method: str, values: dict
     c = rules.check(dataset, model_id, method, values)
     if c.report is None:
         return c.critic_md, c.check_md, "", [], ""
-    return c.critic_md, c.check_md, _histogram(c.report), c.report.highlight, c.plan_md
+    plan_md = _plan_md(c.plan, dataset) if c.plan else c.plan_md
+    return c.critic_md, c.check_md, _histogram(c.report), c.report.highlight, plan_md
+
+
+def _plan_md(p: dict, dataset: dict) -> str:
+    """The plan, the GPU as read (or the assumption named), and on ZeroGPU what the run will ask of
+    the learner's daily quota."""
+    from training.evaluation import evaluate
+    from training.run.device import describe_gpu
+    from training.run.engine import plan_markdown
+
+    parts = [plan_markdown(p)]
+    if p.get("where") in ("zerogpu", "gpu"):
+        parts.append(f"GPU: {describe_gpu()}.")
+    if p.get("where") == "zerogpu":
+        test = len(dataset.get("test") or dataset.get("validation") or [])
+        parts.append(zerogpu.plan_note(p, gpu_mod.eval_request_for(evaluate.default_n(test, "cuda"), 6)))
+    return "\n\n".join(parts)
+
+
+# ------------------------------------------------------------------ a run's status (ZeroGPU's words added)
+
+def _refusal_md(info: dict) -> str | None:
+    """A paused run's ZeroGPU refusal in the learner's words (what it needs, what is left, when it
+    resets, the ways on), or None."""
+    refusal = info.get("gpu_refusal") if info.get("status") == RunStatus.PAUSED else None
+    if not refusal:
+        return None
+    return zerogpu.refusal_markdown(refusal, refusal.get("what") or "this run", refusal.get("needs_s"),
+                                    kept=_kept(info), cpu_choice=_cpu_choice(info))
+
+
+def status_md(info: dict | None) -> str:
+    return run_status.status_md(info, _refusal_md(info) if info else None)
+
+
+def run_view(run_id: str | None, charts: bool = True):
+    return run_status.run_view(run_id, charts, message_for=_refusal_md)
+
+
+def _kept(info: dict) -> str:
+    step, total = int(info.get("step") or 0), int(info.get("total_steps") or 0)
+    if not step:
+        return "Nothing is lost: the run is kept, ready to start."
+    return f"Nothing is lost: the run is paused at step {step} of {total} with its checkpoint."
+
+
+def _cpu_choice(info: dict) -> str:
+    """The CPU offered as a way on: how long what is left would take on this machine's CPU
+    (the plan's CPU estimate per step)."""
+    from training.run.config import RunConfig
+    from training.run.engine import step_seconds
+
+    try:
+        per = step_seconds(RunConfig.from_dict(info["config"]), "cpu")
+        left = max(0, int(info.get("total_steps") or 0) - int(info.get("step") or 0))
+        about = zerogpu.fmt_s(max(60, left * per))
+    except Exception:  # noqa: BLE001 - an estimate only
+        about = "a while"
+    return (f"**Continue on the CPU** (*Resume on CPU*): slower, no quota; what is left takes about {about} "
+            "here.")
 
 
 def fix_leakage_handler(dataset: dict | None):
@@ -159,8 +220,9 @@ def prepare_run_handler(dataset: dict | None, model_id: str, method: str, run_id
 def train_handler(run_id: str | None, go: str = "start"):
     """Train slices until the run ends; yields (status md, progress md, loss chart, lr chart). In the GPU queue.
 
-    `go` is "start" (train a new, planned run), "resume" (go on from a checkpoint) or
-    "" (the click was refused: change nothing)."""
+    `go` is "start" (train a new, planned run), "resume" (go on from a checkpoint), "cpu" (go on
+    from a checkpoint in this process, on its CPU: the choice when ZeroGPU refuses) or ""
+    (the click was refused: change nothing)."""
     if not go or not run_id or not runs.exists(run_id):
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # keep the refusal message on screen
         return
@@ -172,25 +234,34 @@ def train_handler(run_id: str | None, go: str = "start"):
     yield starting_md(info), prog, loss, lr
     last_push = 0.0
     try:
-        for event in gpu_mod.train_until_done(run_id):
+        events = gpu_mod.train_on_cpu(run_id) if go == "cpu" else gpu_mod.train_until_done(run_id)
+        for event in events:
             now = time.monotonic()
             # Redraw at most twice a second (and on every log line and status change).
-            if event.get("kind") in ("log", "status", "slice_end", "error"):
+            if event.get("kind") in ("log", "status", "slice_end", "error", "gpu_refused", "gpu_lost"):
                 last_push = now
                 yield run_view(run_id)
             elif now - last_push > 0.5:  # elapsed time moves on; the curves have no new point
                 last_push = now
                 status, prog, _, _ = run_view(run_id, charts=False)
                 yield status, prog, gr.skip(), gr.skip()
-    except Exception as exc:  # e.g. ZeroGPU quota exceeded: the run is kept, resumable
+    except Exception as exc:  # anything else: the run is kept, resumable, never left "running"
         msg = str(exc)[:300] if isinstance(exc, gr.Error) else type(exc).__name__
-        if rules.is_running(run_id):
+        info = runs.read_run(run_id)
+        if info["status"] in (RunStatus.RUNNING, RunStatus.PLANNED) and not _trains_elsewhere(info):
             runs.update_run(run_id, status=RunStatus.PAUSED, owner_pid=None)
         status, prog, loss, lr = run_view(run_id)
         yield (status + f"\n\n❌ The GPU call failed ({msg}). Your run is kept: press **Resume** to continue.",
                prog, loss, lr)
         return
     yield run_view(run_id)
+
+
+def _trains_elsewhere(info: dict) -> bool:
+    """A running run whose trainer is alive in another process (a GPU worker still saving)."""
+    import os
+    pid = info.get("owner_pid")
+    return info["status"] == RunStatus.RUNNING and pid != os.getpid() and runs.pid_alive(pid)
 
 
 def stop_handler(run_id: str | None) -> str:
@@ -207,6 +278,12 @@ def resume_check_handler(run_id: str | None, run_ids: Any) -> tuple[str, str]:
     """-> (status md, go: "resume" or "")."""
     message, go = rules.resume(run_id, run_ids)
     return message, "resume" if go else ""
+
+
+def resume_cpu_check_handler(run_id: str | None, run_ids: Any) -> tuple[str, str]:
+    """-> (status md, go: "cpu" or ""): Resume, in this process on its CPU."""
+    message, go = rules.resume(run_id, run_ids)
+    return (message.replace("Resuming", "Resuming on the CPU") if go else message), "cpu" if go else ""
 
 
 # ------------------------------------------------------------------ re-attach
@@ -260,10 +337,11 @@ def eval_extras(run_id: str | None):
 
 
 def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | None = None,
-                     with_cases: bool = True):
+                     with_cases: bool = True, on_cpu: bool = False):
     """Yields (status md, metrics rows, side-by-side, interval note, per-field chart, adversarial cases)
     as the answers come in. `design`: the evaluation design (training/evaluation/design.py); None = the
-    loaded dataset's default. `with_cases` False skips its adversarial cases this time."""
+    loaded dataset's default. `with_cases` False skips its adversarial cases this time. `on_cpu`:
+    in this process on its CPU instead of a GPU call (the choice when ZeroGPU refuses)."""
     from training.evaluation import evaluate
     rest = (gr.skip(),) * 3  # interval note, per-field chart, adversarial cases
     if not run_id or not runs.exists(run_id):
@@ -276,8 +354,9 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
     yield eval_report.starting_md(n), gr.skip(), gr.skip(), *rest
     design, note = eval_report.design_for(run_id, design, with_cases)
     m = None
+    call = gpu_mod.evaluate_on_cpu if on_cpu else gpu_mod.evaluate_gpu
     try:
-        for event in gpu_mod.evaluate_gpu(run_id, n, design):
+        for event in call(run_id, n, design):
             m = event["metrics"]
             if event["kind"] == "done":
                 break
@@ -285,14 +364,35 @@ def evaluate_handler(run_id: str | None, n_samples: int | None, design: dict | N
             rows, samples, _, adversarial = eval_report.tables(m, note, chart=False)
             yield eval_report.progress_md(event), rows, samples, "", gr.skip(), adversarial
     except Exception as exc:  # what was already shown stays on screen
-        yield (f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged.",
-               gr.skip(), gr.skip(), *rest)
+        yield _eval_failed(exc, run_id, n, design), gr.skip(), gr.skip(), *rest
         return
     if not m:
         yield "❌ The evaluation returned nothing. The run is unchanged.", gr.skip(), gr.skip(), *rest
         return
     rows, samples, fields, adversarial = eval_report.tables(m, note)
     yield eval_report.summary_md(m), rows, samples, evaluate.interval_note(m), fields, adversarial
+
+
+def _eval_failed(exc: Exception, run_id: str, n: int | None, design: dict) -> str:
+    """What the learner reads when the evaluation's GPU call did not complete."""
+    outcome = zerogpu.classify(exc)
+    needs = gpu_mod.eval_request(run_id, n, design)
+    if outcome is not None and outcome.refused:
+        cpu = ("**Evaluate on the CPU** (*Evaluate on CPU*): slower (fewer examples by default), no quota."
+               if zerogpu.on_zerogpu() else "")
+        return zerogpu.refusal_markdown(outcome, "this evaluation", needs,
+                                        kept="The run and its adapter are unchanged.", cpu_choice=cpu, jobs=False)
+    if outcome is not None and outcome.kind == "aborted":
+        return (f"❌ ZeroGPU ended the evaluation's GPU call (it asked for {zerogpu.fmt_s(needs)}) before it "
+                "finished, or its worker died; nothing was saved and the run is unchanged. Evaluate fewer "
+                "examples, or on the CPU.")
+    return f"❌ Evaluation failed ({type(exc).__name__}: {str(exc)[:200]}). The run is unchanged."
+
+
+def evaluate_cpu_handler(run_id: str | None, n_samples: int | None, design: dict | None = None,
+                         with_cases: bool = True):
+    """The evaluation in this process, on its CPU (a ZeroGPU Space's choice when the GPU is refused)."""
+    yield from evaluate_handler(run_id, n_samples, design, with_cases, on_cpu=True)
 
 
 def chat_handler(run_id: str | None, history: list | None, text: str, use_adapter: bool):
@@ -309,6 +409,12 @@ def chat_handler(run_id: str | None, history: list | None, text: str, use_adapte
         for turn in gpu_mod.chat_gpu(run_id, history, text, bool(use_adapter)):
             yield turn, ""
     except Exception as exc:  # the learner's message goes back into the box to retry
+        outcome = zerogpu.classify(exc)
+        if outcome is not None:
+            yield history + [{"role": "user", "content": text[:500]},
+                             {"role": "assistant", "content": zerogpu.short_refusal(
+                                 outcome, "this reply", gpu_mod.chat_request())}], text
+            return
         yield history + [{"role": "user", "content": text[:500]},
                          {"role": "assistant", "content": f"(The model could not answer: {type(exc).__name__}.)"}], text
 
@@ -429,6 +535,8 @@ def _step_train(c: SimpleNamespace) -> None:
             c.start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
             c.stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
             c.resume_btn = gr.Button("Resume", elem_id="train-resume")
+            # On ZeroGPU: go on in this process, on its CPU, when the GPU quota is spent.
+            c.resume_cpu_btn = gr.Button("Resume on CPU", elem_id="train-resume-cpu", visible=zerogpu.on_zerogpu())
         c.status = gr.Markdown("No run yet.", elem_id="train-status")
         c.prog = gr.Markdown(elem_id="train-progress")
         with gr.Row():
@@ -455,6 +563,7 @@ def _step_after(c: SimpleNamespace) -> None:
             c.eval_cases = gr.Checkbox(_cases_by_default(), label=CASES_LABEL, elem_id="train-eval-cases",
                                        info="Lab 4's, or the dataset's own; on a CPU about as long again.")
             c.eval_btn = gr.Button("Evaluate base vs tuned", elem_id="train-eval")
+            c.eval_cpu_btn = gr.Button("Evaluate on CPU", elem_id="train-eval-cpu", visible=zerogpu.on_zerogpu())
         # The evaluation design: Lab 4's metrics and adversarial cases (set by its hand-off), None = defaults.
         c.eval_design = gr.State(None)
         c.eval_design_md = gr.Markdown(_describe_design(None), elem_id="train-eval-design")
@@ -544,6 +653,12 @@ def _wire_runs(c: SimpleNamespace) -> None:
     c.show_btn.click(attach_handler, [c.run_ids, c.my_runs], c.attach_out).then(
         steps_for_run, c.run_id, c.steps, api_visibility="private")
     c.timer.tick(poll_handler, c.run_id, [c.status, c.prog, c.loss_plot, c.lr_plot, c.timer])
+    # ZeroGPU refused: go on in this process, on its CPU (its own queue: it holds no GPU).
+    c.resume_cpu_btn.click(resume_cpu_check_handler, [c.run_id, c.run_ids], [c.status, c.go]).then(
+        train_handler, [c.run_id, c.go], c.view_out, concurrency_id="cpu-train", concurrency_limit=1,
+        api_name="train_on_cpu").then(
+        runs_dropdown, [c.run_ids, c.run_id], c.my_runs, api_name="runs_after_cpu", api_visibility="private").then(
+        steps_for_run, c.run_id, c.steps, api_name="steps_after_cpu", api_visibility="private")
     compare_ui.wire_compare(c, attach_handler, steps_for_run)
 
 
@@ -567,6 +682,9 @@ def _wire_after_run(c: SimpleNamespace) -> None:
         c.cert_btn.click(certificate_handler, [c.progress_state, c.run_id, c.cert_name], [c.cert_file, c.cert_md],
                        api_name="certificate")
     c.merge_btn.click(merge_handler, c.run_id, [c.dl_file, c.dl_md], concurrency_limit=1)
+    c.eval_cpu_btn.click(evaluate_cpu_handler, [c.run_id, c.n_eval, c.eval_design, c.eval_cases],
+                         [c.eval_md, c.metrics, c.samples, c.eval_ci, c.eval_fields, c.eval_adversarial],
+                         concurrency_id="cpu-eval", show_progress="minimal", concurrency_limit=1)
 
 
 def _parts_and_hooks(c: SimpleNamespace) -> dict:
