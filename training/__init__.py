@@ -12,7 +12,8 @@
     views/       the Gradio builders and their thin handlers
 
 Imports only go down this list: a room may import the rooms above it, `core/` and the lab
-calculators in `labs/tools/` (shared with the labs). One exception: `data.loading` bounds
-Hub dataset downloads with `hub.timeouts`. Only `views/` imports gradio; `tests/test_structure.py`
+calculators in `labs/tools/` (shared with the labs). Two exceptions: `data.loading` bounds
+Hub dataset downloads with `hub.timeouts`, and `gpu.calls` loads the ZeroGPU stand-in
+(`devtools.zerogpu`) when FTLAB_ZEROGPU_STANDIN=1. Only `views/` imports gradio; `tests/test_structure.py`
 checks both rules on the imports themselves.
 """
