@@ -104,6 +104,7 @@ class Lease:
     cost: int                     # seconds charged (2x for xlarge)
     index: int                    # nvidiaIndex
     granted_at: float
+    task_id: int = 0              # the client's id of the decorated function
     pid: int | None = None
     released: bool = False
     failed: bool = False
@@ -302,7 +303,7 @@ class FakeZeroGPU:
                 call.result = "unavailable"
                 return 503, headers, {"detail": "No GPU available"}
             if scripted is None and self._free_index() is not None:
-                lease = self._grant(learner, duration, cost)
+                lease = self._grant(learner, duration, cost, call.task_id)
                 call.result = "approved"
                 return 200, dict(headers, **{"X-Approve-Result": "approved"}), self._answer(lease)
         # Queued: an SSE stream of pings until a GPU frees up (or the queue gives up).
@@ -312,14 +313,17 @@ class FakeZeroGPU:
     def _free_index(self) -> int | None:
         return next((i for i in range(self.gpus) if i not in self._busy), None)
 
-    def _grant(self, learner: Learner, duration: int, cost: int) -> Lease:
+    def _grant(self, learner: Learner, duration: int, cost: int, task_id: int = 0) -> Lease:
         index = self._free_index()
         assert index is not None
         learner.left -= cost   # charged by what was asked for, not what will be used
-        lease = Lease(uuid.uuid4().hex, learner.name, duration, cost, index, time.monotonic())
+        lease = Lease(uuid.uuid4().hex, learner.name, duration, cost, index, time.monotonic(), task_id)
+        # "idle": this GPU's last call was the same function's and ended well, so the client
+        # reuses that call's worker (its own, per function) and does not call /allow again.
         previous = self._last.get(index)
-        lease.idle = bool(self.reuse_idle_workers and previous and previous.released and not previous.failed
-                          and not previous.killed and previous.pid and _alive(previous.pid))
+        lease.idle = bool(self.reuse_idle_workers and previous and previous.task_id == task_id
+                          and previous.released and not previous.failed and not previous.killed
+                          and previous.pid and _alive(previous.pid))
         if lease.idle:
             lease.pid = previous.pid   # the client reuses that worker and does not call /allow
             self._arm(lease)
@@ -341,7 +345,7 @@ class FakeZeroGPU:
                     if cost > learner.left:   # spent meanwhile by another call
                         call.result = "queue-timeout"
                         break
-                    lease = self._grant(learner, duration, cost)
+                    lease = self._grant(learner, duration, cost, call.task_id)
                     call.result = "approved"
                     yield f"event: succeeded\ndata: {json.dumps(self._answer(lease))}\n\n"
                     return
