@@ -37,8 +37,8 @@ STEPS, SLICE = 4, 2
 # that a slice is killed anyway, the next one still goes on from where it was.
 KNOBS = {"FTLAB_GPU_S_PER_SEQUENCE": "40", "FTLAB_GPU_SLICE_SECONDS": "45", "FTLAB_GPU_OVERHEAD_SECONDS": "30",
          "FTLAB_EVAL_MAX_ROWS": "2", "FTLAB_CHAT_MAX_NEW_TOKENS": "8", "FTLAB_MAX_GPU_DURATION": "180",
-         "FTLAB_CHECKPOINT_EVERY": "1", "FTLAB_GPU_S_PER_EVAL_EXAMPLE": "15", "FTLAB_GPU_S_PER_TOKEN": "2"}
-EVAL_REQUEST = 30 + 15 * 2   # load + 2 examples (no cases): what the evaluation asks for
+         "FTLAB_CHECKPOINT_EVERY": "1", "FTLAB_GPU_S_PER_EVAL_EXAMPLE": "60", "FTLAB_GPU_S_PER_TOKEN": "2"}
+EVAL_REQUEST = 30 + 60 * 2   # load + 2 examples (no cases, answered on a CPU): what the evaluation asks for
 CHAT_REQUEST = 30 + 2 * 8    # load + 8 tokens: what a chat reply asks for
 TRAIN_S = 600
 
