@@ -62,7 +62,7 @@ def space(module_data_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("zerogpu-space")
     # A day's quota that outlasts a busy machine's extra slices; each test sets what is left
     # where it wants a refusal.
-    with FakeZeroGPU(quotas={None: 3600, "regular": 3600, "pro": 3600}) as fake:
+    with FakeZeroGPU(quotas={None: 3600, "regular": 3600, "pro": 3600}, max_duration_s=900) as fake:
         proc, url = launch(fake, folder, module_data_dir, **KNOBS)
         try:
             yield SimpleNamespace(fake=fake, url=url, proc=proc, folder=folder, data=module_data_dir)

@@ -115,6 +115,13 @@ def test_refusal_message_has_the_need_what_is_left_the_reset_and_the_choices():
     assert "**Subscribe to PRO**" in free and "Jobs" not in free and "Resume" not in free
 
 
+def test_an_illegal_duration_says_what_to_do_for_what_was_asked():
+    o = zerogpu.classify(_Err("ZeroGPU illegal duration", "The requested GPU duration (330s) is larger than the "
+                                                          "maximum allowed"))
+    md = zerogpu.refusal_markdown(o, "this evaluation", 330, kept="", cpu_choice="")
+    assert "It asked for 5 min 30 s, more than ZeroGPU allows for one call. Evaluate fewer examples." in md
+
+
 def test_a_killed_slice_is_told_in_one_sentence():
     at_limit = zerogpu.killed_sentence(2, 46, 46.3, 3, 2)
     assert at_limit == ("ZeroGPU ended slice 2 at its 46 s limit during step 4; the run goes on from its checkpoint "

@@ -177,7 +177,9 @@ def refusal_markdown(outcome: GpuOutcome | dict, what: str, needs_s: int | None,
         body = f"It needs {fmt_s(needs)} of GPU; {_resets(o.wait_s)}." if needs else _resets(o.wait_s).capitalize() + "."
     elif o.kind == "illegal":
         head = f"**ZeroGPU refused {what}: it asked for longer than one GPU call may last.**"
-        body = (f"It asked for {fmt_s(needs)}." if needs else "") + " Lower the slice length (FTLAB_MAX_GPU_DURATION)."
+        body = (f"It asked for {fmt_s(needs)}, " if needs else "It asked for ") + "more than ZeroGPU allows for one call."
+        body += (" Evaluate fewer examples." if "evaluation" in what else
+                 " This Space's FTLAB_MAX_GPU_DURATION is set higher than ZeroGPU allows (its owner can lower it).")
     elif o.kind in ("queue", "unavailable", "pending"):
         head = f"**No ZeroGPU GPU was free for {what}.**"
         body = ("Every GPU of the shared pool was busy" + (f" (it needs {fmt_s(needs)})" if needs else "")
