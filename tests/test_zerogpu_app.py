@@ -75,7 +75,7 @@ def _client(space, name: str, auth: str | None) -> Client:
 
 
 def _start(client: Client) -> tuple[str, tuple]:
-    client.predict("Built-in", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
+    client.predict("builtin", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
     ids, msg = client.predict(MODEL, "sft", [], *_hp(), api_name="/prepare_run_handler")[:2]
     assert "Run created" in msg, msg
     return ids[-1], client.predict(api_name="/train_handler")
@@ -120,7 +120,7 @@ def flow(space):
 
     fake, out = space.fake, SimpleNamespace()
     ada = _client(space, "ada", "regular")
-    ada.predict("Built-in", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
+    ada.predict("builtin", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
     out.plan = ada.predict(MODEL, "sft", *_hp(), api_name="/check_handler")[-1]
     fake.set_left("ada", 5, auth="regular", reset_in_s=3 * 3600)
     out.run_id, out.refused_first = _start(ada)
@@ -231,7 +231,7 @@ def test_a_slice_killed_at_its_duration_resumes_from_its_checkpoint(space, flow)
 
     fake = space.fake
     bob = _client(space, "bob", "pro")
-    bob.predict("Built-in", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
+    bob.predict("builtin", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
     ids, msg = bob.predict(MODEL, "sft", [], *_hp(seed=9), api_name="/prepare_run_handler")[:2]
     rid = ids[-1]
     job = bob.submit(api_name="/train_handler")
@@ -271,7 +271,7 @@ def test_continue_on_the_cpu_after_a_refusal(space, flow):
 
     cyd = _client(space, "cyd", None)
     space.fake.set_left("cyd", 0)
-    cyd.predict("Built-in", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
+    cyd.predict("builtin", "pharmacy_meds", None, "", "sft", api_name="/load_dataset_handler")
     ids, msg = cyd.predict(MODEL, "sft", [], *_hp(), api_name="/prepare_run_handler")[:2]
     refused = cyd.predict(api_name="/train_handler")
     assert "ZeroGPU refused slice 1 of this run" in refused[0] and "**Sign in**" in refused[0]
