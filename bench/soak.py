@@ -80,7 +80,7 @@ def one_run(session: dict, dataset_name: str = "clinical_soap") -> str:
 
     model_id = "embedded/SmolLM2-135M-Instruct"
     values = {**config.defaults("cpu"), **TINY}
-    dataset, msg = tab.load_dataset_handler("Built-in", dataset_name, None, "", "sft", None)
+    dataset, msg = tab.load_dataset_handler("builtin", dataset_name, None, "", "sft", None)
     assert dataset, msg
     tab.check_handler(dataset, model_id, "sft", values)
     rid, session["run_ids"], msg, go = tab.prepare_run_handler(dataset, model_id, "sft", session["run_ids"], values)

@@ -34,7 +34,7 @@ def seeded_run(module_data_dir):
     torch.manual_seed(5)
     model = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(runs.read_run(rid)["model"]["path"]),
                                 peft.LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM",
-                                                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+                                                target_modules=config.TARGET_MODULE_CHOICES["attention"]))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
