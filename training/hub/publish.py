@@ -242,6 +242,23 @@ def whoami_name(token: str, endpoint: str | None = None) -> tuple[str | None, st
         return None, explain_error(exc, "sign-in", "")[0]
 
 
+def hub_endpoint() -> str | None:
+    """HF_ENDPOINT read at call time (huggingface_hub reads it once, at import)."""
+    import os
+    return os.environ.get("HF_ENDPOINT", "").strip() or None
+
+
+def resolve_repo(repo_name: str, namespace: str | None, token: str) -> tuple[str | None, "PushResult | None"]:
+    """(repo id, None), or (None, the PushResult to show): the learner's name is looked up when the
+    repo name has no owner and none was given. Every push (adapter, GGUF) starts here."""
+    if not namespace and "/" not in (repo_name or ""):
+        namespace, error = whoami_name(token, endpoint=hub_endpoint())
+        if error:
+            return None, PushResult(False, error, retryable=True)
+    repo_id, error = validate_repo_id(repo_name, namespace)
+    return (repo_id, None) if not error else (None, PushResult(False, error))
+
+
 def push_run(run_dir, repo_id: str, token: str, private: bool, include_merged: bool = False,
              endpoint: str | None = None) -> PushResult:
     """Create `repo_id` if needed and upload the run's adapter, card and PNG (and merged model)."""

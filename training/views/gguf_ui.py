@@ -4,7 +4,6 @@ and an optional push of the files next to the adapter. Logic in training/hub/ggu
 No `from __future__ import annotations` here: gradio reads the OAuth parameter annotations at run time.
 """
 import functools
-import os
 
 import gradio as gr
 
@@ -83,21 +82,13 @@ def export_handler(run_id, quants):
             yield text, runs.downloadable_copy(event["zip"]), gr.update(visible=True)
 
 
-def _endpoint():
-    return os.environ.get("HF_ENDPOINT", "").strip() or None
-
-
 def _push(path, repo_name, namespace, token, private):
     from training.hub import publish
 
-    if not namespace and "/" not in (repo_name or ""):
-        namespace, error = publish.whoami_name(token, endpoint=_endpoint())
-        if error:
-            return publish.PushResult(False, error, retryable=True)
-    repo_id, error = publish.validate_repo_id(repo_name, namespace)
-    if error:
-        return publish.PushResult(False, error)
-    return ge.push_gguf(path, repo_id, token, bool(private), endpoint=_endpoint())
+    repo_id, refused = publish.resolve_repo(repo_name, namespace, token)
+    if refused:
+        return refused
+    return ge.push_gguf(path, repo_id, token, bool(private), endpoint=publish.hub_endpoint())
 
 
 def push_handler(run_id, repo_name, private, token_text,

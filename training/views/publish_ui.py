@@ -41,8 +41,7 @@ def login_enabled() -> bool:
 
 
 def _endpoint():
-    # Read at call time (huggingface_hub reads HF_ENDPOINT once, at import).
-    return os.environ.get("HF_ENDPOINT", "").strip() or None
+    return publish.hub_endpoint()
 
 
 def _run_dir(run_id):
@@ -77,13 +76,9 @@ def _upload_bytes(path, include_merged):
 
 def _hub_push(path, repo_name, namespace, token, private, include_merged):
     """Every Hub call of one push (sign-in lookup, create, upload, commit). -> PushResult."""
-    if not namespace and "/" not in (repo_name or ""):
-        namespace, error = publish.whoami_name(token, endpoint=_endpoint())
-        if error:
-            return publish.PushResult(False, error, retryable=True)
-    repo_id, error = publish.validate_repo_id(repo_name, namespace)
-    if error:
-        return publish.PushResult(False, error)
+    repo_id, refused = publish.resolve_repo(repo_name, namespace, token)
+    if refused:
+        return refused
     return publish.push_run(path, repo_id, token, bool(private), include_merged=bool(include_merged),
                             endpoint=_endpoint())
 
