@@ -64,6 +64,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from core.procs import pid_alive
+
 # Daily quotas in seconds by login state (2026): signed out, free account, PRO.
 DAILY_QUOTA_S = {None: 120, "regular": 300, "pro": 2400}
 DAY_S = 24 * 3600
@@ -183,7 +185,7 @@ class FakeZeroGPU:
                 if lease.timer:
                     lease.timer.cancel()
             for pid in {lease.pid for lease in self.leases if lease.pid}:
-                if _alive(pid) and _is_python(pid):
+                if pid_alive(pid) and _is_python(pid):
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
@@ -323,7 +325,7 @@ class FakeZeroGPU:
         previous = self._last.get(index)
         lease.idle = bool(self.reuse_idle_workers and previous and previous.task_id == task_id
                           and previous.released and not previous.failed and not previous.killed
-                          and previous.pid and _alive(previous.pid))
+                          and previous.pid and pid_alive(previous.pid))
         if lease.idle:
             lease.pid = previous.pid   # the client reuses that worker and does not call /allow
             self._arm(lease)
@@ -407,20 +409,6 @@ class FakeZeroGPU:
 
     def _find(self, token: str | None) -> Lease | None:
         return next((l for l in self.leases if l.token == token), None)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _is_python(pid: int) -> bool:

@@ -13,6 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# `make test` runs one pytest-xdist worker per core, and the browser tests add a served app
+# and Chromium beside them. torch's default team (a thread per core) in every worker would
+# put 2-3 OpenMP teams on 2 cores, each waiting at every barrier for a descheduled thread:
+# one intra-op thread per worker (and per app it launches, through the environment) is
+# faster, not slower, here. The app itself keeps torch's default.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:

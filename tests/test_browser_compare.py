@@ -10,6 +10,7 @@ import pytest
 
 from core.text import plural
 from test_browser import browser  # noqa: F401  (module-scoped fixture)
+from test_browser_training import _set_number, _set_numbers
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -29,12 +30,6 @@ def app_url(module_data_dir):
     yield url
     demo.close()
     mp.undo()
-
-
-def _set_number(page, label: str, value) -> None:
-    box = page.get_by_label(re.compile(label)).first
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def _step(what: str) -> None:
@@ -83,7 +78,7 @@ def test_compare_two_runs_tokens_and_phone(app_url, browser):  # noqa: F811
     page.locator("#train-load").click()
     expect(page.locator("#train-data-status")).to_contain_text("Loaded pharmacy_meds")
     page.get_by_text("Hyperparameters").click()
-    _set_number(page, r"^Evaluate every", 1)
+    _set_numbers(page, ((r"^Evaluate every", 1),))
     page.locator("#train-check").click()
     expect(page.locator("#train-plan")).to_contain_text("Plan:", timeout=120_000)
 

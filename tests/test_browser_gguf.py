@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from test_browser import browser  # noqa: F401  (module-scoped fixture)
-from test_browser_training import _pass_module_test, _set_number, _train
+from test_browser_training import _pass_module_test, _set_numbers, _train
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -35,8 +35,7 @@ def test_train_export_and_download_the_gguf_zip(app_url, browser, tmp_path):  # 
     page.locator("#train-load").click()
     expect(page.locator("#train-data-status")).to_contain_text("Loaded")
     page.get_by_text("Hyperparameters").click()
-    _set_number(page, r"^Gradient accumulation", 1)
-    _set_number(page, r"^Evaluate every", 1)
+    _set_numbers(page, ((r"^Gradient accumulation", 1), (r"^Evaluate every", 1)))
     page.locator("#train-check").click()
     expect(page.locator("#train-plan")).to_contain_text("Plan:", timeout=120_000)
     _train(page, 1)

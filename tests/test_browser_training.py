@@ -39,6 +39,23 @@ def _set_number(page, label: str, value: int) -> None:
     box.press("Tab")  # commit the value as a learner leaving the field does
 
 
+def _set_numbers(page, pairs) -> None:
+    """Set several fields, then make sure each still shows its value before the test goes on.
+
+    On a busy machine a field typed into the moment its accordion opens can be reset as the
+    accordion's content finishes mounting (CI once lost "Max steps 2" that way); a learner
+    never types that fast, so the field is typed again, as a learner would seeing it changed."""
+    for _ in range(3):
+        wrong = [(label, value) for label, value in pairs
+                 if page.get_by_label(re.compile(label)).first.input_value() != str(value)]
+        for label, value in wrong:
+            _set_number(page, label, value)
+        if not wrong:
+            break
+    for label, value in pairs:
+        expect(page.get_by_label(re.compile(label)).first).to_have_value(str(value))
+
+
 def _train(page, steps: int) -> None:
     _set_number(page, r"^Max steps", steps)
     page.locator("#train-start").click()
@@ -135,8 +152,7 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     page.locator("#train-load").click()
     expect(page.locator("#train-data-status")).to_contain_text("Loaded")
     page.get_by_text("Hyperparameters").click()
-    _set_number(page, r"^Gradient accumulation", 1)
-    _set_number(page, r"^Evaluate every", 1)
+    _set_numbers(page, ((r"^Gradient accumulation", 1), (r"^Evaluate every", 1)))
 
     # Step 2 opened by itself once the data loaded; a passing check opens step 3.
     page.locator("#train-check").click()
@@ -155,10 +171,8 @@ def test_train_chart_runs_list_and_side_by_side(app_url, browser):  # noqa: F811
     # The workflow (issue 11): Lab 2's paste, fixed and sent; Lab 3's config applied; then a run.
     _lab2_fix_and_send(page)
     _lab3_apply(page)
-    _set_number(page, r"^Batch size", 1)
-    _set_number(page, r"^Gradient accumulation", 1)
-    _set_number(page, r"^Max length", 256)
-    _set_number(page, r"^Evaluate every", 1)
+    _set_numbers(page, ((r"^Batch size", 1), (r"^Gradient accumulation", 1), (r"^Max length", 256),
+                        (r"^Evaluate every", 1)))
     page.locator("#train-check").click()
     expect(page.locator("#train-plan")).to_contain_text("Plan:", timeout=120_000)
     _train(page, 3)

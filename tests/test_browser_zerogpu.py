@@ -12,7 +12,7 @@ import pytest
 
 from devtools.zerogpu import FakeZeroGPU, learner_token
 from test_browser import browser  # noqa: F401  (module-scoped fixture)
-from test_browser_training import TRAIN_TIMEOUT_MS, _set_number
+from test_browser_training import TRAIN_TIMEOUT_MS, _set_numbers
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -47,12 +47,12 @@ def test_quota_refusal_then_resume_in_the_browser(space, browser):  # noqa: F811
     page.locator("#train-load").click()
     expect(page.locator("#train-data-status")).to_contain_text("Loaded")
     page.get_by_text("Hyperparameters").click()
-    for label, value in ((r"^Max steps", 2), (r"^Batch size", 1), (r"^Gradient accumulation", 1),
-                         (r"^Max length", 128), (r"^Evaluate every", 100)):
-        _set_number(page, label, value)
+    _set_numbers(page, ((r"^Max steps", 2), (r"^Batch size", 1), (r"^Gradient accumulation", 1),
+                        (r"^Max length", 128), (r"^Evaluate every", 100)))
     page.locator("#train-check").click()
     plan = page.locator("#train-plan")
-    expect(plan).to_contain_text("GPU quota:", timeout=120_000)
+    expect(plan).to_contain_text("Plan: 2 optimizer steps", timeout=120_000)
+    expect(plan).to_contain_text("GPU quota:")
     expect(plan).to_contain_text("a signed-out learner has")
 
     page.locator("#train-start").click()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -113,7 +114,11 @@ def test_importing_the_training_ui_does_not_import_torch():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_download_copies_are_served_from_their_own_folder_and_swept(tmp_path):
+def test_download_copies_are_served_from_their_own_folder_and_swept(tmp_path, monkeypatch):
+    # Its own temp dir: a sweep with the clock moved forward in the shared /tmp would remove
+    # the download another test's server has just handed out (seen under pytest-xdist).
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     src = tmp_path / "adapter.zip"
     src.write_bytes(b"zip bytes")
     first = Path(runs.downloadable_copy(src))

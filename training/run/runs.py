@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from core.config import data_dir, env_float, env_int
+from core.procs import pid_alive
 
 
 
@@ -170,23 +171,6 @@ def read_datasets(run_id: str) -> dict[str, list[dict]]:
     return {s: read_jsonl(base / f"{s}.jsonl") for s in ("train", "validation", "test")}
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def pid_alive(pid: Any) -> bool:
-    """Whether a process with this pid (e.g. a run's owner) is alive on this machine."""
-    return _pid_alive(pid)
-
-
 def heartbeat_stale_s() -> float:
     return env_float("FTLAB_HEARTBEAT_STALE_S", 600.0)
 
@@ -194,7 +178,7 @@ def heartbeat_stale_s() -> float:
 def _looks_dead(info: dict) -> bool:
     if info.get("status") != RunStatus.RUNNING:
         return False
-    if info.get("owner_host") == socket.gethostname() and not _pid_alive(info.get("owner_pid")):
+    if info.get("owner_host") == socket.gethostname() and not pid_alive(info.get("owner_pid")):
         return True
     beat = info.get("heartbeat_at") or info.get("updated_at") or 0
     return time.time() - float(beat) > heartbeat_stale_s()
