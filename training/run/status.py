@@ -4,6 +4,8 @@ offline notice. The Training tab's handlers (`training/views/tab.py`) show these
 """
 from __future__ import annotations
 
+import functools
+import json
 import time
 from typing import Any
 
@@ -40,8 +42,16 @@ def effective_batch_md(batch, accum) -> str:
 
 def curves(run_id: str | None) -> tuple[str, str]:
     """(loss chart, learning-rate chart) as inline SVG (training/run/charts.py)."""
-    from training.run import charts
     log = runs.read_log(run_id) if run_id else []
+    return _drawn(json.dumps(log, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=32)
+def _drawn(log_json: str) -> tuple[str, str]:
+    """Drawn once per log: the poll of a run training elsewhere and every progress update
+    redraw the same curves until a step is logged, and matplotlib takes ~0.2 s a chart."""
+    from training.run import charts
+    log = json.loads(log_json)
     return charts.loss_svg(log), charts.lr_svg(log)
 
 
