@@ -102,8 +102,9 @@ def evaluate_tuned_only(rid: str, n: int, max_new_tokens: int | None = None) -> 
     cap = int(max_new_tokens or ev.new_token_cap(tok, refs))
     json_task = all(ev.is_json_object(r) for r in refs)
     answers: list[str] = []
-    for start in range(0, len(pairs), ev.EVAL_BATCH):
-        chunk = [p for p, _ in pairs[start:start + ev.EVAL_BATCH]]
+    batch = ev.rows_per_call(tok, [p for p, _ in pairs], cap)
+    for start in range(0, len(pairs), batch):
+        chunk = [p for p, _ in pairs[start:start + batch]]
         answers += generate_batch(model, tok, chunk, cap, json_stop=json_task)
     samples = [{"prompt": p[-1]["content"], "reference": r, "base": "", "tuned": a}
                for (p, r), a in zip(pairs, answers)]

@@ -14,8 +14,9 @@ tokens/s = the reply's tokens (the same greedy tokens on every side: checked) / 
 from the call to the last update (prefill included, as for plain generate).
 
 Evaluation: `evaluate.evaluate_stream` on the first BENCH_GEN_EVAL_N test rows (default:
-the whole split), base and tuned, on the previous entry (before) and the new pair (after),
-answers compared one by one (greedy: must be identical).
+the whole split), base and tuned, on the previous entry with 8 rows per generate call
+(before) and the new pair with rows per call from the token budget (after:
+`evaluate.rows_per_call`), answers compared one by one (greedy: must be identical).
 
 The run: BENCH_GEN_RUN=<run id under FTLAB_DATA_DIR> (a trained default run), else a
 clinical_soap run with the CPU defaults whose adapter is the default LoRA shape (r=16 on
@@ -165,26 +166,31 @@ def chat_rows(rid: str, repeats: int, max_new: int) -> list[Row]:
     ]
 
 
-def _evaluate(rid: str, n: int, loader) -> dict:
+BEFORE_BATCH = 8  # rows per generate call before the token budget (evaluate.rows_per_call)
+
+
+def _evaluate(rid: str, n: int, loader, batch: int | None = None) -> dict:
     from training.evaluation import evaluate
     t0 = time.perf_counter()
-    for event in evaluate.evaluate_stream(rid, n_samples=n, cache=_cache(loader)):
+    for event in evaluate.evaluate_stream(rid, n_samples=n, cache=_cache(loader), batch_size=batch):
         pass
     m = event["metrics"]
-    return {"wall": time.perf_counter() - t0, "samples": m["samples"], "cap": m["max_new_tokens"]}
+    return {"wall": time.perf_counter() - t0, "samples": m["samples"], "cap": m["max_new_tokens"],
+            "rows": m["rows_per_call"]}
 
 
 def eval_rows(rid: str, n: int) -> list[Row]:
     from training.evaluation import inference
     load0 = _load()
     _say("evaluation before,", n, "rows", load0)
-    before = _evaluate(rid, n, inference.load_for_run)
+    before = _evaluate(rid, n, inference.load_for_run, BEFORE_BATCH)
     _say("evaluation after,", n, "rows", _load(), "before took", round(before["wall"], 1))
     after = _evaluate(rid, n, inference.load_models)
     _say("done", _load(), "after took", round(after["wall"], 1))
     diffs = [i for i, (a, b) in enumerate(zip(before["samples"], after["samples"]))
              if (a["base"], a["tuned"]) != (b["base"], b["tuned"])]
-    cond = f"{load0} → {_load()}; {n} test rows × base + tuned, cap {after['cap']} tokens, batch 8, model load included"
+    cond = (f"{load0} → {_load()}; {n} test rows × base + tuned, cap {after['cap']} tokens, "
+            f"{before['rows']} → {after['rows']} rows per generate call, model load included")
     return [
         Row(f"evaluation, {n} rows: wall time", f"{after['wall']:.1f} s", f"{before['wall']:.1f} s",
             ratio(after["wall"], before["wall"]), "≤ 150 s for the whole split (36 rows) on this CPU",

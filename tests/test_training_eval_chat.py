@@ -103,6 +103,18 @@ def test_new_token_cap_follows_the_longest_reference(embedded_tokenizer):
     assert evaluate.new_token_cap(embedded_tokenizer, [short]) < cap
 
 
+def test_rows_per_generate_call_follow_the_token_budget(embedded_tokenizer, monkeypatch):
+    """A whole small split in one call; long prompts (or a long cap) in fewer rows per call."""
+    from training.evaluation.inference import prompt_ids
+    short = [[{"role": "user", "content": f"Note {i}: mild cough."}] for i in range(36)]
+    long = short[:35] + [[{"role": "user", "content": "word " * 900}]]
+    assert evaluate.rows_per_call(embedded_tokenizer, short, 183) >= 36  # the whole split in one call
+    width = len(prompt_ids(embedded_tokenizer, long[-1])) + 183
+    assert evaluate.rows_per_call(embedded_tokenizer, long, 183) == evaluate.EVAL_BATCH_TOKENS // width < 36
+    monkeypatch.setattr(evaluate, "EVAL_BATCH_TOKENS", 100)  # a budget under one row still makes progress
+    assert evaluate.rows_per_call(embedded_tokenizer, long, 183) == 1
+
+
 # ------------------------------------------------------------------ the model cache
 
 def test_cache_reuses_a_model_bounds_the_count_and_releases_after_idle():

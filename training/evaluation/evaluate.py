@@ -49,7 +49,11 @@ def scores(predictions: list[str], references: list[str]) -> dict:
     return out
 
 
-EVAL_BATCH = env_int("FTLAB_EVAL_BATCH", 8)
+# Rows per generate call: as many as fit EVAL_BATCH_TOKENS (padded prompt + answer cap per row),
+# at most EVAL_BATCH. A decoding step reads every weight once whatever the batch, so one call
+# for a 36-row split costs about as many steps as one for 8 rows (docs/benchmarks.md).
+EVAL_BATCH = env_int("FTLAB_EVAL_BATCH", 64)
+EVAL_BATCH_TOKENS = env_int("FTLAB_EVAL_BATCH_TOKENS", 24_000)
 CPU_EVAL_N = env_int("FTLAB_EVAL_CPU_N", 5)    # ~1 min for base + tuned on 2 CPU cores (docs/benchmarks.md)
 GPU_EVAL_MAX = env_int("FTLAB_EVAL_GPU_MAX", 200)  # the whole split, up to what one GPU call holds
 PENDING = "…"  # shown in a side-by-side cell whose answer is still being generated
@@ -72,6 +76,13 @@ def new_token_cap(tokenizer, references: list[str]) -> int:
     (an untuned base often echoes the note) runs to this cap."""
     longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references), default=0)
     return max(16, min(512, int(longest * 1.25) + 16))
+
+
+def rows_per_call(tokenizer, prompts: list[list[dict]], cap: int) -> int:
+    """How many rows one generate call takes: the token budget over the longest prompt plus the cap."""
+    from training.evaluation.inference import prompt_ids
+    longest = max((len(prompt_ids(tokenizer, p)) for p in prompts), default=0)
+    return max(1, min(EVAL_BATCH, EVAL_BATCH_TOKENS // max(1, longest + cap)))
 
 
 def is_json_object(text: str) -> bool:
@@ -199,8 +210,9 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
         events: queue.Queue = queue.Queue()
         cancel = threading.Event()
         prompts = [p for p, _ in pairs] + [c["prompt"] for c in cases]
+        batch = int(batch_size or rows_per_call(entry.tokenizer, prompts, cap))
         work = threading.Thread(target=_generate_all, daemon=True, name="evaluate", args=(
-            entry, prompts, cap, json_task, int(batch_size or EVAL_BATCH), events, cancel))
+            entry, prompts, cap, json_task, batch, events, cancel))
         work.start()
         try:
             yield from _progress(events, items, len(samples), cap, t0)
@@ -208,6 +220,7 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
             cancel.set()  # the learner left: stop generating at the next token
             work.join()
     result = dict(_partial(items, len(samples), time.monotonic() - t0), max_new_tokens=cap, json_stop=json_task,
+                  rows_per_call=batch,
                   intervals=intervals(samples), design=_stored_design(design, run_id),
                   bootstrap={"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": 0.95})
     path = runs.run_dir(run_id) / "metrics.json"
