@@ -274,9 +274,11 @@ def launch_style() -> dict:
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs):
+    from training.evaluation import base_answers  # no torch until answers are generated
     from training.run import runs  # no torch: the run registry only
 
     runs.cleanup_old_runs()  # runs past FTLAB_RUN_TTL_HOURS, also when nobody presses Start
+    base_answers.sweep()     # and the base answers kept for reuse, on the same clock
     demo = demo or build_app()
     kwargs.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     kwargs.setdefault("server_port", env_int("GRADIO_SERVER_PORT", 7860))

@@ -76,7 +76,8 @@ def after(run_id: str, n: int, max_new_tokens: int | None = None) -> dict:
     cache = ModelCache(lambda key: load_for_run(key[0]), max_models=1, janitor=False)  # a cold load, as above
     updates, first = 0, None
     t0 = time.monotonic()
-    for event in evaluate.evaluate_stream(run_id, n_samples=n, max_new_tokens=max_new_tokens, cache=cache):
+    for event in evaluate.evaluate_stream(run_id, n_samples=n, max_new_tokens=max_new_tokens, cache=cache,
+                                           reuse_base=False):
         updates += 1
         if event["kind"] == "progress" and event["answers"] and first is None:
             first = time.monotonic() - t0

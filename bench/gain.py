@@ -82,7 +82,8 @@ def evaluate(rid: str, n: int, max_new_tokens: int | None = None) -> dict:
     from training.evaluation.inference import load_for_run
     from training.evaluation.model_cache import ModelCache
     cache = ModelCache(lambda key: load_for_run(key[0]), max_models=1, janitor=False)
-    for event in ev.evaluate_stream(rid, n_samples=n, max_new_tokens=max_new_tokens, cache=cache):
+    for event in ev.evaluate_stream(rid, n_samples=n, max_new_tokens=max_new_tokens, cache=cache,
+                                    reuse_base=False):
         if event["kind"] == "done":
             return event["metrics"]
     raise RuntimeError("the evaluation ended without a result")

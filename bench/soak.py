@@ -98,10 +98,12 @@ def one_run(session: dict, dataset_name: str = "clinical_soap") -> str:
 
 def sweep(later_s: float) -> dict:
     """The retention sweep with its clock moved forward by `later_s` seconds."""
+    from training.evaluation import base_answers
     from training.evaluation.inference import MODEL_CACHE
     from training.run import runs
     now = time.time() + later_s
     removed = runs.cleanup_old_runs(now=now)
+    base_answers.sweep(now=now)
     runs.sweep_downloads(now=now)
     MODEL_CACHE.clear()  # its idle release (FTLAB_MODEL_IDLE_SECONDS) runs on its own clock
     return {"runs_removed": removed}

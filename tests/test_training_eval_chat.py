@@ -195,6 +195,28 @@ def test_evaluation_streams_answers_as_they_finish_and_writes_metrics(run_with_a
     assert evaluate.metrics_rows(m) and len(evaluate.samples_rows(m)) == 2
 
 
+def test_a_second_evaluation_of_the_same_questions_reuses_the_base_answers(run_with_adapter):
+    """The base side is answered once per base, questions, cap and batch: a second run (or a
+    second evaluation) gets the same base answers without generating them; they match answers
+    generated afresh; other questions are answered anew; the runs' retention removes them."""
+    import time
+
+    from training.evaluation import base_answers
+
+    def metrics(**kw):
+        return list(evaluate.evaluate_stream(run_with_adapter, n_samples=2, **kw))[-1]["metrics"]
+
+    first, again = metrics(max_new_tokens=10), metrics(max_new_tokens=10)
+    fresh, other = metrics(max_new_tokens=10, reuse_base=False), metrics(max_new_tokens=9)
+    assert (first["base_reused"], again["base_reused"], fresh["base_reused"], other["base_reused"]) == \
+        (False, True, False, False)
+    base = [s["base"] for s in first["samples"]]
+    assert [s["base"] for s in again["samples"]] == base == [s["base"] for s in fresh["samples"]]
+    assert again["base"] == first["base"] and again["tuned"] == first["tuned"]
+    assert base_answers.sweep(now=time.time() + base_answers.ttl_s() + 60) >= 2
+    assert metrics(max_new_tokens=10)["base_reused"] is False
+
+
 def test_evaluate_handler_shows_progress_then_the_result(run_with_adapter):
     updates = list(ui.evaluate_handler(run_with_adapter, 1))
     assert len(updates) >= 3  # starting, at least one answer in, the result

@@ -20,7 +20,9 @@ def test_evaluation_lines():
     assert report.starting_md(1) == "⏳ Loading the model and starting on 1 test example…"
     assert "default number" in report.starting_md(None)
     done = report.summary_md({"n": 5, "seconds": 40.0, "adversarial": []})
-    assert done.startswith("Evaluated 5 held-out test examples in 40 s")
+    assert done.startswith("Evaluated 5 held-out test examples in 40 s") and "Only the tuned" not in done
+    again = report.summary_md({"n": 5, "seconds": 20.0, "adversarial": [], "base_reused": True})
+    assert "Only the tuned model answered this time" in again
 
 
 def test_slider_settings_per_device():

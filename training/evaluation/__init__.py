@@ -3,6 +3,7 @@
 - `inference`: batched greedy generation and the streaming chat with the tuned model.
 - `model_cache`: the bounded, idle-released cache of loaded tuned models (process-wide).
 - `evaluate`: evaluation with paired bootstrap intervals, written to the run's metrics.json.
+- `base_answers`: the base model's answers kept for the next evaluation of the same questions.
 - `design`: the evaluation design (Lab 4's metrics and cases, the built-in default cases).
 - `view`: the side-by-side and adversarial tables as escaped HTML.
 - `compare`: two to four of a learner's runs side by side (curves, settings, metrics on shared

@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 from core.config import env_int
 from training.data import checks
-from training.evaluation import design as eval_design
+from training.evaluation import base_answers, design as eval_design
 from training.run import runs
 
 
@@ -181,12 +181,14 @@ def run_dataset_name(run_id: str) -> str:
 
 def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict | None = None,
                     max_new_tokens: int | None = None, batch_size: int | None = None,
-                    cache=None) -> Iterator[dict]:
+                    cache=None, reuse_base: bool = True) -> Iterator[dict]:
     """Base vs tuned on up to n_samples test rows (None: `default_n` for this device) and the
     design's adversarial cases, streamed. Yields plain dicts:
     {"kind": "progress", "done", "n", "cases", "answers", "total_answers", "elapsed", "eta", "metrics"}
     as answers come in (metrics: the examples finished so far), then
-    {"kind": "done", "metrics": ...} once metrics.json is written."""
+    {"kind": "done", "metrics": ...} once metrics.json is written. The base model's answers
+    come from an earlier evaluation of the same questions when there is one (`base_answers`;
+    `reuse_base=False` answers them again)."""
     from training.evaluation import inference
     from training.run.device import compute_device
 
@@ -211,8 +213,12 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
         cancel = threading.Event()
         prompts = [p for p, _ in pairs] + [c["prompt"] for c in cases]
         batch = int(batch_size or rows_per_call(entry.tokenizer, prompts, cap))
+        kept_as = base_answers.key(runs.read_run(run_id)["model"]["path"], prompts, cap, json_task, batch,
+                                   str(entry.model.device), str(entry.model.dtype)) if reuse_base else None
+        base_answers.sweep()  # a cheap moment to drop answers past the runs' TTL
+        kept = base_answers.load(kept_as, len(prompts)) if kept_as else None
         work = threading.Thread(target=_generate_all, daemon=True, name="evaluate", args=(
-            entry, prompts, cap, json_task, batch, events, cancel))
+            entry, prompts, cap, json_task, batch, events, cancel, kept_as, kept))
         work.start()
         try:
             yield from _progress(events, items, len(samples), cap, t0)
@@ -220,7 +226,7 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
             cancel.set()  # the learner left: stop generating at the next token
             work.join()
     result = dict(_partial(items, len(samples), time.monotonic() - t0), max_new_tokens=cap, json_stop=json_task,
-                  rows_per_call=batch,
+                  rows_per_call=batch, base_reused=kept is not None,
                   intervals=intervals(samples), design=_stored_design(design, run_id),
                   bootstrap={"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": 0.95})
     path = runs.run_dir(run_id) / "metrics.json"
@@ -236,25 +242,45 @@ def _stored_design(design: dict | None, run_id: str) -> dict:
     return {"source": d.get("source", ""), "metrics": d.get("metrics"), "note": d.get("note", "")}
 
 
-def _generate_all(entry, prompts, cap, json_task, batch, events, cancel) -> None:
-    """In a thread: tuned then base answers, a batch of prompts at a time; reports to `events`."""
+def _generate_all(entry, prompts, cap, json_task, batch, events, cancel, kept_as=None, kept=None) -> None:
+    """In a thread: tuned then base answers, a batch of prompts at a time; reports to `events`.
+    `kept_as`: the key of the base answers for these questions; `kept`: those answers, when an
+    earlier evaluation left them (otherwise they are kept once all are in)."""
     from training.evaluation.inference import generate_batch, side as model_side
     chunks = [(start, prompts[start:start + batch]) for start in range(0, len(prompts), batch)]
+    base: dict[int, str] = {}
     try:
         for k, (start, chunk) in enumerate(chunks):
             for j, side in enumerate(("tuned", "base")):
                 if cancel.is_set():
                     return
                 events.put(("pass", 2 * k + j, 2 * len(chunks)))
+                if side == "base" and kept is not None:
+                    for i in range(start, start + len(chunk)):
+                        events.put(("answer", "base", i, kept[i]))
+                    continue
                 with entry.lock, model_side(entry.model, side == "tuned") as model:
-                    generate_batch(model, entry.tokenizer, chunk, cap, json_stop=json_task, cancel=cancel,
-                                   on_step=lambda step: events.put(("step", step)),
-                                   on_done=lambda i, text, side=side, start=start:
-                                   events.put(("answer", side, start + i, text)))
+                    answers = generate_batch(model, entry.tokenizer, chunk, cap, json_stop=json_task, cancel=cancel,
+                                             on_step=lambda step: events.put(("step", step)),
+                                             on_done=lambda i, text, side=side, start=start:
+                                             events.put(("answer", side, start + i, text)))
+                if side == "base":
+                    base.update({start + i: a for i, a in enumerate(answers)})
+        _keep_base(kept_as, kept, base, len(prompts), cancel)
     except BaseException as exc:  # noqa: BLE001 - re-raised by the reader
         events.put(("error", exc))
     finally:
         events.put(("end",))
+
+
+def _keep_base(kept_as, kept, base: dict[int, str], n: int, cancel: threading.Event) -> None:
+    """Keep a complete, uncancelled set of base answers for the next run; mark kept ones used."""
+    if not kept_as:
+        return
+    if kept is not None:
+        base_answers.touch(kept_as)
+    elif len(base) == n and not cancel.is_set():
+        base_answers.save(kept_as, [base[i] for i in range(n)])
 
 
 def _progress(events: queue.Queue, items: list[dict], n_test: int, cap: int, t0: float) -> Iterator[dict]:

@@ -86,6 +86,10 @@ class RunModels:
     def device(self):
         return self.tuned.device
 
+    @property
+    def dtype(self):
+        return self.base.dtype
+
 
 def load_models(run_id: str) -> tuple[RunModels, object]:
     """-> (RunModels, tokenizer), uncached: what the cache holds for a run."""

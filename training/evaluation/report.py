@@ -26,12 +26,17 @@ def starting_md(n: int | None) -> str:
     return f"⏳ Loading the model and starting on {count}…"
 
 
+REUSED = ("Only the tuned model answered this time: the base model's answers to these same questions "
+          "were kept from an earlier evaluation on this server (greedy answers do not change). ")
+
+
 def summary_md(m: dict) -> str:
     """The line shown once the evaluation is done."""
     cases = len(m.get("adversarial") or [])
     msg = (f"Evaluated {m['n']} held-out test examples"
            + (f" and {cases} adversarial case{'s' if cases != 1 else ''}" if cases else "")
            + f" in {m['seconds']:.0f} s (greedy decoding; base = same model with the adapter switched off). "
+           + (REUSED if m.get("base_reused") else "")
            + eval_view.adversarial_summary(m.get("adversarial") or []))
     return msg.strip()
 
