@@ -85,9 +85,13 @@ CSS = """
 
 
 def on_load(progress):
-    """Repair whatever the browser sent and show the summary (and any notice)."""
+    """Repair whatever the browser sent and show the summary (and any notice). The stored
+    progress is written back only when it needed repair: on a busy server this can finish
+    after the learner's first click ("I've read this lesson"), whose newer progress it would
+    otherwise overwrite with what the page loaded with."""
     fixed, notice = prog.repair(progress)
-    return fixed, prog.summary_markdown(fixed), (f"ℹ️ {notice}" if notice else "")
+    return (fixed if fixed != progress else gr.skip()), prog.summary_markdown(fixed), \
+        (f"ℹ️ {notice}" if notice else "")
 
 
 def reset_progress():

@@ -106,3 +106,17 @@ def test_new_attempt_reshuffles_options():
             assert update["choices"] == grading.shuffled_options(q, seed) and update["value"] is None
         orders.add(tuple(out[2]["choices"]))
     assert len(orders) > 1
+
+
+def test_page_load_writes_the_progress_back_only_when_it_repaired_it():
+    """The page-load handler can finish after the learner's first click on a busy server: it must
+    not put back the progress the page loaded with over the click's newer progress."""
+    import app
+    from core import progress as prog
+
+    read = dict(prog.empty(), lessons_read=["lesson1"])
+    state, summary, notice = app.on_load(read)
+    assert state == {"__type__": "update"} and notice == ""  # nothing to repair: the stored value is left alone
+    assert "1/9" in summary
+    state, summary, notice = app.on_load("not json")
+    assert state == prog.empty() and "reset" in notice
