@@ -14,9 +14,13 @@ tokens/s = the reply's tokens (the same greedy tokens on every side: checked) / 
 from the call to the last update (prefill included, as for plain generate).
 
 Evaluation: `evaluate.evaluate_stream` on the first BENCH_GEN_EVAL_N test rows (default:
-the whole split), base and tuned, on the previous entry with 8 rows per generate call
-(before) and the new pair with rows per call from the token budget (after:
-`evaluate.rows_per_call`), answers compared one by one (greedy: must be identical).
+the whole split), base and tuned, answers compared one by one (greedy: must be identical):
+- **before**: the previous entry (the PEFT model, adapter unmerged), 8 rows per
+  `model.generate` call (`generate_batch_before`), the sides one after another;
+- **after**: the cached pair, rows per batch from the token budget (`evaluate.rows_per_call`),
+  `training.evaluation.decoding` (finished rows leave the batch, a preallocated cache, the two
+  sides at once on a CPU), base answers generated and kept;
+- **again**: the same, a later run on the same questions: only the tuned side is generated.
 
 The run: BENCH_GEN_RUN=<run id under FTLAB_DATA_DIR> (a trained default run), else a
 clinical_soap run with the CPU defaults whose adapter is the default LoRA shape (r=16 on
@@ -28,6 +32,7 @@ the compute per token is the same as a trained one's).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -169,6 +174,46 @@ def chat_rows(rid: str, repeats: int, max_new: int) -> list[Row]:
 BEFORE_BATCH = 8  # rows per generate call before the token budget (evaluate.rows_per_call)
 
 
+def generate_batch_before(model, tokenizer, conversations, max_new_tokens, *, json_stop=False, on_step=None,
+                          on_done=None, cancel=None) -> list[str]:
+    """The evaluation's generation before `training.evaluation.decoding`: one left-padded
+    `model.generate` call, every row computed until the slowest stops, the cache grown by
+    concatenation (a row's answer is decoded as it stops, as the app did)."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    from training.evaluation.inference import decode_answer, left_padded, prompt_ids, stopping_criteria
+    ids, mask = left_padded(tokenizer, [prompt_ids(tokenizer, c) for c in conversations], model.device)
+    width, answers = ids.shape[1], {}
+
+    def finished(i, row):
+        answers[i] = decode_answer(tokenizer, row[width:], json_stop)
+        if on_done:
+            on_done(i, answers[i])
+    stop = stopping_criteria(tokenizer, len(conversations), json_stop=json_stop, on_step=on_step, on_done=finished,
+                             cancel=cancel)
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(max_new_tokens), do_sample=False,
+                             use_cache=True, stopping_criteria=StoppingCriteriaList([stop]),
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    for i, row in enumerate(out.tolist()):
+        if i not in answers:
+            finished(i, row)
+    return [answers[i] for i in range(len(conversations))]
+
+
+@contextlib.contextmanager
+def generation_before():
+    """The evaluation as it was: `generate_batch_before`, the sides one after another."""
+    from training.evaluation import evaluate, inference
+    saved = inference.generate_batch, evaluate.together
+    inference.generate_batch, evaluate.together = generate_batch_before, lambda model: False
+    try:
+        yield
+    finally:
+        inference.generate_batch, evaluate.together = saved
+
+
 def _evaluate(rid: str, n: int, loader, batch: int | None = None, reuse_base: bool = False) -> dict:
     from training.evaluation import evaluate
     t0 = time.perf_counter()
@@ -184,7 +229,8 @@ def eval_rows(rid: str, n: int) -> list[Row]:
     from training.evaluation import base_answers, inference
     load0 = _load()
     _say("evaluation before,", n, "rows", load0)
-    before = _evaluate(rid, n, inference.load_for_run, BEFORE_BATCH)
+    with generation_before():
+        before = _evaluate(rid, n, inference.load_for_run, BEFORE_BATCH)
     _say("evaluation after,", n, "rows", _load(), "before took", round(before["wall"], 1))
     base_answers.sweep(now=time.time() + base_answers.ttl_s() + 1)  # cold: nothing kept by an earlier bench
     after = _evaluate(rid, n, inference.load_models, reuse_base=True)  # answers both sides, keeps the base's

@@ -76,3 +76,70 @@ def test_chat_reply_is_the_same_and_streams_fewer_updates(seeded_run, monkeypatc
     now = chat(inference.load_models, 0.1)
     assert now[-1] == before[-1] and "▌" not in now[-1][-1]["content"]
     assert len(now) <= len(before)
+
+
+def test_greedy_decoding_gives_generates_tokens_while_finished_rows_leave_the_batch(embedded_model_dir,
+                                                                                   embedded_tokenizer):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training.evaluation import decoding
+
+    tok = embedded_tokenizer
+    model = AutoModelForCausalLM.from_pretrained(str(embedded_model_dir), dtype=torch.float32).eval()
+    texts = ["Hi", "List three animals that live in the sea, with one fact about each of them.", "Name a colour."]
+    prompts = [inference.prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    ids, mask = inference.left_padded(tok, prompts, model.device)
+    with torch.inference_mode():
+        expected = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=20, do_sample=False,
+                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)[:, ids.shape[1]:]
+    expected = [[t for t in row if t != tok.eos_token_id] for row in expected.tolist()]
+    batch_sizes, done, seen = [], [], {}
+
+    def stops(i: int, token: int) -> bool:  # row 1 is stopped after 5 tokens: the others must not change
+        seen[i] = seen.get(i, 0) + 1
+        return token == tok.eos_token_id or (i == 1 and seen[i] >= 5)
+
+    model.get_decoder().register_forward_pre_hook(
+        lambda m, args, kwargs: batch_sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    with torch.inference_mode():
+        got = decoding.greedy(model, prompts, 20, pad_id=tok.pad_token_id, prefill_rows=2, stops=stops,
+                              on_done=lambda i, tokens: done.append(i))
+    assert [[t for t in row if t != tok.eos_token_id] for row in got] == [expected[0], expected[1][:5], expected[2]]
+    assert sorted(done) == [0, 1, 2]
+    assert batch_sizes[:2] == [2, 1]  # prefilled in groups of close length
+    assert batch_sizes[2] == 3 and batch_sizes[-1] < 3  # rows that ended left the batch
+
+
+
+def test_the_two_sides_at_once_answer_as_one_after_another(seeded_run):
+    import threading
+
+    import torch
+
+    from training.evaluation import decoding
+    from training.evaluation.inference import generate_batch
+
+    prompts = [r["messages"][:1] for r in ROWS]
+    pair, tok = inference.load_models(seeded_run)
+    alone = [generate_batch(m, tok, prompts, 24) for m in (pair.tuned, pair.base)]
+    before, others = torch.get_num_threads(), []
+    together = decoding.at_once([lambda m=m: generate_batch(m, tok, prompts, 24) for m in (pair.tuned, pair.base)], 1)
+    assert together == alone
+    # Each decoder computes with the threads it was given (torch would reset a thread's count to
+    # the default at its first parallel operation), and no other thread's count changes.
+    give = 2 if before == 1 else 1
+
+    def threads_used() -> int:
+        (torch.ones(1 << 20) * 2).sum()  # a parallel operation first
+        return torch.get_num_threads()
+    assert decoding.at_once([threads_used, threads_used], give) == [give, give]
+    t = threading.Thread(target=lambda: others.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    assert torch.get_num_threads() == before and others == [before]  # no thread but the decoders' changed
+
+    def fails():
+        raise ValueError("no room")
+    with pytest.raises(ValueError, match="no room"):
+        decoding.at_once([lambda: 1, fails], 1)

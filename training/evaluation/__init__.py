@@ -1,6 +1,8 @@
 """Answers from a trained run: generation, chat and the base-vs-tuned evaluation.
 
 - `inference`: batched greedy generation and the streaming chat with the tuned model.
+- `decoding`: the evaluation's greedy batches (finished rows leave, a preallocated KV cache,
+  the two sides at once on a CPU).
 - `model_cache`: the bounded, idle-released cache of loaded tuned models (process-wide).
 - `evaluate`: evaluation with paired bootstrap intervals, written to the run's metrics.json.
 - `base_answers`: the base model's answers kept for the next evaluation of the same questions.

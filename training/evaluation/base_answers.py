@@ -37,11 +37,12 @@ def _weights_stamp(model_path: str) -> list:
 
 
 def key(model_path: str, prompts: list, cap: int, json_stop: bool, rows_per_call: int, device: str,
-        dtype: str) -> str:
+        dtype: str, threads: int) -> str:
     import torch
     import transformers
     what = {"model": str(model_path), "weights": _weights_stamp(model_path), "prompts": prompts, "cap": int(cap),
             "json_stop": bool(json_stop), "rows": int(rows_per_call), "device": device, "dtype": dtype,
+            "threads": int(threads),
             "torch": torch.__version__, "transformers": transformers.__version__}
     return hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
 

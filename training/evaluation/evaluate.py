@@ -214,7 +214,8 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
         prompts = [p for p, _ in pairs] + [c["prompt"] for c in cases]
         batch = int(batch_size or rows_per_call(entry.tokenizer, prompts, cap))
         kept_as = base_answers.key(runs.read_run(run_id)["model"]["path"], prompts, cap, json_task, batch,
-                                   str(entry.model.device), str(entry.model.dtype)) if reuse_base else None
+                                   str(entry.model.device), str(entry.model.dtype),
+                                   base_threads(entry.model)) if reuse_base else None
         base_answers.sweep()  # a cheap moment to drop answers past the runs' TTL
         kept = base_answers.load(kept_as, len(prompts)) if kept_as else None
         work = threading.Thread(target=_generate_all, daemon=True, name="evaluate", args=(
@@ -236,6 +237,13 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
     yield {"kind": "done", "metrics": result}
 
 
+def base_threads(model) -> int:
+    """The intra-op threads the base side is answered with when both sides are generated."""
+    from training.evaluation import decoding
+    import torch
+    return (decoding.threads_each(model.device, 2) if together(model) else 0) or torch.get_num_threads()
+
+
 def _stored_design(design: dict | None, run_id: str) -> dict:
     """What metrics.json keeps of the design: where it came from and the metrics it chose."""
     d = design or eval_design.default_design(run_dataset_name(run_id))
@@ -243,34 +251,50 @@ def _stored_design(design: dict | None, run_id: str) -> dict:
 
 
 def _generate_all(entry, prompts, cap, json_task, batch, events, cancel, kept_as=None, kept=None) -> None:
-    """In a thread: tuned then base answers, a batch of prompts at a time; reports to `events`.
+    """In a thread: the tuned and base answers, a batch of prompts at a time; reports to `events`.
+    On a CPU the two sides of a batch decode at once, the cores shared out (`decoding.at_once`).
     `kept_as`: the key of the base answers for these questions; `kept`: those answers, when an
-    earlier evaluation left them (otherwise they are kept once all are in)."""
-    from training.evaluation.inference import generate_batch, side as model_side
-    chunks = [(start, prompts[start:start + batch]) for start in range(0, len(prompts), batch)]
+    earlier evaluation left them (shown at once; otherwise they are kept once all are in)."""
+    from training.evaluation import decoding
+    sides = ["tuned"] if kept is not None else ["tuned", "base"]
+    threads = decoding.threads_each(entry.model.device, len(sides)) if together(entry.model) else 0
+    groups = [sides] if threads else [[s] for s in sides]
+    passes = [(start, prompts[start:start + batch], group)
+              for start in range(0, len(prompts), batch) for group in groups]
     base: dict[int, str] = {}
     try:
-        for k, (start, chunk) in enumerate(chunks):
-            for j, side in enumerate(("tuned", "base")):
-                if cancel.is_set():
-                    return
-                events.put(("pass", 2 * k + j, 2 * len(chunks)))
-                if side == "base" and kept is not None:
-                    for i in range(start, start + len(chunk)):
-                        events.put(("answer", "base", i, kept[i]))
-                    continue
-                with entry.lock, model_side(entry.model, side == "tuned") as model:
-                    answers = generate_batch(model, entry.tokenizer, chunk, cap, json_stop=json_task, cancel=cancel,
-                                             on_step=lambda step: events.put(("step", step)),
-                                             on_done=lambda i, text, side=side, start=start:
-                                             events.put(("answer", side, start + i, text)))
-                if side == "base":
-                    base.update({start + i: a for i, a in enumerate(answers)})
+        for i, text in enumerate(kept or []):
+            events.put(("answer", "base", i, text))
+        for k, (start, chunk, group) in enumerate(passes):
+            if cancel.is_set():
+                return
+            events.put(("pass", k, len(passes)))
+            jobs = [lambda side=side: _answer(entry, side, start, chunk, cap, json_task, events, cancel)
+                    for side in group]
+            with entry.lock:
+                answers = dict(zip(group, decoding.at_once(jobs, threads) if threads else [j() for j in jobs]))
+            base.update({start + i: a for i, a in enumerate(answers.get("base", []))})
         _keep_base(kept_as, kept, base, len(prompts), cancel)
     except BaseException as exc:  # noqa: BLE001 - re-raised by the reader
         events.put(("error", exc))
     finally:
         events.put(("end",))
+
+
+def together(model) -> bool:
+    """Whether the two sides can decode at once: two models (a `RunModels` pair), not one PEFT
+    model whose adapter is switched off for the base side."""
+    from training.evaluation.inference import RunModels
+    return isinstance(model, RunModels)
+
+
+def _answer(entry, side: str, start: int, chunk: list, cap: int, json_task: bool, events, cancel) -> list[str]:
+    """One side's answers for a batch of prompts, each reported as it ends."""
+    from training.evaluation.inference import generate_batch, side as model_side
+    with model_side(entry.model, side == "tuned") as model:
+        return generate_batch(model, entry.tokenizer, chunk, cap, json_stop=json_task, cancel=cancel,
+                              on_step=lambda step: events.put(("step", step)),
+                              on_done=lambda i, text: events.put(("answer", side, start + i, text)))
 
 
 def _keep_base(kept_as, kept, base: dict[int, str], n: int, cancel: threading.Event) -> None:

@@ -11,9 +11,9 @@ Merged, a tuned step is a plain forward: the unmerged PEFT model ran the two LoR
 of every adapted layer, in Python, at every generated token. Greedy answers stay the
 same (tests/test_generation_speed.py, bench/generate.py).
 
-Speed on a CPU also comes from: the KV cache (`use_cache=True`), several prompts in
-one left-padded batch, a cap on new tokens, `torch.inference_mode`, and for JSON answers
-a stopping criterion that ends a sequence as soon as its JSON object closes. A streamed
+Speed on a CPU also comes from: the KV cache, several prompts in one batch whose rows
+leave as they stop (`training.evaluation.decoding`), a cap on new tokens,
+`torch.inference_mode`, and for JSON answers a stop as soon as the JSON object closes. A streamed
 chat reply is re-sent at most every STREAM_EVERY_S (each update re-sends and re-renders
 the whole chat in the browser, which shares the CPU on a small machine).
 """
@@ -287,30 +287,30 @@ def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_to
                    json_stop: bool = False, on_step: Callable[[int], None] | None = None,
                    on_done: Callable[[int, str], None] | None = None,
                    cancel: threading.Event | None = None) -> list[str]:
-    """Greedy answers for several chats in one left-padded batch (deterministic, so base vs
-    tuned is a fair comparison). `on_done(i, text)` fires as each row finishes."""
+    """Greedy answers for several chats in one batch (deterministic, so base vs tuned is a
+    fair comparison; `decoding.greedy`: each row leaves the batch when it stops). A row
+    stops at EOS or, with json_stop, when its JSON object closes. `on_done(i, text)` fires
+    as each row finishes."""
     import torch
-    from transformers import StoppingCriteriaList
 
-    ids, mask = left_padded(tokenizer, [prompt_ids(tokenizer, c) for c in conversations], model.device)
-    width = ids.shape[1]
-    answers: dict[int, str] = {}
+    from training.evaluation import decoding
 
-    def finished(i: int, row: list[int]) -> None:
-        answers[i] = decode_answer(tokenizer, row[width:], json_stop)
+    scanners = [JsonScanner() for _ in conversations]
+    answers: list[str] = [""] * len(conversations)
+
+    def stops(i: int, token: int) -> bool:
+        return token == tokenizer.eos_token_id or (json_stop and scanners[i].feed(tokenizer.decode([token])))
+
+    def finished(i: int, tokens: list[int]) -> None:
+        answers[i] = decode_answer(tokenizer, tokens, json_stop)
         if on_done:
             on_done(i, answers[i])
 
-    stop = stopping_criteria(tokenizer, len(conversations), json_stop=json_stop, on_step=on_step,
-                             on_done=finished, cancel=cancel)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(max_new_tokens),
-                             do_sample=False, use_cache=True, stopping_criteria=StoppingCriteriaList([stop]),
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    for i, row in enumerate(out.tolist()):  # rows that ran to the cap finish here
-        if i not in answers:
-            finished(i, row)
-    return [answers[i] for i in range(len(conversations))]
+        decoding.greedy(model, [prompt_ids(tokenizer, c) for c in conversations], int(max_new_tokens),
+                        pad_id=pad, stops=stops, on_done=finished, on_step=on_step, cancel=cancel)
+    return answers
 
 
 def generate(model, tokenizer, messages: list[dict], max_new_tokens: int = 128) -> str:
