@@ -44,17 +44,27 @@ def seeded_run(module_data_dir):
     return rid
 
 
-def test_merged_pair_answers_exactly_as_the_unmerged_peft_model(seeded_run):
+@pytest.fixture(scope="module")
+def pair(seeded_run):
+    """The run's cached pair and its tuned and base answers to the rows, one side after the other."""
+    from training.evaluation.inference import generate_batch
+
+    models, tok = inference.load_models(seeded_run)
+    prompts = [r["messages"][:1] for r in ROWS]
+    answers = {tuned: generate_batch(models.tuned if tuned else models.base, tok, prompts, 24)
+               for tuned in (True, False)}
+    return models, tok, prompts, answers
+
+
+def test_merged_pair_answers_exactly_as_the_unmerged_peft_model(seeded_run, pair):
     from training.evaluation.inference import generate_batch, side
 
-    prompts = [r["messages"][:1] for r in ROWS]
-    old, tok = inference.load_for_run(seeded_run)
-    pair, _ = inference.load_models(seeded_run)
-    answers = {}
-    for name, model in (("old", old), ("new", pair)):
-        for tuned in (True, False):
-            with side(model, tuned) as m:
-                answers[name, tuned] = generate_batch(m, tok, prompts, 24)
+    pair, tok, prompts, new = pair
+    old, _ = inference.load_for_run(seeded_run)
+    answers = {("new", tuned): a for tuned, a in new.items()}
+    for tuned in (True, False):
+        with side(old, tuned) as m:
+            answers["old", tuned] = generate_batch(m, tok, prompts, 24)
     assert answers["new", True] == answers["old", True]
     assert answers["new", False] == answers["old", False]
     assert answers["new", True] != answers["new", False]  # the adapter does change the answers
@@ -112,7 +122,7 @@ def test_greedy_decoding_gives_generates_tokens_while_finished_rows_leave_the_ba
 
 
 
-def test_the_two_sides_at_once_answer_as_one_after_another(seeded_run):
+def test_the_two_sides_at_once_answer_as_one_after_another(pair):
     import threading
 
     import torch
@@ -120,9 +130,8 @@ def test_the_two_sides_at_once_answer_as_one_after_another(seeded_run):
     from training.evaluation import decoding
     from training.evaluation.inference import generate_batch
 
-    prompts = [r["messages"][:1] for r in ROWS]
-    pair, tok = inference.load_models(seeded_run)
-    alone = [generate_batch(m, tok, prompts, 24) for m in (pair.tuned, pair.base)]
+    pair, tok, prompts, answers = pair
+    alone = [answers[True], answers[False]]
     before, others = torch.get_num_threads(), []
     together = decoding.at_once([lambda m=m: generate_batch(m, tok, prompts, 24) for m in (pair.tuned, pair.base)], 1)
     assert together == alone
