@@ -1,7 +1,7 @@
 """The base model's evaluation answers, kept for the next run that asks the same questions.
 
 Greedy answers are a function of the base model's weights, the prompts in their order, the
-token cap, the JSON stop, the rows per `generate` call and where the numbers are computed
+token cap, the JSON stop, the rows per batch and where the numbers are computed
 (device, dtype, torch and transformers versions). Learners on one server mostly evaluate
 runs of the same base on the same built-in split: the first evaluation answers both sides,
 every later one only its tuned side (about half the time, and half the GPU quota on ZeroGPU).

@@ -56,6 +56,16 @@ class PreallocatedLayer(DynamicLayer):
         self._refresh()
 
 
+def left_padded(prompts: list[list[int]], pad_id: int, device):
+    """(ids, mask) with every prompt ending at the same position, so the new tokens of the whole
+    batch line up (right padding would make the model continue after pad tokens)."""
+    import torch
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    return ids, mask
+
+
 def positions(mask):
     """Position ids from a left-padded attention mask, as `generate` computes them."""
     return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
@@ -103,9 +113,8 @@ def prefill(model, prompts: list[list[int]], new_tokens: int, pad_id: int, group
     order = sorted(range(rows), key=lambda i: len(prompts[i]))
     for start in range(0, rows, group):
         idx = order[start:start + group]
-        w = max(len(prompts[i]) for i in idx)
-        ids = torch.tensor([[pad_id] * (w - len(prompts[i])) + prompts[i] for i in idx], device=device)
-        part = torch.tensor([[0] * (w - len(prompts[i])) + [1] * len(prompts[i]) for i in idx], device=device)
+        ids, part = left_padded([prompts[i] for i in idx], pad_id, device)
+        w = ids.shape[1]
         cache, tokens = next_tokens(model, input_ids=ids, attention_mask=part, position_ids=positions(part),
                                     use_cache=True)
         at = torch.tensor(idx, device=device)

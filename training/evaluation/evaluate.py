@@ -237,11 +237,16 @@ def evaluate_stream(run_id: str, *, n_samples: int | None = None, design: dict |
     yield {"kind": "done", "metrics": result}
 
 
+def side_threads(model, sides: int) -> int:
+    """Intra-op threads for each side when `sides` sides decode at once; 0: one after another."""
+    from training.evaluation import decoding
+    return decoding.threads_each(model.device, sides) if together(model) else 0
+
+
 def base_threads(model) -> int:
     """The intra-op threads the base side is answered with when both sides are generated."""
-    from training.evaluation import decoding
     import torch
-    return (decoding.threads_each(model.device, 2) if together(model) else 0) or torch.get_num_threads()
+    return side_threads(model, 2) or torch.get_num_threads()
 
 
 def _stored_design(design: dict | None, run_id: str) -> dict:
@@ -257,7 +262,7 @@ def _generate_all(entry, prompts, cap, json_task, batch, events, cancel, kept_as
     earlier evaluation left them (shown at once; otherwise they are kept once all are in)."""
     from training.evaluation import decoding
     sides = ["tuned"] if kept is not None else ["tuned", "base"]
-    threads = decoding.threads_each(entry.model.device, len(sides)) if together(entry.model) else 0
+    threads = side_threads(entry.model, len(sides))
     groups = [sides] if threads else [[s] for s in sides]
     passes = [(start, prompts[start:start + batch], group)
               for start in range(0, len(prompts), batch) for group in groups]

@@ -266,15 +266,15 @@ def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
     return list(ids)
 
 
+def pad_id(tokenizer) -> int:
+    """The id padding is written with (EOS where the tokenizer names no pad token); always masked."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def left_padded(tokenizer, prompts: list[list[int]], device):
-    """Left padding: every prompt ends at the same position, so the new tokens of the
-    whole batch line up (right padding would make the model continue after pad tokens)."""
-    import torch
-    width = max(len(p) for p in prompts)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    return ids, mask
+    """Left-padded (ids, mask) for a batch of prompts (`decoding.left_padded`)."""
+    from training.evaluation import decoding
+    return decoding.left_padded(prompts, pad_id(tokenizer), device)
 
 
 def decode_answer(tokenizer, ids, json_stop: bool, leading_only: bool = False) -> str:
@@ -306,10 +306,9 @@ def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_to
         if on_done:
             on_done(i, answers[i])
 
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.inference_mode():
         decoding.greedy(model, [prompt_ids(tokenizer, c) for c in conversations], int(max_new_tokens),
-                        pad_id=pad, stops=stops, on_done=finished, on_step=on_step, cancel=cancel)
+                        pad_id=pad_id(tokenizer), stops=stops, on_done=finished, on_step=on_step, cancel=cancel)
     return answers
 
 
